@@ -1,0 +1,50 @@
+// Command kiln is a daemonless container-image builder and local image store.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/kiln-build/kiln/internal/run"
+)
+
+func main() {
+	// The chroot isolation re-executes this binary as the init of a new
+	// set of namespaces; that child never reaches the command line.
+	if run.IsReexec() {
+		os.Exit(run.Reexec())
+	}
+	os.Exit(execute(os.Args[1:]))
+}
+
+// exitError carries an exit status other than the default 125 up to main,
+// for errors whose status is documented (a process's own exit code, 126, 127).
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// execute runs the command line and returns the process exit status:
+// 0 on success, the carried code of an exitError, and 125 for every
+// other error, as Buildah does.
+func execute(args []string) int {
+	root := newRootCommand()
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return 0
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil && ee.err.Error() != "" {
+			fmt.Fprintf(os.Stderr, "Error: %v\n", ee.err)
+		}
+		return ee.code
+	}
+	fmt.Fprintf(os.Stderr, "Error: %v\n", err)
+	return 125
+}
