@@ -1,0 +1,153 @@
+package image
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	digest "github.com/opencontainers/go-digest"
+)
+
+// ErrBadReference is wrapped by every reference parsing error.
+var ErrBadReference = errors.New("invalid image reference")
+
+// Reference is a parsed image name: [domain/]path[:tag][@digest].
+type Reference struct {
+	Domain string // "" when the name had none
+	Path   string
+	Tag    string
+	Digest digest.Digest
+}
+
+var (
+	pathComponent = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*$`)
+	tagPattern    = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+	domainPattern = regexp.MustCompile(`^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]+)?$|^\[[0-9A-Fa-f:.]+\](?::[0-9]+)?$`)
+)
+
+// ParseReference parses s without normalizing it: no domain or tag is
+// added. It refuses upper case in the path, bad tags and bad digests.
+func ParseReference(s string) (Reference, error) {
+	var r Reference
+	bad := func(why string) (Reference, error) {
+		return Reference{}, fmt.Errorf("%w %q: %s", ErrBadReference, s, why)
+	}
+	if s == "" {
+		return bad("empty name")
+	}
+	rest := s
+	if i := strings.Index(rest, "@"); i >= 0 {
+		d := digest.Digest(rest[i+1:])
+		if err := d.Validate(); err != nil {
+			return bad("bad digest: " + err.Error())
+		}
+		r.Digest = d
+		rest = rest[:i]
+	}
+	if i := strings.LastIndex(rest, ":"); i >= 0 && !strings.Contains(rest[i+1:], "/") {
+		r.Tag = rest[i+1:]
+		if !tagPattern.MatchString(r.Tag) {
+			return bad("bad tag " + strconv(r.Tag))
+		}
+		rest = rest[:i]
+	}
+	if first, after, ok := strings.Cut(rest, "/"); ok && (strings.ContainsAny(first, ".:") || first == "localhost" || strings.HasPrefix(first, "[")) {
+		if !domainPattern.MatchString(first) {
+			return bad("bad registry host " + strconv(first))
+		}
+		r.Domain, rest = first, after
+	}
+	if rest == "" {
+		return bad("no repository name")
+	}
+	for _, c := range strings.Split(rest, "/") {
+		if !pathComponent.MatchString(c) {
+			if strings.ToLower(c) == c {
+				return bad("bad repository name component " + strconv(c))
+			}
+			return bad("repository names must be lower case")
+		}
+	}
+	if len(rest) > 255 {
+		return bad("repository name longer than 255 characters")
+	}
+	r.Path = rest
+	return r, nil
+}
+
+func strconv(s string) string { return fmt.Sprintf("%q", s) }
+
+// Name is the repository: domain/path, or path when there is no domain.
+func (r Reference) Name() string {
+	if r.Domain == "" {
+		return r.Path
+	}
+	return r.Domain + "/" + r.Path
+}
+
+// String formats the reference back to its text form.
+func (r Reference) String() string {
+	s := r.Name()
+	if r.Tag != "" {
+		s += ":" + r.Tag
+	}
+	if r.Digest != "" {
+		s += "@" + string(r.Digest)
+	}
+	return s
+}
+
+// Normalized fills in what a bare name lacks the way Buildah names local
+// images: no domain means "localhost", no tag and no digest means "latest".
+func (r Reference) Normalized() Reference {
+	if r.Domain == "" {
+		r.Domain = "localhost"
+	}
+	if r.Tag == "" && r.Digest == "" {
+		r.Tag = "latest"
+	}
+	return r
+}
+
+// NormalizeName parses s and normalizes it as a name for a local image.
+func NormalizeName(s string) (string, error) {
+	r, err := ParseReference(s)
+	if err != nil {
+		return "", err
+	}
+	return r.Normalized().String(), nil
+}
+
+// LocalCandidates lists the full names a short name may stand for in the
+// local store, most likely first: as given, under localhost, and under
+// docker.io (with library/ for one-component paths).
+func LocalCandidates(s string) ([]string, error) {
+	r, err := ParseReference(s)
+	if err != nil {
+		return nil, err
+	}
+	if r.Tag == "" && r.Digest == "" {
+		r.Tag = "latest"
+	}
+	if r.Domain != "" {
+		out := []string{r.String()}
+		if r.Domain == "docker.io" && !strings.Contains(r.Path, "/") {
+			lib := r
+			lib.Path = "library/" + r.Path
+			out = append(out, lib.String())
+		}
+		return out, nil
+	}
+	var out []string
+	for _, d := range []string{"localhost", "docker.io"} {
+		c := r
+		c.Domain = d
+		out = append(out, c.String())
+		if d == "docker.io" && !strings.Contains(r.Path, "/") {
+			c.Path = "library/" + r.Path
+			out = append(out, c.String())
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,58 @@
+package image
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestParseReference(t *testing.T) {
+	const dg = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	tests := []struct {
+		in   string
+		want Reference
+	}{
+		{"busybox", Reference{Path: "busybox"}},
+		{"localhost/busybox", Reference{Domain: "localhost", Path: "busybox"}},
+		{"localhost:5000/a/b:v1", Reference{Domain: "localhost:5000", Path: "a/b", Tag: "v1"}},
+		{"quay.io/x/y@" + dg, Reference{Domain: "quay.io", Path: "x/y", Digest: dg}},
+		{"x/y:t@" + dg, Reference{Path: "x/y", Tag: "t", Digest: dg}},
+		{"127.0.0.1:5000/hello", Reference{Domain: "127.0.0.1:5000", Path: "hello"}},
+	}
+	for _, tt := range tests {
+		got, err := ParseReference(tt.in)
+		if err != nil {
+			t.Errorf("ParseReference(%q): %v", tt.in, err)
+			continue
+		}
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("ParseReference(%q) (-want +got):\n%s", tt.in, diff)
+		}
+		if got.String() != tt.in {
+			t.Errorf("String() = %q, want %q", got.String(), tt.in)
+		}
+	}
+}
+
+func TestParseReferenceErrors(t *testing.T) {
+	for _, in := range []string{"", "Busybox", "a//b", "a:b:c", "x@sha256:12", "x:-bad", "-x", "a/b:"} {
+		if _, err := ParseReference(in); !errors.Is(err, ErrBadReference) {
+			t.Errorf("ParseReference(%q) = %v, want ErrBadReference", in, err)
+		}
+	}
+}
+
+func TestLocalCandidates(t *testing.T) {
+	got, err := LocalCandidates("busybox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"localhost/busybox:latest", "docker.io/busybox:latest", "docker.io/library/busybox:latest"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("LocalCandidates (-want +got):\n%s", diff)
+	}
+	if n, _ := NormalizeName("hello"); n != "localhost/hello:latest" {
+		t.Errorf("NormalizeName(hello) = %q", n)
+	}
+}

@@ -1,0 +1,286 @@
+// Package overlay is the overlayfs storage driver: each snapshot's content
+// is an overlay upper directory, a mount stacks a snapshot on its
+// ancestors, and a container's writes become a layer by renaming its upper
+// directory, never by copying.
+package overlay
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/archive"
+	"github.com/kiln-build/kiln/internal/store/driver"
+)
+
+func init() {
+	driver.Register("overlay", New)
+	driver.Register("overlay2", New)
+}
+
+// Driver is the overlay driver.
+type Driver struct {
+	layout driver.Layout
+}
+
+var _ driver.Driver = (*Driver)(nil)
+
+// New opens the overlay driver at o.Home, checking once that overlayfs
+// mounts work on the backing filesystem.
+func New(o driver.Options) (driver.Driver, error) {
+	d := &Driver{layout: driver.Layout{Home: o.Home, Content: "diff"}}
+	for _, dir := range []string{o.Home, d.linkDir(), d.emptyDir()} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("creating overlay home: %w", err)
+		}
+	}
+	if err := d.probe(); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *Driver) linkDir() string  { return filepath.Join(d.layout.Home, "l") }
+func (d *Driver) emptyDir() string { return filepath.Join(d.layout.Home, "empty") }
+
+// probe mounts a tiny overlay once; the result is remembered in Home.
+func (d *Driver) probe() error {
+	ok := filepath.Join(d.layout.Home, ".probe-ok")
+	if _, err := os.Stat(ok); err == nil {
+		return nil
+	}
+	dir, err := os.MkdirTemp(d.layout.Home, ".probe-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	for _, sub := range []string{"lower", "upper", "work", "merged"} {
+		if err := os.Mkdir(filepath.Join(dir, sub), 0o700); err != nil {
+			return err
+		}
+	}
+	opts := fmt.Sprintf("lowerdir=%s/lower,upperdir=%s/upper,workdir=%s/work", dir, dir, dir)
+	if err := unix.Mount("overlay", filepath.Join(dir, "merged"), "overlay", 0, opts); err != nil {
+		return fmt.Errorf("%w: overlay mount on %s: %v (use --storage-driver vfs, or a filesystem with d_type such as XFS ftype=1 or ext4)", driver.ErrUnsupported, d.layout.Home, err)
+	}
+	_ = unix.Unmount(filepath.Join(dir, "merged"), unix.MNT_DETACH)
+	return os.WriteFile(ok, nil, 0o600)
+}
+
+// Name implements driver.Driver.
+func (d *Driver) Name() string { return "overlay" }
+
+// Home implements driver.Driver.
+func (d *Driver) Home() string { return d.layout.Home }
+
+// Create implements driver.Driver.
+func (d *Driver) Create(ctx context.Context, id, parent string) error {
+	if err := d.layout.Create(id, parent, nil); err != nil {
+		return err
+	}
+	return d.ensureLink(id)
+}
+
+// ensureLink gives the snapshot a short name under l/ so that long
+// chains of lower directories fit in one mount's option string.
+func (d *Driver) ensureLink(id string) error {
+	linkFile := filepath.Join(d.layout.Dir(id), "link")
+	if b, err := os.ReadFile(linkFile); err == nil {
+		if _, err := os.Lstat(filepath.Join(d.linkDir(), string(b))); err == nil {
+			return nil
+		}
+	}
+	var buf [10]byte
+	if _, err := rand.Read(buf[:]); err != nil {
+		return err
+	}
+	short := strings.ToUpper(fmt.Sprintf("%x", buf[:])[:16])
+	if err := os.Symlink(filepath.Join("..", id, "diff"), filepath.Join(d.linkDir(), short)); err != nil {
+		return err
+	}
+	return driver.WriteFileAtomic(linkFile, []byte(short), 0o600)
+}
+
+func (d *Driver) lowerPath(id string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(d.layout.Dir(id), "link"))
+	if err != nil {
+		return d.layout.ContentDir(id), nil
+	}
+	return filepath.Join(d.linkDir(), string(b)), nil
+}
+
+// ApplyDiff implements driver.Driver.
+func (d *Driver) ApplyDiff(ctx context.Context, id string, r io.Reader) (int64, error) {
+	if !d.layout.Exists(id) {
+		return 0, fmt.Errorf("%w: %s", driver.ErrNotExist, id)
+	}
+	return archive.Apply(ctx, d.layout.ContentDir(id), r, archive.ApplyOptions{Overlay: true})
+}
+
+func (d *Driver) mergedDir(id string) string { return filepath.Join(d.layout.Dir(id), "merged") }
+
+// Mount implements driver.Driver.
+func (d *Driver) Mount(ctx context.Context, id string, readOnly bool) (string, error) {
+	chain, err := d.layout.Chain(id)
+	if err != nil {
+		return "", err
+	}
+	target := d.mergedDir(id)
+	if err := os.MkdirAll(target, 0o755); err != nil {
+		return "", err
+	}
+	if m, _ := d.Mounted(id); m {
+		return target, nil
+	}
+	lowerIDs := chain[1:]
+	if readOnly {
+		lowerIDs = chain
+	}
+	var lowers []string
+	for _, l := range lowerIDs {
+		p, err := d.lowerPath(l)
+		if err != nil {
+			return "", err
+		}
+		lowers = append(lowers, p)
+	}
+	if len(lowers) < 2 && readOnly || len(lowers) == 0 {
+		lowers = append(lowers, d.emptyDir())
+	}
+	opts := "lowerdir=" + strings.Join(lowers, ":")
+	flags := uintptr(0)
+	if readOnly {
+		flags = unix.MS_RDONLY
+	} else {
+		work := filepath.Join(d.layout.Dir(id), "work")
+		if err := os.MkdirAll(work, 0o700); err != nil {
+			return "", err
+		}
+		opts += ",upperdir=" + d.layout.ContentDir(id) + ",workdir=" + work
+	}
+	if len(opts) >= unix.Getpagesize() {
+		return "", fmt.Errorf("mounting snapshot %s: %d layers are too many for one overlay mount", id, len(chain))
+	}
+	if err := unix.Mount("overlay", target, "overlay", flags, opts); err != nil {
+		return "", fmt.Errorf("mounting snapshot %s: %w", id, err)
+	}
+	return target, nil
+}
+
+// Unmount implements driver.Driver.
+func (d *Driver) Unmount(ctx context.Context, id string) error {
+	target := d.mergedDir(id)
+	for {
+		err := unix.Unmount(target, 0)
+		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("unmounting snapshot %s: %w", id, err)
+		}
+	}
+}
+
+// Mounted implements driver.Driver: the merged directory sits on another
+// device than its parent directory exactly when something is mounted.
+func (d *Driver) Mounted(id string) (bool, error) {
+	var a, b unix.Stat_t
+	if err := unix.Lstat(d.mergedDir(id), &a); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return false, nil
+		}
+		return false, err
+	}
+	if err := unix.Lstat(d.layout.Dir(id), &b); err != nil {
+		return false, err
+	}
+	return a.Dev != b.Dev, nil
+}
+
+// Diff implements driver.Driver by reading the upper directory alone.
+func (d *Driver) Diff(ctx context.Context, id string, w io.Writer, opts driver.DiffOptions) error {
+	if !d.layout.Exists(id) {
+		return fmt.Errorf("%w: %s", driver.ErrNotExist, id)
+	}
+	return archive.WriteUpperDiff(ctx, w, d.layout.ContentDir(id), archive.DiffOptions{ModTimeUpperBound: opts.ModTimeUpperBound})
+}
+
+// Promote implements driver.Driver: the upper directory is renamed into
+// the new layer and the container gets a fresh, empty one.
+func (d *Driver) Promote(ctx context.Context, from, to string) error {
+	if m, _ := d.Mounted(from); m {
+		return fmt.Errorf("promoting snapshot %s: it is mounted", from)
+	}
+	err := d.layout.Promote(from, to, func(_, fromContent string) error {
+		return os.Mkdir(fromContent, 0o755)
+	})
+	if err != nil {
+		return fmt.Errorf("promoting snapshot %s to %s: %w", from, to, err)
+	}
+	if err := os.RemoveAll(filepath.Join(d.layout.Dir(from), "work")); err != nil {
+		return err
+	}
+	// Short links name a snapshot's path, not its content: from keeps
+	// its own, and to needs one.
+	return d.ensureLink(to)
+}
+
+// Parent implements driver.Driver.
+func (d *Driver) Parent(id string) (string, error) { return d.layout.Parent(id) }
+
+// Exists implements driver.Driver.
+func (d *Driver) Exists(id string) bool { return d.layout.Exists(id) }
+
+// Remove implements driver.Driver.
+func (d *Driver) Remove(ctx context.Context, id string) error {
+	if err := d.Unmount(ctx, id); err != nil {
+		return err
+	}
+	if b, err := os.ReadFile(filepath.Join(d.layout.Dir(id), "link")); err == nil && len(b) > 0 {
+		_ = os.Remove(filepath.Join(d.linkDir(), string(b)))
+	}
+	return d.layout.Remove(id)
+}
+
+// Size implements driver.Driver.
+func (d *Driver) Size(ctx context.Context, id string) (int64, error) {
+	return driver.DirSize(d.layout.ContentDir(id))
+}
+
+// Status implements driver.Driver.
+func (d *Driver) Status() [][2]string {
+	var st unix.Statfs_t
+	fsName := "unknown"
+	if err := unix.Statfs(d.layout.Home, &st); err == nil {
+		fsName = fsTypeName(st.Type)
+	}
+	return [][2]string{
+		{"Backing Filesystem", fsName},
+		{"Supports d_type", "true"},
+		{"Native Overlay Diff", "true"},
+		{"Using metacopy", "false"},
+	}
+}
+
+func fsTypeName(t int64) string {
+	switch t {
+	case unix.EXT4_SUPER_MAGIC:
+		return "extfs"
+	case unix.XFS_SUPER_MAGIC:
+		return "xfs"
+	case unix.BTRFS_SUPER_MAGIC:
+		return "btrfs"
+	case unix.TMPFS_MAGIC:
+		return "tmpfs"
+	case unix.OVERLAYFS_SUPER_MAGIC:
+		return "overlayfs"
+	}
+	return fmt.Sprintf("0x%x", t)
+}
