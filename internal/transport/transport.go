@@ -1,0 +1,192 @@
+// Package transport moves images between kiln and the outside world: a
+// registry (docker://), the Docker daemon (docker-daemon:), OCI layouts and
+// their archives (oci:, oci-archive:), docker save archives
+// (docker-archive:) and plain directories (dir:). Each transport is a
+// Source and/or a Destination; Copy moves an image from one to the other,
+// verifying every blob and manifest against its digest on the way.
+//
+// The library never prints, exits or reads flags: callers pass a
+// SystemContext and receive progress through callbacks.
+package transport
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/kiln-build/kiln/internal/transport/blobio"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Source is an image (or index) that can be read. Implementations must be
+// safe for concurrent Blob calls.
+type Source interface {
+	// Manifest returns the raw manifest (or index) bytes and media type. For
+	// a non-nil instance digest, the manifest of that instance of an index.
+	Manifest(ctx context.Context, instance *digest.Digest) ([]byte, string, error)
+	// Blob opens a blob (config or layer) by digest; size -1 if unknown.
+	Blob(ctx context.Context, d digest.Digest) (io.ReadCloser, int64, error)
+	// Close releases the source.
+	Close() error
+}
+
+// Destination is where an image is written. PutBlob may be called
+// concurrently; PutManifest and Commit are called once the blobs are in.
+type Destination interface {
+	// HasBlob reports whether the destination already has the blob (and
+	// may mount it cross-repo).
+	HasBlob(ctx context.Context, desc ocispec.Descriptor) (bool, error)
+	// PutBlob stores a blob; the implementation verifies r against
+	// desc.Digest/Size and refuses a mismatch.
+	PutBlob(ctx context.Context, desc ocispec.Descriptor, r io.Reader) error
+	// PutManifest stores a manifest or index; instance is non-nil for a
+	// child of an index.
+	PutManifest(ctx context.Context, raw []byte, mediaType string, instance *digest.Digest) error
+	// Commit makes the image visible (tag written, archive closed, etc.).
+	// Close without Commit discards.
+	Commit(ctx context.Context) error
+	// Close releases the destination.
+	Close() error
+	// SupportedManifestTypes lists the media types the destination accepts,
+	// preferred first; nil means any.
+	SupportedManifestTypes() []string
+}
+
+// BlobLocator is implemented by sources that live in a registry repository,
+// so that a destination on the same registry can mount blobs from it.
+type BlobLocator interface {
+	// BlobRepository returns "registry/repository" of the source.
+	BlobRepository() string
+}
+
+// CrossRepoMounter is implemented by registry destinations: HasBlob also
+// tries to mount a missing blob from the repositories added here.
+type CrossRepoMounter interface {
+	// AddMountSource adds a "registry/repository" to mount blobs from.
+	AddMountSource(repository string)
+}
+
+// Ref is a parsed "transport:reference".
+type Ref interface {
+	// Transport returns the transport name ("docker", "oci", …).
+	Transport() string
+	// String returns the reference in "transport:reference" form.
+	String() string
+	// NewSource opens the image for reading.
+	NewSource(ctx context.Context, sys *SystemContext) (Source, error)
+	// NewDestination opens the image for writing.
+	NewDestination(ctx context.Context, sys *SystemContext) (Destination, error)
+}
+
+// Platform selects one image of an index.
+type Platform struct {
+	OS, Architecture, Variant string
+}
+
+// ProgressEvent reports the state of one blob during Copy.
+type ProgressEvent struct {
+	Digest digest.Digest
+	// Size is the blob size, -1 if unknown.
+	Size int64
+	// Done is the number of bytes transferred so far.
+	Done int64
+	// State is what happened.
+	State ProgressState
+}
+
+// ProgressState is the kind of a ProgressEvent.
+type ProgressState int
+
+const (
+	// ProgressStarted is sent once before a blob is transferred.
+	ProgressStarted ProgressState = iota
+	// ProgressRunning is sent as bytes move.
+	ProgressRunning
+	// ProgressSkipped is sent when the destination already has the blob.
+	ProgressSkipped
+	// ProgressDone is sent when the blob is stored.
+	ProgressDone
+)
+
+// String names the state.
+func (s ProgressState) String() string {
+	return [...]string{"started", "running", "skipped", "done"}[s]
+}
+
+// SystemContext carries the settings of one invocation: where credentials,
+// certificates and registries.conf are, and how to retry. The zero value
+// uses the system defaults. It is read, never modified, by the library.
+type SystemContext struct {
+	// AuthFile overrides the credential file search (like --authfile).
+	AuthFile string
+	// Creds are "user:pass" (or "user") credentials that win over any file.
+	Creds string
+	// CertDir replaces the certs.d lookup for registries (like --cert-dir).
+	CertDir string
+	// TLSVerify forces TLS verification on or off; nil follows
+	// registries.conf (insecure = true turns it off).
+	TLSVerify *bool
+	// DaemonHost is the Docker Engine address (unix:///path or tcp://h:p).
+	// The caller resolves DOCKER_HOST into it; empty means the default socket.
+	DaemonHost string
+	// RegistriesConf, RegistriesConfDir and ShortNameAliasConf override the
+	// registries.conf locations.
+	RegistriesConf, RegistriesConfDir, ShortNameAliasConf string
+	// CertsDirs overrides the certs.d directories searched (default
+	// /etc/containers/certs.d, /etc/docker/certs.d).
+	CertsDirs []string
+	// Platform selects the image of an index; zero means this machine.
+	Platform Platform
+	// Retry is how many times a failed request is retried; RetryDelay the
+	// first delay (doubled each time). Zero Retry means 3, negative none.
+	Retry      int
+	RetryDelay time.Duration
+	// Logger receives debug logs; nil discards them.
+	Logger *slog.Logger
+	// Env replaces the process environment for credential lookups
+	// (REGISTRY_AUTH_FILE, XDG_RUNTIME_DIR, HOME); nil means os.Getenv.
+	Env func(string) string
+}
+
+// Sentinel errors; match them with errors.Is.
+var (
+	// ErrDigestMismatch reports content that does not hash to its digest.
+	ErrDigestMismatch = blobio.ErrDigestMismatch
+	// ErrSizeMismatch reports content whose length differs from its descriptor.
+	ErrSizeMismatch = blobio.ErrSizeMismatch
+	// ErrTooLarge reports a manifest or config beyond 4 MiB.
+	ErrTooLarge = blobio.ErrTooLarge
+	// ErrUnsupported reports an operation a transport cannot do.
+	ErrUnsupported = errors.New("not supported by this transport")
+	// ErrNoMatchingPlatform reports an index without the requested platform.
+	ErrNoMatchingPlatform = errors.New("no image for the platform")
+	// ErrBlocked reports a registry blocked in registries.conf.
+	ErrBlocked = errors.New("registry is blocked in registries.conf")
+	// ErrShortName reports a short name that cannot be resolved.
+	ErrShortName = errors.New("short name cannot be resolved")
+	// ErrNotLoggedIn reports a registry without stored credentials.
+	ErrNotLoggedIn = errors.New("not logged in")
+)
+
+func (sys *SystemContext) logger() *slog.Logger {
+	if sys == nil || sys.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return sys.Logger
+}
+
+func (sys *SystemContext) retry() (int, time.Duration) {
+	n, d := 3, time.Second
+	if sys != nil && sys.Retry > 0 {
+		n = sys.Retry
+	} else if sys != nil && sys.Retry < 0 {
+		n = 0
+	}
+	if sys != nil && sys.RetryDelay > 0 {
+		d = sys.RetryDelay
+	}
+	return n, d
+}
