@@ -1,0 +1,142 @@
+package run
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+const (
+	reexecArg0 = "kiln-run-chroot"
+	reexecEnv  = "_KILN_RUN_CHROOT"
+)
+
+// childConfig is what the chroot isolation's child needs, sent as JSON
+// on file descriptor 3.
+type childConfig struct {
+	Rootfs   string
+	Args     []string
+	Env      []string
+	Cwd      string
+	UID, GID uint32
+	Groups   []uint32
+	Caps     []string
+	Hostname string
+	NewNet   bool
+	Mounts   []specs.Mount
+	NoPivot  bool
+}
+
+// childError is what the child reports on file descriptor 4 when it could
+// not start the command.
+type childError struct {
+	Kind string // "notfound", "notexec" or ""
+	Msg  string
+}
+
+// IsReexec reports whether this process is the chroot isolation's child,
+// started by Run. main must call it before anything else and, when it is
+// true, exit with Reexec's status.
+func IsReexec() bool {
+	return len(os.Args) > 0 && os.Args[0] == reexecArg0 && os.Getenv(reexecEnv) == "1"
+}
+
+// runChroot re-executes this binary into new namespaces; the child sets up
+// the root filesystem, becomes pid 1 of the new pid namespace, runs the
+// command and exits with its status.
+func runChroot(ctx context.Context, p *plan) (int, error) {
+	cfgPath := filepath.Join(p.o.RunDir, "chroot-"+p.id+".json")
+	if err := p.writeChildConfig(cfgPath); err != nil {
+		return 125, err
+	}
+	p.runFiles = append(p.runFiles, cfgPath)
+	cfgFile, err := os.Open(cfgPath)
+	if err != nil {
+		return 125, err
+	}
+	defer cfgFile.Close()
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		return 125, err
+	}
+	defer errR.Close()
+	flags := syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC
+	if p.newNet {
+		flags |= syscall.CLONE_NEWNET
+	}
+	cmd := &exec.Cmd{
+		Path:       "/proc/self/exe",
+		Args:       []string{reexecArg0},
+		Env:        []string{reexecEnv + "=1"},
+		Stdin:      p.o.Stdin,
+		Stdout:     p.o.Stdout,
+		Stderr:     p.o.Stderr,
+		ExtraFiles: []*os.File{cfgFile, errW},
+		SysProcAttr: &syscall.SysProcAttr{
+			Cloneflags: uintptr(flags),
+			Pdeathsig:  syscall.SIGKILL,
+		},
+		WaitDelay: 5 * time.Second,
+	}
+	var report []byte
+	readDone := make(chan struct{})
+	go func() {
+		report, _ = io.ReadAll(io.LimitReader(errR, 1<<20))
+		close(readDone)
+	}()
+	kill := func() {
+		if cmd.Process != nil {
+			_ = cmd.Process.Kill()
+		}
+	}
+	code, err := startAndWait(ctx, cmd, kill)
+	errW.Close()
+	<-readDone
+	if err != nil {
+		return code, fmt.Errorf("running chroot isolation: %w", err)
+	}
+	if len(report) > 0 {
+		return code, decodeChildError(report)
+	}
+	return code, nil
+}
+
+func (p *plan) writeChildConfig(file string) error {
+	cfg := childConfig{
+		Rootfs: p.o.Rootfs, Args: p.o.Args, Env: p.env, Cwd: p.cwd,
+		UID: p.user.UID, GID: p.user.GID, Groups: p.user.Groups,
+		Caps: p.caps, Hostname: p.hostname, NewNet: p.newNet,
+		Mounts: p.mounts, NoPivot: p.o.NoPivot,
+	}
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(file, b, 0o600); err != nil {
+		return fmt.Errorf("writing chroot isolation config: %w", err)
+	}
+	return nil
+}
+
+func decodeChildError(b []byte) error {
+	var ce childError
+	if err := json.Unmarshal(b, &ce); err != nil {
+		return fmt.Errorf("chroot isolation: unreadable report %q", b)
+	}
+	switch ce.Kind {
+	case "notfound":
+		return fmt.Errorf("%s: %w", ce.Msg, ErrNotFound)
+	case "notexec":
+		return fmt.Errorf("%s: %w", ce.Msg, ErrNotExecutable)
+	}
+	return errors.New(ce.Msg)
+}

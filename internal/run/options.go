@@ -1,0 +1,188 @@
+package run
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Sentinel errors. The CLI maps ErrNotFound to exit status 127,
+// ErrNotExecutable to 126 and every other error to 125.
+var (
+	// ErrNotFound means the command does not exist in the root filesystem.
+	ErrNotFound = errors.New("command not found")
+	// ErrNotExecutable means the command exists but cannot be executed.
+	ErrNotExecutable = errors.New("command not executable")
+	// ErrRuntimeNotFound means the OCI runtime binary is absent.
+	ErrRuntimeNotFound = errors.New("oci runtime not found")
+	// ErrUnknownUser means the user or group is not in the root filesystem.
+	ErrUnknownUser = errors.New("unknown user")
+	// ErrBadWorkingDir means the working directory cannot be used.
+	ErrBadWorkingDir = errors.New("bad working directory")
+	// ErrBadMount means a volume or mount specification is invalid.
+	ErrBadMount = errors.New("bad mount")
+)
+
+// Isolation selects how the process is isolated.
+type Isolation int
+
+const (
+	// IsolationOCI runs the process with an OCI runtime (runc, crun).
+	IsolationOCI Isolation = iota
+	// IsolationChroot runs the process with kiln's built-in isolation.
+	IsolationChroot
+)
+
+// ParseIsolation parses "oci" (also "runc", "default") or "chroot".
+func ParseIsolation(s string) (Isolation, error) {
+	switch strings.ToLower(s) {
+	case "oci", "runc", "default":
+		return IsolationOCI, nil
+	case "chroot":
+		return IsolationChroot, nil
+	}
+	return 0, fmt.Errorf("unknown isolation %q: use oci or chroot", s)
+}
+
+// String returns "oci" or "chroot".
+func (i Isolation) String() string {
+	if i == IsolationChroot {
+		return "chroot"
+	}
+	return "oci"
+}
+
+// DefaultIsolation returns IsolationOCI when runc or crun is in PATH and kiln
+// does not itself run inside a container, IsolationChroot otherwise.
+func DefaultIsolation() Isolation {
+	if InContainer() {
+		return IsolationChroot
+	}
+	for _, name := range []string{"runc", "crun"} {
+		if _, err := exec.LookPath(name); err == nil {
+			return IsolationOCI
+		}
+	}
+	return IsolationChroot
+}
+
+// InContainer reports whether this process seems to run inside a container
+// (Docker, Podman, Kubernetes, LXC, systemd-nspawn).
+func InContainer() bool {
+	for _, f := range []string{"/.dockerenv", "/run/.containerenv"} {
+		if _, err := os.Lstat(f); err == nil {
+			return true
+		}
+	}
+	if os.Getenv("container") != "" {
+		return true
+	}
+	if b, err := os.ReadFile("/proc/1/environ"); err == nil {
+		for kv := range strings.SplitSeq(string(b), "\x00") {
+			if strings.HasPrefix(kv, "container=") {
+				return true
+			}
+		}
+	}
+	b, err := os.ReadFile("/proc/1/cgroup")
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	for _, hint := range []string{"/docker/", "/docker-", "/kubepods", "/lxc/", "/libpod-", "containerd"} {
+		if strings.Contains(s, hint) {
+			return true
+		}
+	}
+	return false
+}
+
+// Network selects the network namespace of the process.
+type Network int
+
+const (
+	// NetworkHost shares the host's network namespace.
+	NetworkHost Network = iota
+	// NetworkNone gives the process a new network namespace with only a
+	// loopback interface.
+	NetworkNone
+	// NetworkPrivate gives the process its own network namespace; kiln sets
+	// up only the loopback interface in it.
+	NetworkPrivate
+)
+
+// ParseNetwork parses "host", "none" or "private" ("" means host).
+func ParseNetwork(s string) (Network, error) {
+	switch strings.ToLower(s) {
+	case "", "host":
+		return NetworkHost, nil
+	case "none":
+		return NetworkNone, nil
+	case "private":
+		return NetworkPrivate, nil
+	}
+	return 0, fmt.Errorf("unknown network mode %q: use host, none or private", s)
+}
+
+// String returns "host", "none" or "private".
+func (n Network) String() string {
+	switch n {
+	case NetworkNone:
+		return "none"
+	case NetworkPrivate:
+		return "private"
+	}
+	return "host"
+}
+
+// Options describes one process to run. Run does not modify it.
+type Options struct {
+	// ContainerID names the run; the OCI container is named after it plus a
+	// random suffix, so concurrent runs in one container do not clash.
+	ContainerID string
+	// Rootfs is the mounted root filesystem; the caller mounts and unmounts it.
+	Rootfs string
+	// RunDir is a scratch directory owned by the caller; Run removes what it
+	// creates there. Reusing it across runs lets Run clean up after a run
+	// whose kiln process was killed.
+	RunDir string
+	// Args is the command line, already resolved (no shell form).
+	Args []string
+	// Env is the environment as K=V. PATH and HOME get defaults when absent.
+	Env []string
+	// User is "", "name", "uid", "name:group" or "uid:gid", resolved
+	// against the root filesystem's /etc/passwd and /etc/group.
+	User string
+	// WorkingDir is created when missing; "" means "/".
+	WorkingDir string
+	// Hostname defaults to the first 12 characters of ContainerID.
+	Hostname string
+	// Network selects the network namespace.
+	Network Network
+	// Mounts are extra mounts (bind and tmpfs), see ParseVolume and ParseMount.
+	Mounts []specs.Mount
+	// CapAdd and CapDrop change the default capability set; names are
+	// "CAP_X" or "X", or "ALL".
+	CapAdd, CapDrop []string
+	// Terminal gives the process a terminal (OCI: runc allocates a pty;
+	// chroot: the caller's terminal is passed through).
+	Terminal bool
+	// Stdin, Stdout and Stderr are the process's standard streams; nil
+	// means /dev/null.
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	// Isolation selects the OCI runtime or the built-in chroot isolation.
+	Isolation Isolation
+	// Runtime is the OCI runtime's path or name; "" means "runc".
+	Runtime string
+	// NoPivot uses MS_MOVE and chroot instead of pivot_root.
+	NoPivot bool
+	// Logger receives warnings (a runtime fallback); nil discards them.
+	Logger *slog.Logger
+}

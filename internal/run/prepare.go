@@ -1,0 +1,227 @@
+package run
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// plan is what both isolations need, resolved from Options before any
+// process starts.
+type plan struct {
+	o        Options
+	id       string // unique per run
+	root     *os.File
+	user     execUser
+	env      []string
+	cwd      string
+	caps     []string
+	hostname string
+	newNet   bool
+	mounts   []specs.Mount // generated /etc files first, then Options.Mounts
+	created  []string      // placeholders created in the rootfs, to remove
+	runFiles []string      // files and dirs created in RunDir, to remove
+}
+
+// prepare validates o and resolves everything against the rootfs. On
+// success the caller must call p.cleanup.
+func prepare(o Options) (p *plan, err error) {
+	if len(o.Args) == 0 || o.Args[0] == "" {
+		return nil, fmt.Errorf("running in container %q: no command given", o.ContainerID)
+	}
+	if o.Rootfs == "" || o.RunDir == "" {
+		return nil, errors.New("running a process: Rootfs and RunDir must be set")
+	}
+	var err2 error
+	if o.Rootfs, err2 = filepath.Abs(o.Rootfs); err2 != nil {
+		return nil, err2
+	}
+	if o.RunDir, err2 = filepath.Abs(o.RunDir); err2 != nil {
+		return nil, err2
+	}
+	root, err := openRoot(o.Rootfs)
+	if err != nil {
+		return nil, fmt.Errorf("opening root filesystem: %w", err)
+	}
+	p = &plan{o: o, root: root, id: uniqueID(o.ContainerID), newNet: o.Network != NetworkHost}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, p.cleanup())
+			p = nil
+		}
+	}()
+	if err := os.MkdirAll(o.RunDir, 0o700); err != nil {
+		return p, fmt.Errorf("creating run directory: %w", err)
+	}
+	if p.user, err = resolveUser(root, o.User); err != nil {
+		return p, err
+	}
+	p.hostname = o.Hostname
+	if p.hostname == "" {
+		p.hostname = shortID(o.ContainerID)
+	}
+	p.env = defaultEnv(o.Env, p.user.Home, p.hostname)
+	if p.cwd, err = prepareWorkdir(root, o.WorkingDir); err != nil {
+		return p, err
+	}
+	if _, err := lookPathInRoot(root, o.Args[0], p.cwd, p.env); err != nil {
+		return p, err
+	}
+	if p.caps, err = resolveCaps(o.CapAdd, o.CapDrop); err != nil {
+		return p, err
+	}
+	if err := p.writeEtcFiles(); err != nil {
+		return p, err
+	}
+	return p, p.createMountPoints()
+}
+
+// cleanup removes the placeholders and RunDir files; it is idempotent.
+func (p *plan) cleanup() error {
+	var errs []error
+	if p.root != nil {
+		errs = append(errs, removeInRoot(p.root, p.created))
+		p.created = nil
+		p.root.Close()
+		p.root = nil
+	}
+	for i := len(p.runFiles) - 1; i >= 0; i-- {
+		if err := os.RemoveAll(p.runFiles[i]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	p.runFiles = nil
+	return errors.Join(errs...)
+}
+
+func uniqueID(id string) string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	if id == "" {
+		id = "kiln"
+	}
+	return shortID(id) + "-" + hex.EncodeToString(b)
+}
+
+func shortID(id string) string {
+	if id == "" {
+		return "kiln"
+	}
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+// defaultEnv adds PATH, HOME and HOSTNAME when env lacks them.
+func defaultEnv(env []string, home, hostname string) []string {
+	out := slices.Clone(env)
+	has := func(k string) bool {
+		return slices.ContainsFunc(out, func(kv string) bool { return strings.HasPrefix(kv, k+"=") })
+	}
+	if !has("PATH") {
+		out = append(out, defaultPath)
+	}
+	if !has("HOSTNAME") {
+		out = append(out, "HOSTNAME="+hostname)
+	}
+	if !has("HOME") {
+		out = append(out, "HOME="+home)
+	}
+	return out
+}
+
+func envValue(env []string, key string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(env[i], key+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// prepareWorkdir creates dir inside root when missing; it is an error when
+// dir exists and is not a directory.
+func prepareWorkdir(root *os.File, dir string) (string, error) {
+	cwd := path.Clean("/" + dir)
+	f, err := openInRoot(root, cwd, unix.O_PATH)
+	if err == nil {
+		st, serr := f.Stat()
+		f.Close()
+		if serr != nil {
+			return "", serr
+		}
+		if !st.IsDir() {
+			return "", fmt.Errorf("working directory %s exists and is not a directory: choose another --workingdir: %w", cwd, ErrBadWorkingDir)
+		}
+		return cwd, nil
+	}
+	if !errors.Is(err, unix.ENOENT) {
+		return "", fmt.Errorf("working directory %s: %w: %w", cwd, ErrBadWorkingDir, err)
+	}
+	if _, err := ensureInRoot(root, cwd, false); err != nil {
+		return "", fmt.Errorf("working directory %s: %w: %w", cwd, ErrBadWorkingDir, err)
+	}
+	return cwd, nil
+}
+
+// lookPathInRoot finds name inside root the way execvp does, searching
+// PATH from env when name has no slash, and returns its in-root path.
+func lookPathInRoot(root *os.File, name, cwd string, env []string) (string, error) {
+	if strings.Contains(name, "/") {
+		p := name
+		if !path.IsAbs(p) {
+			p = path.Join(cwd, p)
+		}
+		return p, checkExecutable(root, name, p)
+	}
+	notExec := false
+	for dir := range strings.SplitSeq(envValue(env, "PATH"), ":") {
+		if dir == "" {
+			dir = "."
+		}
+		if !path.IsAbs(dir) {
+			dir = path.Join(cwd, dir)
+		}
+		p := path.Join(dir, name)
+		err := checkExecutable(root, name, p)
+		if err == nil {
+			return p, nil
+		}
+		if errors.Is(err, ErrNotExecutable) {
+			notExec = true
+		}
+	}
+	if notExec {
+		return "", fmt.Errorf("%q is in PATH but not executable: fix its mode: %w", name, ErrNotExecutable)
+	}
+	return "", fmt.Errorf("%q not found in the container's PATH (%s): install it in the image or give its full path: %w",
+		name, envValue(env, "PATH"), ErrNotFound)
+}
+
+func checkExecutable(root *os.File, name, p string) error {
+	f, err := openInRoot(root, p, unix.O_PATH)
+	if err != nil {
+		return fmt.Errorf("command %q (%s) does not exist in the container: %w", name, p, ErrNotFound)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !st.Mode().IsRegular() || st.Mode().Perm()&0o111 == 0 {
+		return fmt.Errorf("command %q (%s) is not an executable file: %w", name, p, ErrNotExecutable)
+	}
+	return nil
+}
