@@ -1,0 +1,130 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+
+	digest "github.com/opencontainers/go-digest"
+)
+
+func (s *Store) blobPath(d digest.Digest) string {
+	return filepath.Join(s.root, "blobs", d.Algorithm().String(), d.Encoded())
+}
+
+// HasBlob reports whether the blob is stored.
+func (s *Store) HasBlob(d digest.Digest) bool {
+	if d.Validate() != nil {
+		return false
+	}
+	_, err := os.Stat(s.blobPath(d))
+	return err == nil
+}
+
+// PutBlob stores the content of r and returns its digest and size. When
+// want is not empty the content must hash to it, or nothing is stored.
+// The write is atomic: temp file, hash while writing, fsync, rename.
+func (s *Store) PutBlob(ctx context.Context, want digest.Digest, r io.Reader) (digest.Digest, int64, error) {
+	if want != "" {
+		if err := want.Validate(); err != nil {
+			return "", 0, fmt.Errorf("blob digest %q: %w", want, err)
+		}
+		if want.Algorithm() != digest.SHA256 {
+			return "", 0, fmt.Errorf("blob digest %s: only sha256 is supported", want)
+		}
+	}
+	tmp, err := os.CreateTemp(filepath.Join(s.root, "tmp"), tmpPrefix())
+	if err != nil {
+		return "", 0, err
+	}
+	defer os.Remove(tmp.Name())
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(tmp, h), ctxReader{ctx, r})
+	if err != nil {
+		tmp.Close()
+		return "", 0, fmt.Errorf("writing blob: %w", err)
+	}
+	got := digest.NewDigest(digest.SHA256, h)
+	if want != "" && got != want {
+		tmp.Close()
+		return "", 0, fmt.Errorf("blob %s: %w (got %s)", want, ErrDigestMismatch, got)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return "", 0, err
+	}
+	if err := tmp.Close(); err != nil {
+		return "", 0, err
+	}
+	if err := os.Rename(tmp.Name(), s.blobPath(got)); err != nil {
+		return "", 0, err
+	}
+	return got, n, nil
+}
+
+// PutBlobBytes stores b (see PutBlob).
+func (s *Store) PutBlobBytes(ctx context.Context, b []byte) (digest.Digest, error) {
+	d, _, err := s.PutBlob(ctx, "", bytesReader(b))
+	return d, err
+}
+
+// OpenBlob opens a stored blob.
+func (s *Store) OpenBlob(d digest.Digest) (*os.File, error) {
+	if err := d.Validate(); err != nil {
+		return nil, fmt.Errorf("blob digest %q: %w", d, err)
+	}
+	f, err := os.Open(s.blobPath(d))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s", ErrBlobUnknown, d)
+	}
+	return f, err
+}
+
+// ReadBlob reads a whole stored blob of at most limit bytes.
+func (s *Store) ReadBlob(d digest.Digest, limit int64) ([]byte, error) {
+	f, err := s.OpenBlob(d)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("blob %s is over the %d-byte limit", d, limit)
+	}
+	return b, nil
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// countingHash hashes and counts what is written to it.
+type countingHash struct {
+	h hash.Hash
+	n int64
+}
+
+func newCountingHash() *countingHash { return &countingHash{h: sha256.New()} }
+
+func (c *countingHash) Write(p []byte) (int, error) {
+	c.n += int64(len(p))
+	return c.h.Write(p)
+}
+
+func (c *countingHash) digest() digest.Digest { return digest.NewDigest(digest.SHA256, c.h) }

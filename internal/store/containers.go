@@ -1,0 +1,364 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/kiln-build/kiln/internal/store/driver"
+)
+
+// Container is a working container: a writable snapshot on an image's
+// top layer, plus data the container package owns (its config).
+type Container struct {
+	ID         string
+	Name       string
+	ImageID    string
+	Layer      string // the layer the writable snapshot sits on
+	MountCount int
+	Created    time.Time
+	Data       []byte
+}
+
+const ctrCols = `id, name, image_id, layer, mount_count, created, data`
+
+func scanContainer(row interface{ Scan(...any) error }) (Container, error) {
+	var c Container
+	var created int64
+	err := row.Scan(&c.ID, &c.Name, &c.ImageID, &c.Layer, &c.MountCount, &created, &c.Data)
+	c.Created = time.Unix(0, created)
+	return c, err
+}
+
+// CreateContainer makes a working container named name on layer (""
+// for scratch). The name must be free.
+func (s *Store) CreateContainer(ctx context.Context, name, imageID, layer string, data []byte) (Container, error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return Container{}, err
+	}
+	id := hex.EncodeToString(b[:])
+	err := s.db.tx(ctx, func(tx *sql.Tx) error {
+		var one int
+		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM containers WHERE name=?`, name).Scan(&one); err == nil {
+			return fmt.Errorf("container name %q: %w", name, ErrNameInUse)
+		}
+		if layer != "" {
+			if err := tx.QueryRowContext(ctx, `SELECT 1 FROM layers WHERE id=? AND state='complete'`, layer).Scan(&one); err != nil {
+				return fmt.Errorf("%w: %s", ErrLayerUnknown, layer)
+			}
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO containers(id, name, image_id, layer, state, owner, created, data) VALUES(?,?,?,?,?,?,?,?)`,
+			id, name, imageID, layer, "incomplete", owner, time.Now().UnixNano(), data)
+		return err
+	})
+	if err != nil {
+		return Container{}, err
+	}
+	if err := s.driver.Create(ctx, id, layer); err != nil {
+		return Container{}, errors.Join(fmt.Errorf("creating container %s: %w", name, err), s.removeContainerFiles(context.WithoutCancel(ctx), id))
+	}
+	if err := s.setState(ctx, id, "complete"); err != nil {
+		return Container{}, err
+	}
+	return s.Container(ctx, id)
+}
+
+func (s *Store) setState(ctx context.Context, id, state string) error {
+	return s.db.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE containers SET state=?, owner=? WHERE id=?`, state, owner, id)
+		return err
+	})
+}
+
+// Container returns a container by full ID.
+func (s *Store) Container(ctx context.Context, id string) (Container, error) {
+	c, err := scanContainer(s.db.sql.QueryRowContext(ctx, `SELECT `+ctrCols+` FROM containers WHERE id=? AND state='complete'`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Container{}, fmt.Errorf("%w: %s", ErrContainerUnknown, id)
+	}
+	return c, err
+}
+
+// LookupContainer finds a container by name, full ID or unique ID prefix.
+func (s *Store) LookupContainer(ctx context.Context, ref string) (Container, error) {
+	c, err := scanContainer(s.db.sql.QueryRowContext(ctx, `SELECT `+ctrCols+` FROM containers WHERE name=? AND state='complete'`, ref))
+	if err == nil {
+		return c, nil
+	}
+	if len(ref) >= 3 && isHex(ref) {
+		rows, err := s.db.sql.QueryContext(ctx, `SELECT `+ctrCols+` FROM containers WHERE id >= ? AND id < ? AND state='complete' LIMIT 2`, ref, ref+"g")
+		if err != nil {
+			return Container{}, err
+		}
+		defer rows.Close()
+		var found []Container
+		for rows.Next() {
+			c, err := scanContainer(rows)
+			if err != nil {
+				return Container{}, err
+			}
+			found = append(found, c)
+		}
+		if len(found) == 1 {
+			return found[0], nil
+		}
+		if len(found) > 1 {
+			return Container{}, fmt.Errorf("%w %q: it matches several containers", ErrAmbiguous, ref)
+		}
+	}
+	return Container{}, fmt.Errorf("%w: %s", ErrContainerUnknown, ref)
+}
+
+// Containers lists every container, oldest first.
+func (s *Store) Containers(ctx context.Context) ([]Container, error) {
+	rows, err := s.db.sql.QueryContext(ctx, `SELECT `+ctrCols+` FROM containers WHERE state='complete' ORDER BY created`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Container
+	for rows.Next() {
+		c, err := scanContainer(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// ContainerNameTaken reports whether a container has that name.
+func (s *Store) ContainerNameTaken(ctx context.Context, name string) (bool, error) {
+	var one int
+	err := s.db.sql.QueryRowContext(ctx, `SELECT 1 FROM containers WHERE name=?`, name).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// SetContainerData replaces the container's data (its config).
+func (s *Store) SetContainerData(ctx context.Context, id string, data []byte) error {
+	return s.updateContainer(ctx, id, `UPDATE containers SET data=? WHERE id=?`, data, id)
+}
+
+// RenameContainer gives the container a new, free name.
+func (s *Store) RenameContainer(ctx context.Context, id, name string) error {
+	if taken, err := s.ContainerNameTaken(ctx, name); err != nil || taken {
+		if err == nil {
+			err = fmt.Errorf("container name %q: %w", name, ErrNameInUse)
+		}
+		return err
+	}
+	return s.updateContainer(ctx, id, `UPDATE containers SET name=? WHERE id=?`, name, id)
+}
+
+func (s *Store) updateContainer(ctx context.Context, id, q string, args ...any) error {
+	return s.db.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, q, args...)
+		if err != nil {
+			if strings.Contains(err.Error(), "UNIQUE") {
+				return ErrNameInUse
+			}
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("%w: %s", ErrContainerUnknown, id)
+		}
+		return nil
+	})
+}
+
+// Mount mounts the container's root filesystem, or counts one more user
+// of an existing mount, and returns its path. Counts persist across
+// processes.
+func (s *Store) Mount(ctx context.Context, id string) (string, error) {
+	var path string
+	err := s.db.tx(ctx, func(tx *sql.Tx) error {
+		var count int
+		if err := tx.QueryRowContext(ctx, `SELECT mount_count FROM containers WHERE id=? AND state='complete'`, id).Scan(&count); err != nil {
+			return fmt.Errorf("%w: %s", ErrContainerUnknown, id)
+		}
+		if m, _ := s.driver.Mounted(id); !m {
+			count = 0
+		}
+		p, err := s.driver.Mount(ctx, id, false)
+		if err != nil {
+			return err
+		}
+		path = p
+		_, err = tx.ExecContext(ctx, `UPDATE containers SET mount_count=? WHERE id=?`, count+1, id)
+		return err
+	})
+	return path, err
+}
+
+// Unmount drops one user of the container's mount (all of them with
+// force) and unmounts when none is left.
+func (s *Store) Unmount(ctx context.Context, id string, force bool) error {
+	return s.db.tx(ctx, func(tx *sql.Tx) error {
+		var count int
+		if err := tx.QueryRowContext(ctx, `SELECT mount_count FROM containers WHERE id=?`, id).Scan(&count); err != nil {
+			return fmt.Errorf("%w: %s", ErrContainerUnknown, id)
+		}
+		if count > 0 {
+			count--
+		}
+		if force {
+			count = 0
+		}
+		if count == 0 {
+			if err := s.driver.Unmount(ctx, id); err != nil {
+				return err
+			}
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE containers SET mount_count=? WHERE id=?`, count, id)
+		return err
+	})
+}
+
+// Mountpoint returns where the container is mounted, or "" when it is not.
+func (s *Store) Mountpoint(ctx context.Context, c Container) string {
+	if c.MountCount == 0 {
+		return ""
+	}
+	if m, _ := s.driver.Mounted(c.ID); !m {
+		return ""
+	}
+	p, err := s.driver.Mount(ctx, c.ID, false)
+	if err != nil {
+		return ""
+	}
+	return p
+}
+
+// DeleteContainer unmounts and removes the container and then whatever
+// layers only it used.
+func (s *Store) DeleteContainer(ctx context.Context, id string) error {
+	if err := s.db.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE containers SET state='removing', owner=? WHERE id=?`, owner, id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("%w: %s", ErrContainerUnknown, id)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := s.removeContainerFiles(ctx, id); err != nil {
+		return err
+	}
+	return s.GC(ctx)
+}
+
+func (s *Store) removeContainerFiles(ctx context.Context, id string) error {
+	if err := s.driver.Remove(ctx, id); err != nil {
+		return fmt.Errorf("removing container %s: %w", id, err)
+	}
+	return s.db.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM containers WHERE id=?`, id)
+		return err
+	})
+}
+
+// CommitOptions shape the layer a commit makes.
+type CommitOptions struct {
+	// MTimeBound clamps file times in the layer (reproducible builds).
+	MTimeBound *time.Time
+}
+
+// CommitLayer turns the container's writes into a new layer on the
+// container's current layer, without copying them: the driver promotes
+// the writable snapshot, and the container continues on top of the new
+// layer (remounted at the same path if it was mounted). The diff is read
+// once, to compute the diff ID.
+func (s *Store) CommitLayer(ctx context.Context, id string, o CommitOptions) (Layer, error) {
+	c, err := s.Container(ctx, id)
+	if err != nil {
+		return Layer{}, err
+	}
+	h := newCountingHash()
+	if err := s.driver.Diff(ctx, id, h, driver.DiffOptions{ModTimeUpperBound: o.MTimeBound}); err != nil {
+		return Layer{}, fmt.Errorf("reading changes of container %s: %w", c.Name, err)
+	}
+	l := Layer{ID: ChainID(c.Layer, h.digest()), Parent: c.Layer, DiffID: h.digest(), Size: h.n, MTimeBound: o.MTimeBound}
+	if existing, err := s.Layer(ctx, l.ID); err == nil {
+		return existing, s.rebase(ctx, c, existing.ID)
+	}
+	if err := s.insertIncomplete(ctx, l, id); err != nil {
+		return Layer{}, err
+	}
+	if err := s.updateContainer(ctx, id, `UPDATE containers SET promoting=? WHERE id=?`, l.ID, id); err != nil {
+		return Layer{}, err
+	}
+	remount, err := s.quiesce(ctx, c)
+	if err != nil {
+		return Layer{}, errors.Join(err, s.abandonPromotion(context.WithoutCancel(ctx), l.ID, id))
+	}
+	if err := s.driver.Promote(ctx, id, l.ID); err != nil {
+		return Layer{}, err // recovery finishes the promotion
+	}
+	done, err := s.completeLayer(ctx, l.ID, l.Size)
+	if err != nil {
+		return Layer{}, err
+	}
+	if err := s.updateContainer(ctx, id, `UPDATE containers SET layer=?, promoting='' WHERE id=?`, l.ID, id); err != nil {
+		return Layer{}, err
+	}
+	return done, remount()
+}
+
+// quiesce unmounts a mounted container for a promotion and returns how
+// to mount it again at the same path.
+func (s *Store) quiesce(ctx context.Context, c Container) (func() error, error) {
+	m, _ := s.driver.Mounted(c.ID)
+	if !m || s.driver.Name() == "vfs" {
+		return func() error { return nil }, nil
+	}
+	if err := s.driver.Unmount(ctx, c.ID); err != nil {
+		return nil, fmt.Errorf("container %s is busy (a process has files open in its mount): %w", c.Name, err)
+	}
+	return func() error {
+		_, err := s.driver.Mount(ctx, c.ID, false)
+		return err
+	}, nil
+}
+
+func (s *Store) abandonPromotion(ctx context.Context, layerID, ctrID string) error {
+	return errors.Join(
+		s.updateContainer(ctx, ctrID, `UPDATE containers SET promoting='' WHERE id=?`, ctrID),
+		s.abandonLayer(ctx, layerID))
+}
+
+// rebase puts the container on an existing layer whose content equals
+// the container's writes: they are dropped and the snapshot remade.
+func (s *Store) rebase(ctx context.Context, c Container, layer string) error {
+	remount, err := s.quiesce(ctx, c)
+	if err != nil {
+		return err
+	}
+	if err := s.driver.Remove(ctx, c.ID); err != nil {
+		return err
+	}
+	if err := s.driver.Create(ctx, c.ID, layer); err != nil {
+		return err
+	}
+	if err := s.updateContainer(ctx, c.ID, `UPDATE containers SET layer=? WHERE id=?`, layer, c.ID); err != nil {
+		return err
+	}
+	return remount()
+}
+
+// ContainerDiff writes the container's current changes as a layer tar.
+func (s *Store) ContainerDiff(ctx context.Context, id string, w io.Writer) error {
+	return s.driver.Diff(ctx, id, w, driver.DiffOptions{})
+}

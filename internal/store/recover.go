@@ -1,0 +1,134 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// recover finishes or undoes what processes that died left behind: layers
+// being made or removed, containers being made, promoted or removed,
+// mount counts of mounts that are gone, and temp files.
+func (s *Store) recover(ctx context.Context) error {
+	type row struct{ id, state, own, extra string }
+	collect := func(q string) ([]row, error) {
+		rows, err := s.db.sql.QueryContext(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		var out []row
+		for rows.Next() {
+			var r row
+			if err := rows.Scan(&r.id, &r.state, &r.own, &r.extra); err != nil {
+				return nil, err
+			}
+			if !alive(r.own) {
+				out = append(out, r)
+			}
+		}
+		return out, rows.Err()
+	}
+	layers, err := collect(`SELECT id, state, owner, promote_from FROM layers WHERE state != 'complete'`)
+	if err != nil {
+		return err
+	}
+	for _, l := range layers {
+		if err := s.recoverLayer(ctx, l.id, l.state, l.extra); err != nil {
+			return err
+		}
+	}
+	ctrs, err := collect(`SELECT id, state, owner, '' FROM containers WHERE state != 'complete'`)
+	if err != nil {
+		return err
+	}
+	for _, c := range ctrs {
+		if err := s.removeContainerFiles(ctx, c.id); err != nil {
+			return err
+		}
+	}
+	if err := s.recoverMountCounts(ctx); err != nil {
+		return err
+	}
+	s.removeStaleTemps()
+	return nil
+}
+
+func (s *Store) recoverLayer(ctx context.Context, id, state, promoteFrom string) error {
+	if state == "removing" {
+		return s.removeLayerFiles(ctx, id)
+	}
+	if promoteFrom == "" {
+		return s.abandonLayer(ctx, id)
+	}
+	// A commit died while moving a container's writes into this layer:
+	// finish the move, so the container loses nothing.
+	if err := s.driver.Promote(ctx, promoteFrom, id); err != nil {
+		return err
+	}
+	size, err := s.driver.Size(ctx, id)
+	if err != nil {
+		return err
+	}
+	if _, err := s.completeLayer(ctx, id, size); err != nil {
+		return err
+	}
+	return s.db.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE containers SET layer=?, promoting='' WHERE id=?`, id, promoteFrom)
+		return err
+	})
+}
+
+func (s *Store) recoverMountCounts(ctx context.Context) error {
+	rows, err := s.db.sql.QueryContext(ctx, `SELECT id FROM containers WHERE mount_count > 0`)
+	if err != nil {
+		return err
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	for _, id := range ids {
+		if m, err := s.driver.Mounted(id); err == nil && !m {
+			if err := s.db.tx(ctx, func(tx *sql.Tx) error {
+				_, err := tx.ExecContext(ctx, `UPDATE containers SET mount_count=0 WHERE id=?`, id)
+				return err
+			}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// removeStaleTemps deletes temp files whose writer is gone; their names
+// start with the writer's pid.
+func (s *Store) removeStaleTemps() {
+	dir := filepath.Join(s.root, "tmp")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		pidStr, _, _ := strings.Cut(e.Name(), "-")
+		pid, err := strconv.Atoi(pidStr)
+		if err == nil && pid != os.Getpid() {
+			if _, err := os.Stat(filepath.Join("/proc", pidStr)); !errors.Is(err, os.ErrNotExist) && pidAlive(pid) {
+				continue
+			}
+		}
+		_ = os.RemoveAll(filepath.Join(dir, e.Name()))
+	}
+}
+
+func pidAlive(pid int) bool { return startTime(pid) != "" }

@@ -1,0 +1,97 @@
+// Package store is kiln's local image store: content-addressed blobs,
+// layers kept as driver snapshots, images and their names, and working
+// containers, with metadata in one SQLite database.
+//
+// Every change of metadata is one short transaction; disk work happens
+// outside transactions on rows marked incomplete (being made) or removing
+// (being deleted), whose owner process is recorded, so that the next
+// process to open the store finishes or undoes what a killed one left.
+// Many kiln processes share one store safely.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/kiln-build/kiln/internal/store/driver"
+)
+
+// Sentinel errors; match them with errors.Is.
+var (
+	ErrImageUnknown     = errors.New("image not known")
+	ErrContainerUnknown = errors.New("container not known")
+	ErrLayerUnknown     = errors.New("layer not known")
+	ErrBlobUnknown      = errors.New("blob not known")
+	ErrNameInUse        = errors.New("name is in use")
+	ErrImageInUse       = errors.New("image is in use by a container")
+	ErrDigestMismatch   = errors.New("content does not match its digest")
+	ErrAmbiguous        = errors.New("ambiguous ID prefix")
+)
+
+// Options say where the store lives and which driver it uses.
+type Options struct {
+	Root       string
+	RunRoot    string
+	Driver     string
+	DriverOpts map[string]string
+	Logger     *slog.Logger
+}
+
+// Store is an open store. Its methods are safe for concurrent use, and
+// other processes may use the same store at the same time.
+type Store struct {
+	root, runRoot string
+	db            *database
+	driver        driver.Driver
+	log           *slog.Logger
+}
+
+// Open opens (creating if needed) the store described by o and recovers
+// whatever a killed process left behind.
+func Open(ctx context.Context, o Options) (*Store, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	for _, dir := range []string{o.Root, o.RunRoot, filepath.Join(o.Root, "blobs", "sha256"), filepath.Join(o.Root, "tmp")} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("creating store directory: %w", err)
+		}
+	}
+	db, err := openDatabase(ctx, filepath.Join(o.Root, "kiln.db"))
+	if err != nil {
+		return nil, err
+	}
+	name, err := db.driverName(ctx, o.Driver)
+	if err != nil {
+		db.close()
+		return nil, err
+	}
+	drv, err := driver.New(name, driver.Options{Home: filepath.Join(o.Root, name), Opts: o.DriverOpts})
+	if err != nil {
+		db.close()
+		return nil, err
+	}
+	s := &Store{root: o.Root, runRoot: o.RunRoot, db: db, driver: drv, log: o.Logger}
+	if err := s.recover(ctx); err != nil {
+		db.close()
+		return nil, fmt.Errorf("recovering store %s: %w", o.Root, err)
+	}
+	return s, nil
+}
+
+// Close releases the database. Mounts stay: they are reference counted
+// across processes.
+func (s *Store) Close() error { return s.db.close() }
+
+// Root is the store's graph root.
+func (s *Store) Root() string { return s.root }
+
+// RunRoot is the store's run root.
+func (s *Store) RunRoot() string { return s.runRoot }
+
+// Driver is the store's storage driver.
+func (s *Store) Driver() driver.Driver { return s.driver }
