@@ -3,7 +3,7 @@ package run
 import (
 	"bytes"
 	"fmt"
-	"net"
+	"net/netip"
 	"os"
 	"path"
 	"path/filepath"
@@ -93,7 +93,7 @@ func resolvConf(private bool) []byte {
 	for line := range strings.SplitSeq(string(b), "\n") {
 		f := strings.Fields(line)
 		if len(f) >= 2 && f[0] == "nameserver" {
-			if ip := net.ParseIP(f[1]); ip != nil && ip.IsLoopback() {
+			if ip, err := netip.ParseAddr(f[1]); err == nil && ip.IsLoopback() {
 				continue
 			}
 			servers++
