@@ -144,6 +144,9 @@ type SystemContext struct {
 	// first delay (doubled each time). Zero Retry means 3, negative none.
 	Retry      int
 	RetryDelay time.Duration
+	// TempDir holds temporary files (unpacked archives, staged blobs); ""
+	// means the system default.
+	TempDir string
 	// Logger receives debug logs; nil discards them.
 	Logger *slog.Logger
 	// Env replaces the process environment for credential lookups
@@ -176,6 +179,13 @@ func (sys *SystemContext) logger() *slog.Logger {
 		return slog.New(slog.DiscardHandler)
 	}
 	return sys.Logger
+}
+
+func (sys *SystemContext) tempDir() string {
+	if sys == nil {
+		return ""
+	}
+	return sys.TempDir
 }
 
 func (sys *SystemContext) retry() (int, time.Duration) {

@@ -1,0 +1,120 @@
+package transport
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/kiln-build/kiln/internal/transport/blobio"
+	"github.com/klauspost/compress/zstd"
+	"github.com/klauspost/pgzip"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+func isUncompressed(mt string) bool {
+	return mt == ocispec.MediaTypeImageLayer || mt == MediaTypeDockerLayer
+}
+
+func compressedType(mt string, c Compression) string {
+	docker := mt == MediaTypeDockerLayer
+	switch {
+	case c == CompressionGzip && docker:
+		return MediaTypeDockerLayerGzip
+	case c == CompressionGzip:
+		return ocispec.MediaTypeImageLayerGzip
+	case docker:
+		return MediaTypeDockerLayerZstd
+	}
+	return ocispec.MediaTypeImageLayerZstd
+}
+
+// compressBlob reads an uncompressed layer (verified), compresses it into
+// a temporary file and copies that; it returns the new descriptor.
+func (c *copier) compressBlob(ctx context.Context, desc ocispec.Descriptor) (ocispec.Descriptor, error) {
+	f, err := os.CreateTemp(c.opts.TempDir, "kiln-layer-*")
+	if err != nil {
+		return desc, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	out := desc
+	out.MediaType = compressedType(desc.MediaType, c.opts.Compression)
+	err = c.retry(ctx, "compressing blob "+desc.Digest.String(), func() error {
+		if err := f.Truncate(0); err != nil {
+			return err
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		d, n, err := c.compressTo(ctx, f, desc)
+		out.Digest, out.Size = d, n
+		return err
+	})
+	if err != nil {
+		return desc, fmt.Errorf("compressing layer %s: %w", desc.Digest, err)
+	}
+	if ok, err := c.dst.HasBlob(ctx, out); err != nil || ok {
+		return out, err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return desc, err
+	}
+	c.progress(ProgressEvent{Digest: out.Digest, Size: out.Size, State: ProgressStarted})
+	if err := c.dst.PutBlob(ctx, out, c.progressReader(f, out)); err != nil {
+		return desc, fmt.Errorf("copying blob %s: %w", out.Digest, err)
+	}
+	c.progress(ProgressEvent{Digest: out.Digest, Size: out.Size, Done: out.Size, State: ProgressDone})
+	return out, nil
+}
+
+func (c *copier) compressTo(ctx context.Context, w io.Writer, desc ocispec.Descriptor) (digest.Digest, int64, error) {
+	rc, _, err := c.src.Blob(ctx, desc.Digest)
+	if err != nil {
+		return "", 0, err
+	}
+	defer rc.Close()
+	v, err := blobio.NewVerifier(rc, desc.Digest, desc.Size)
+	if err != nil {
+		return "", 0, err
+	}
+	dg := digest.SHA256.Digester()
+	cw := &countWriter{w: io.MultiWriter(w, dg.Hash())}
+	var zw io.WriteCloser
+	if c.opts.Compression == CompressionGzip {
+		level := c.opts.CompressionLevel
+		if level == 0 {
+			level = pgzip.DefaultCompression
+		}
+		zw, err = pgzip.NewWriterLevel(cw, level)
+	} else {
+		zopts := []zstd.EOption{}
+		if c.opts.CompressionLevel != 0 {
+			zopts = append(zopts, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(c.opts.CompressionLevel)))
+		}
+		zw, err = zstd.NewWriter(cw, zopts...)
+	}
+	if err != nil {
+		return "", 0, err
+	}
+	if _, err := io.Copy(zw, v); err != nil {
+		zw.Close()
+		return "", 0, err
+	}
+	if err := zw.Close(); err != nil {
+		return "", 0, err
+	}
+	return dg.Digest(), cw.n, nil
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
