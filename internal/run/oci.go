@@ -90,7 +90,7 @@ func runOCI(ctx context.Context, p *plan) (int, error) {
 	}
 	if code != 0 {
 		if rerr := runtimeError(logFile); rerr != nil {
-			return 125, rerr
+			return statusFor(rerr), rerr
 		}
 	}
 	return code, nil

@@ -75,7 +75,7 @@ func prepare(o Options) (p *plan, err error) {
 	if p.cwd, err = prepareWorkdir(root, o.WorkingDir); err != nil {
 		return p, err
 	}
-	if _, err := lookPathInRoot(root, o.Args[0], p.cwd, p.env); err != nil {
+	if _, err := lookPathInRoot(root, o.Args[0], p.cwd, p.env); err != nil && !p.mountsMayProvide(o.Args[0]) {
 		return p, err
 	}
 	if p.caps, err = resolveCaps(o.CapAdd, o.CapDrop); err != nil {
@@ -174,6 +174,28 @@ func prepareWorkdir(root *os.File, dir string) (string, error) {
 		return "", fmt.Errorf("working directory %s: %w: %w", cwd, ErrBadWorkingDir, err)
 	}
 	return cwd, nil
+}
+
+// mountsMayProvide reports whether a user mount covers name or a PATH
+// directory, so the command may appear only once mounts are made; the
+// isolation then looks it up itself.
+func (p *plan) mountsMayProvide(name string) bool {
+	var dirs []string
+	if strings.Contains(name, "/") {
+		dirs = []string{path.Join(p.cwd, name)}
+	} else {
+		dirs = strings.Split(envValue(p.env, "PATH"), ":")
+	}
+	for _, m := range p.o.Mounts {
+		dest := path.Clean("/" + m.Destination)
+		for _, d := range dirs {
+			d = path.Join(p.cwd, d)
+			if d == dest || strings.HasPrefix(d, dest+"/") || dest == "/" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // lookPathInRoot finds name inside root the way execvp does, searching

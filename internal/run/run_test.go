@@ -109,6 +109,8 @@ func runCases() []runCase {
 			setup: symlinkEscapeSetup, stdout: "hi\n"},
 		{name: "missing command", args: []string{"nosuchcmd"}, code: 127, err: ErrNotFound},
 		{name: "missing command by path", args: []string{"/usr/bin/nosuch"}, code: 127, err: ErrNotFound},
+		{name: "missing command under a mount", args: []string{"/mnt/ro/nosuch"}, code: 127, err: ErrNotFound,
+			setup: bindSetup("ro")},
 		{name: "command not executable", args: []string{"/etc/passwd"}, code: 126, err: ErrNotExecutable},
 		{name: "absent runtime", args: []string{"true"}, code: 125, err: ErrRuntimeNotFound, only: "oci",
 			setup: func(t *testing.T, o *Options, _ string) { o.Runtime = "/nonexistent/runc" }},

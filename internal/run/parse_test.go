@@ -1,0 +1,128 @@
+package run
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+func TestParseVolume(t *testing.T) {
+	tests := []struct {
+		in   string
+		want specs.Mount
+		err  bool
+	}{
+		{in: "/src:/dst", want: specs.Mount{Destination: "/dst", Type: "bind", Source: "/src", Options: []string{"rbind", "rw"}}},
+		{in: "/src/:/dst/:ro", want: specs.Mount{Destination: "/dst", Type: "bind", Source: "/src", Options: []string{"rbind", "ro"}}},
+		{in: "/src:/dst:ro,z,nosuid,bind,rslave", want: specs.Mount{Destination: "/dst", Type: "bind", Source: "/src", Options: []string{"bind", "ro", "nosuid", "rslave"}}},
+		{in: "named:/dst", err: true},
+		{in: "/src:rel", err: true},
+		{in: "/src", err: true},
+		{in: "/src:/dst:ro,rw", err: true},
+		{in: "/src:/dst:O", err: true},
+		{in: "/a:/b:ro:x", err: true},
+	}
+	for _, tt := range tests {
+		got, err := ParseVolume(tt.in)
+		if tt.err {
+			if !errors.Is(err, ErrBadMount) {
+				t.Errorf("ParseVolume(%q) error = %v, want ErrBadMount", tt.in, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("ParseVolume(%q): %v", tt.in, err)
+			continue
+		}
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("ParseVolume(%q) (-want +got):\n%s", tt.in, diff)
+		}
+	}
+}
+
+func TestParseMount(t *testing.T) {
+	tests := []struct {
+		in   string
+		want specs.Mount
+		err  bool
+	}{
+		{in: "type=bind,src=/a,dst=/b", want: specs.Mount{Destination: "/b", Type: "bind", Source: "/a", Options: []string{"rbind", "rw"}}},
+		{in: "source=/a,target=/b,readonly", want: specs.Mount{Destination: "/b", Type: "bind", Source: "/a", Options: []string{"rbind", "ro"}}},
+		{in: "type=bind,src=/a,destination=/b,ro=true,bind-propagation=rshared,bind-nonrecursive=true",
+			want: specs.Mount{Destination: "/b", Type: "bind", Source: "/a", Options: []string{"bind", "ro", "rshared"}}},
+		{in: "type=bind,src=/a,dst=/b,rw=false", want: specs.Mount{Destination: "/b", Type: "bind", Source: "/a", Options: []string{"rbind", "ro"}}},
+		{in: "type=tmpfs,dst=/t,tmpfs-size=64m,tmpfs-mode=1777",
+			want: specs.Mount{Destination: "/t", Type: "tmpfs", Source: "tmpfs", Options: []string{"rw", "nosuid", "nodev", "size=64m", "mode=1777"}}},
+		{in: "type=tmpfs,dst=/t,src=/x", err: true},
+		{in: "type=tmpfs,dst=/t,tmpfs-mode=9", err: true},
+		{in: "type=cache,dst=/t", err: true},
+		{in: "type=bind,src=rel,dst=/b", err: true},
+		{in: "type=bind,src=/a", err: true},
+		{in: "type=bind,src=/a,dst=/b,dst=/c", err: true},
+		{in: "type=bind,src=/a,dst=/b,ro=maybe", err: true},
+		{in: "type=bind,src=/a,dst=/b,colour=red", err: true},
+	}
+	for _, tt := range tests {
+		got, err := ParseMount(tt.in)
+		if tt.err {
+			if !errors.Is(err, ErrBadMount) {
+				t.Errorf("ParseMount(%q) error = %v, want ErrBadMount", tt.in, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("ParseMount(%q): %v", tt.in, err)
+			continue
+		}
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("ParseMount(%q) (-want +got):\n%s", tt.in, diff)
+		}
+	}
+}
+
+func TestParseEnums(t *testing.T) {
+	for _, s := range []string{"oci", "chroot"} {
+		i, err := ParseIsolation(s)
+		if err != nil || i.String() != s {
+			t.Errorf("ParseIsolation(%q) = %v, %v", s, i, err)
+		}
+	}
+	if _, err := ParseIsolation("rootless"); err == nil {
+		t.Error("ParseIsolation(rootless) succeeded")
+	}
+	for _, s := range []string{"host", "none", "private"} {
+		n, err := ParseNetwork(s)
+		if err != nil || n.String() != s {
+			t.Errorf("ParseNetwork(%q) = %v, %v", s, n, err)
+		}
+	}
+	if _, err := ParseNetwork("bridge"); err == nil {
+		t.Error("ParseNetwork(bridge) succeeded")
+	}
+}
+
+func TestResolveCaps(t *testing.T) {
+	tests := []struct {
+		add, drop []string
+		want      []string
+	}{
+		{drop: []string{"ALL"}, add: []string{"chown", "CAP_KILL"}, want: []string{"CAP_CHOWN", "CAP_KILL"}},
+		{drop: []string{"ALL"}, want: nil},
+		{drop: []string{"CAP_CHOWN", "mknod", "net_raw", "setfcap", "audit_write", "dac_override", "fowner", "fsetid",
+			"setgid", "setuid", "setpcap", "sys_chroot", "net_bind_service"}, want: []string{"CAP_KILL"}},
+	}
+	for _, tt := range tests {
+		got, err := resolveCaps(tt.add, tt.drop)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("resolveCaps(%v, %v) (-want +got):\n%s", tt.add, tt.drop, diff)
+		}
+	}
+	if _, err := resolveCaps([]string{"CAP_FLY"}, nil); err == nil {
+		t.Error("resolveCaps accepted an unknown capability")
+	}
+}
