@@ -252,6 +252,10 @@ func (c *copier) copyImage(ctx context.Context, raw []byte, mt string, instance 
 		if raw, mt, err = convertManifest(m, f); err != nil {
 			return ocispec.Descriptor{}, err
 		}
+		if instance != nil {
+			d := digest.FromBytes(raw)
+			instance = &d
+		}
 	}
 	if err := c.dst.PutManifest(ctx, raw, mt, instance); err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("writing manifest: %w", err)
