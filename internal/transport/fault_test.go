@@ -48,8 +48,12 @@ func TestRegistryFaults(t *testing.T) {
 	sys := reg.sys(t)
 	img := testImage(t, 2, "amd64")
 	want := copyRef(t, sys, img, "docker://"+reg.host+"/kiln/fault:v1", CopyOptions{})
-	isBlob := func(r *http.Request) bool { return r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") }
-	isManifest := func(r *http.Request) bool { return r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/manifests/") }
+	isBlob := func(r *http.Request) bool {
+		return r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/")
+	}
+	isManifest := func(r *http.Request) bool {
+		return r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/manifests/")
+	}
 
 	var fails atomic.Int32
 	tests := []struct {
