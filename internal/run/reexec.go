@@ -82,6 +82,9 @@ func startCommand(cfg *childConfig) (*os.Process, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := installSeccomp(cfg.Caps); err != nil {
+		return nil, err
+	}
 	groups := make([]uint32, len(cfg.Groups))
 	copy(groups, cfg.Groups)
 	proc, err := os.StartProcess(exe, cfg.Args, &os.ProcAttr{

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // runCase is one row of the behaviour table, run under both isolations.
@@ -107,6 +109,9 @@ func runCases() []runCase {
 			stdout: "0\n0\nro\n"},
 		{name: "symlink mount target stays inside the rootfs", args: sh("echo hi > /evil/x; cat /evil/x"),
 			setup: symlinkEscapeSetup, stdout: "hi\n"},
+		{name: "seccomp filter", args: sh("grep Seccomp: /proc/self/status"), stdout: "Seccomp:\t2\n"},
+		{name: "seccomp denies keyctl", args: []string{"/kiln.test", "-test.run=^TestHelperSeccomp$"},
+			setup: seccompSetup, stdout: "operation not permitted\n"},
 		{name: "missing command", args: []string{"nosuchcmd"}, code: 127, err: ErrNotFound},
 		{name: "missing command by path", args: []string{"/usr/bin/nosuch"}, code: 127, err: ErrNotFound},
 		{name: "missing command under a mount", args: []string{"/mnt/ro/nosuch"}, code: 127, err: ErrNotFound,
@@ -117,6 +122,28 @@ func runCases() []runCase {
 		{name: "no pivot", args: []string{"pwd"}, stdout: "/\n",
 			setup: func(t *testing.T, o *Options, _ string) { o.NoPivot = true }},
 	}
+}
+
+func seccompSetup(t *testing.T, o *Options, _ string) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Env = []string{seccompEnv + "=1"}
+	o.Mounts = []specs.Mount{{Destination: "/kiln.test", Type: "bind", Source: self, Options: []string{"bind", "ro"}}}
+}
+
+const seccompEnv = "KILN_RUN_TEST_SECCOMP"
+
+// TestHelperSeccomp is not a test: the "seccomp denies keyctl" case runs
+// it inside a container, where keyctl must fail with EPERM.
+func TestHelperSeccomp(t *testing.T) {
+	if os.Getenv(seccompEnv) == "" {
+		t.Skip("helper process only")
+	}
+	_, _, errno := unix.Syscall(unix.SYS_KEYCTL, unix.KEYCTL_GET_KEYRING_ID, uintptr(0xfffffffd), 0)
+	fmt.Println(errno.Error())
+	os.Exit(0)
 }
 
 func bindSetup(mode string) func(t *testing.T, o *Options, _ string) {
