@@ -1,0 +1,98 @@
+package transport
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestParseReference(t *testing.T) {
+	tests := []struct {
+		in, transport, str string
+		wantErr            bool
+	}{
+		{"docker://quay.io/a/b:v1", "docker", "docker://quay.io/a/b:v1", false},
+		{"docker://localhost:5000/a@sha256:" + sixtyFour, "docker", "docker://localhost:5000/a@sha256:" + sixtyFour, false},
+		{"docker://localhost:5000/a@sha256:abc", "", "", true},
+		{"docker:busybox", "", "", true},
+		{"docker-daemon:busybox", "docker-daemon", "docker-daemon:busybox:latest", false},
+		{"docker-daemon:localhost:5000/x:v2", "docker-daemon", "docker-daemon:localhost:5000/x:v2", false},
+		{"docker-daemon:sha256:" + sixtyFour, "docker-daemon", "docker-daemon:sha256:" + sixtyFour, false},
+		{"docker-daemon:busybox@sha256:" + sixtyFour, "", "", true},
+		{"oci:/tmp/l:v1", "oci", "oci:/tmp/l:v1", false},
+		{"oci:/tmp/l", "oci", "oci:/tmp/l", false},
+		{"oci-archive:/tmp/a.tar:v1", "oci-archive", "oci-archive:/tmp/a.tar:v1", false},
+		{"docker-archive:/tmp/a.tar:kiln/x:v1", "docker-archive", "docker-archive:/tmp/a.tar:kiln/x:v1", false},
+		{"dir:/tmp/d", "dir", "dir:/tmp/d", false},
+		{"dir:", "", "", true},
+		{"quay.io/a/b:v1", "docker", "docker://quay.io/a/b:v1", false},
+		{"localhost:5000/a", "docker", "docker://localhost:5000/a:latest", false},
+		{"busybox", "docker", "busybox", false},
+		{"Bad Name", "", "", true},
+	}
+	for _, tc := range tests {
+		r, err := ParseReference(tc.in)
+		if tc.wantErr {
+			if err == nil {
+				t.Errorf("ParseReference(%q) = %v, want an error", tc.in, r)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("ParseReference(%q): %v", tc.in, err)
+			continue
+		}
+		if r.Transport() != tc.transport || r.String() != tc.str {
+			t.Errorf("ParseReference(%q) = %s %s, want %s %s", tc.in, r.Transport(), r, tc.transport, tc.str)
+		}
+	}
+}
+
+const sixtyFour = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+func TestResolveShortName(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "registries.conf")
+	os.WriteFile(conf, []byte(`
+unqualified-search-registries = ["quay.io", "docker.io"]
+[aliases]
+"myimg" = "registry.example/team/myimg"
+[[registry]]
+prefix = "blocked.example"
+blocked = true
+`), 0o644)
+	os.MkdirAll(filepath.Join(dir, "d"), 0o755)
+	os.WriteFile(filepath.Join(dir, "d", "50-mode.conf"), []byte(`short-name-mode = "permissive"`), 0o644)
+	sys := &SystemContext{RegistriesConf: conf, RegistriesConfDir: filepath.Join(dir, "d")}
+	tests := []struct {
+		in   string
+		want []string
+	}{
+		{"busybox", []string{"quay.io/busybox", "docker.io/library/busybox"}},
+		{"busybox:1.36", []string{"quay.io/busybox:1.36", "docker.io/library/busybox:1.36"}},
+		{"org/app", []string{"quay.io/org/app", "docker.io/org/app"}},
+		{"myimg:v1", []string{"registry.example/team/myimg:v1"}},
+		{"ghcr.io/x/y", []string{"ghcr.io/x/y"}},
+	}
+	for _, tc := range tests {
+		got, err := ResolveShortName(tc.in, sys)
+		if err != nil {
+			t.Errorf("ResolveShortName(%q): %v", tc.in, err)
+			continue
+		}
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("ResolveShortName(%q) (-want +got):\n%s", tc.in, diff)
+		}
+	}
+	os.WriteFile(filepath.Join(dir, "d", "60-enforce.conf"), []byte(`short-name-mode = "enforcing"`), 0o644)
+	if _, err := ResolveShortName("busybox", sys); !errors.Is(err, ErrShortName) {
+		t.Errorf("ambiguous name in enforcing mode: %v, want ErrShortName", err)
+	}
+	_, err := mustParse(t, "blocked.example/x").NewSource(t.Context(), sys)
+	if !errors.Is(err, ErrBlocked) {
+		t.Errorf("blocked registry: %v, want ErrBlocked", err)
+	}
+}
