@@ -1,0 +1,84 @@
+package main
+
+import (
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/kiln-build/kiln/internal/container"
+)
+
+func init() { register(newConfigCommand) }
+
+func newConfigCommand() *cobra.Command {
+	var o container.ConfigOptions
+	var strs = map[string]**string{}
+	cmd := &cobra.Command{
+		Use:   "config [options] CONTAINER",
+		Short: "Update image configuration settings of a working container",
+		Args:  exactArgs(1, "a container name or ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			f := cmd.Flags()
+			for name, dst := range strs {
+				if f.Changed(name) {
+					v, _ := f.GetString(name)
+					*dst = &v
+				}
+			}
+			setDuration(f, "healthcheck-interval", &o.HealthInterval)
+			setDuration(f, "healthcheck-timeout", &o.HealthTimeout)
+			setDuration(f, "healthcheck-start-period", &o.HealthStartPeriod)
+			if f.Changed("healthcheck-retries") {
+				v, _ := f.GetInt("healthcheck-retries")
+				o.HealthRetries = &v
+			}
+			st, err := openStore(ctx)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			c, err := container.Open(ctx, st, args[0])
+			if err != nil {
+				return err
+			}
+			if err := c.ApplyConfig(o); err != nil {
+				return err
+			}
+			if f := c.Config().DockerOnlyFields(); len(f) > 0 {
+				logger.Debug("docker-only fields set; they survive only with commit --format docker", "fields", f)
+			}
+			return c.Save(ctx)
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVarP(&o.Labels, "label", "l", nil, "add image label KEY=VALUE (KEY- removes)")
+	f.StringArrayVar(&o.Annotations, "annotation", nil, "add manifest annotation KEY=VALUE (KEY- removes)")
+	f.StringArrayVarP(&o.Env, "env", "e", nil, "add environment variable KEY=VALUE (KEY- removes)")
+	f.StringArrayVarP(&o.Ports, "port", "p", nil, "expose a port (PORT[/PROTO]; trailing - removes)")
+	f.StringArrayVarP(&o.Volumes, "volume", "v", nil, "add a volume mount point (trailing - removes)")
+	f.StringArrayVar(&o.OnBuild, "onbuild", nil, "add an ONBUILD trigger (docker format only)")
+	for name, dst := range map[string]**string{
+		"entrypoint": &o.Entrypoint, "cmd": &o.Cmd, "shell": &o.Shell, "workingdir": &o.WorkingDir,
+		"user": &o.User, "stop-signal": &o.StopSignal, "author": &o.Author, "created-by": &o.CreatedBy,
+		"comment": &o.Comment, "history-comment": &o.HistoryComment, "arch": &o.Arch, "os": &o.OS,
+		"variant": &o.Variant, "hostname": &o.Hostname, "domainname": &o.Domain, "healthcheck": &o.Healthcheck,
+	} {
+		f.String(name, "", "set the image's "+name)
+		strs[name] = dst
+	}
+	f.Duration("healthcheck-interval", 0, "time between health checks")
+	f.Duration("healthcheck-timeout", 0, "time a health check may take")
+	f.Duration("healthcheck-start-period", 0, "grace period before health checks count")
+	f.Int("healthcheck-retries", 0, "failures before unhealthy")
+	addIgnoredFlags(f, "add-history", "os-feature", "os-version", "unsetlabel", "unsetenv", "unsetannotation")
+	return cmd
+}
+
+func setDuration(f *pflag.FlagSet, name string, dst **time.Duration) {
+	if f.Changed(name) {
+		v, _ := f.GetDuration(name)
+		*dst = &v
+	}
+}

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kiln-build/kiln/internal/container"
+)
+
+type fromOptions struct {
+	Name   string
+	Pull   string
+	Quiet  bool
+	Format string
+	registryFlags
+}
+
+func init() { register(newFromCommand) }
+
+func newFromCommand() *cobra.Command {
+	var o fromOptions
+	cmd := &cobra.Command{
+		Use:   "from [options] IMAGE",
+		Short: "Create a working container based on an image",
+		Args:  exactArgs(1, "an image name, ID, or \"scratch\""),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runFrom(cmd, o, args[0])
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Name, "name", "", "name for the working container")
+	f.StringVar(&o.Pull, "pull", "missing", "pull policy: missing, always, never or newer")
+	f.Lookup("pull").NoOptDefVal = "always"
+	f.BoolVarP(&o.Quiet, "quiet", "q", false, "do not print progress while pulling")
+	f.StringVarP(&o.Format, "format", "f", "oci", "format of the image's manifest and metadata")
+	o.registryFlags.add(f)
+	addIgnoredFlags(f, "cap-add", "cap-drop", "cgroup-parent", "cidfile", "cpu-period", "cpu-quota", "cpu-shares", "cpuset-cpus", "cpuset-mems", "device", "dns", "dns-option", "dns-search", "http-proxy", "ipc", "isolation", "memory", "memory-swap", "network", "pid", "security-opt", "shm-size", "ulimit", "userns", "uts", "volume", "arch", "os", "variant", "platform", "decryption-key", "retry", "retry-delay")
+	return cmd
+}
+
+func runFrom(cmd *cobra.Command, o fromOptions, ref string) error {
+	ctx := cmd.Context()
+	st, err := openStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if ref != "scratch" {
+		if err := ensureImage(cmd, st, ref, o.Pull, o.registryFlags, o.Quiet); err != nil {
+			return err
+		}
+	}
+	c, err := container.New(ctx, st, container.NewOptions{Image: ref, Name: o.Name})
+	if err != nil {
+		return fmt.Errorf("creating working container from %q: %w", ref, err)
+	}
+	fmt.Fprintln(cmd.OutOrStdout(), c.Name())
+	return nil
+}

@@ -1,0 +1,271 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kiln-build/kiln/internal/image"
+	"github.com/kiln-build/kiln/internal/store"
+)
+
+type imagesOptions struct {
+	All, Quiet, NoHeading, Digests, JSON, NoTrunc bool
+	Format                                        string
+	Filters                                       []string
+}
+
+func init() { register(newImagesCommand) }
+
+func newImagesCommand() *cobra.Command {
+	var o imagesOptions
+	cmd := &cobra.Command{
+		Use:   "images [options] [IMAGE]",
+		Short: "List images in local storage",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runImages(cmd, o, args)
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVarP(&o.All, "all", "a", false, "show all images, including intermediate ones")
+	f.BoolVarP(&o.Quiet, "quiet", "q", false, "print only image IDs")
+	f.BoolVarP(&o.NoHeading, "noheading", "n", false, "do not print column headings")
+	f.BoolVar(&o.Digests, "digests", false, "show image digests")
+	f.BoolVar(&o.JSON, "json", false, "output in JSON format")
+	f.BoolVar(&o.NoTrunc, "no-trunc", false, "do not truncate output")
+	f.StringVar(&o.Format, "format", "", "pretty-print images using a Go template")
+	f.StringArrayVarP(&o.Filters, "filter", "f", nil, "filter output (dangling=, label=, reference=, before=, since=, id=)")
+	return cmd
+}
+
+// imageRow is one line of `images`: field names as Buildah's templates use.
+type imageRow struct {
+	ID           string    `json:"id"`
+	Name         string    `json:"-"`
+	Tag          string    `json:"-"`
+	Names        []string  `json:"names"`
+	Digest       string    `json:"digest"`
+	CreatedAt    string    `json:"createdat"`
+	Size         string    `json:"size"`
+	Created      int64     `json:"created"`
+	CreatedAtRaw time.Time `json:"createdatraw"`
+	ReadOnly     bool      `json:"readonly"`
+	labels       map[string]string
+}
+
+func runImages(cmd *cobra.Command, o imagesOptions, args []string) error {
+	ctx := cmd.Context()
+	st, err := openStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	imgs, err := st.Images(ctx)
+	if err != nil {
+		return err
+	}
+	keep, err := imageFilter(ctx, st, o.Filters, args)
+	if err != nil {
+		return err
+	}
+	var rows []imageRow
+	for _, img := range imgs {
+		if !keep(img) {
+			continue
+		}
+		rows = append(rows, imageRows(img, o.JSON)...)
+	}
+	out := cmd.OutOrStdout()
+	switch {
+	case o.JSON:
+		if rows == nil {
+			rows = []imageRow{}
+		}
+		return printJSON(out, rows)
+	case o.Quiet:
+		seen := map[string]bool{}
+		for _, r := range rows {
+			if !seen[r.ID] {
+				fmt.Fprintln(out, trunc(r.ID, o.NoTrunc))
+				seen[r.ID] = true
+			}
+		}
+		return nil
+	}
+	format := o.Format
+	if format == "" {
+		format = "{{.Name}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedAt}}\t{{.Size}}"
+		if o.Digests {
+			format = "{{.Name}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedAt}}\t{{.Size}}"
+		}
+		if !o.NoHeading {
+			format = "table " + format
+		}
+	}
+	items := make([]any, 0, len(rows)+1)
+	if strings.HasPrefix(format, "table ") {
+		format = strings.TrimPrefix(format, "table ")
+		h := imageRow{Name: "REPOSITORY", Tag: "TAG", ID: "IMAGE ID", CreatedAt: "CREATED", Size: "SIZE", Digest: "DIGEST"}
+		items = append(items, h)
+	}
+	for _, r := range rows {
+		r.ID = trunc(r.ID, o.NoTrunc)
+		items = append(items, r)
+	}
+	return render(out, format, items, false)
+}
+
+func trunc(id string, noTrunc bool) string {
+	if noTrunc || len(id) <= 12 {
+		return id
+	}
+	return id[:12]
+}
+
+// imageRows gives one row per name (one "<none>" row for a nameless image).
+func imageRows(img store.Image, json bool) []imageRow {
+	base := imageRow{
+		ID: img.ID, Names: img.Names, Digest: string(img.ManifestDigest),
+		CreatedAt: humanTime(img.Created), Size: humanSize(img.Size),
+		Created: img.Created.Unix(), CreatedAtRaw: img.Created,
+	}
+	if json || len(img.Names) == 0 {
+		base.Name, base.Tag = "<none>", "<none>"
+		if base.Names == nil {
+			base.Names = []string{}
+		}
+		return []imageRow{base}
+	}
+	var out []imageRow
+	for _, n := range img.Names {
+		r := base
+		ref, err := image.ParseReference(n)
+		if err == nil {
+			r.Name, r.Tag = ref.Name(), ref.Tag
+		} else {
+			r.Name = n
+		}
+		if r.Tag == "" {
+			r.Tag = "<none>"
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func humanTime(t time.Time) string {
+	d := time.Since(t)
+	switch {
+	case d < time.Minute:
+		return "Less than a minute ago"
+	case d < time.Hour:
+		return plural(int(d.Minutes()), "minute") + " ago"
+	case d < 48*time.Hour:
+		return plural(int(d.Hours()), "hour") + " ago"
+	case d < 14*24*time.Hour:
+		return plural(int(d.Hours()/24), "day") + " ago"
+	}
+	return plural(int(d.Hours()/24/7), "week") + " ago"
+}
+
+func plural(n int, unit string) string {
+	if n == 1 {
+		if unit == "hour" {
+			return "An hour"
+		}
+		return "1 " + unit
+	}
+	return fmt.Sprintf("%d %ss", n, unit)
+}
+
+func humanSize(n int64) string {
+	units := []string{"B", "kB", "MB", "GB", "TB"}
+	f := float64(n)
+	i := 0
+	for f >= 1000 && i < len(units)-1 {
+		f /= 1000
+		i++
+	}
+	if i == 0 {
+		return fmt.Sprintf("%d %s", n, units[0])
+	}
+	return fmt.Sprintf("%.3g %s", f, units[i])
+}
+
+// imageFilter builds the predicate of --filter and a name argument.
+func imageFilter(ctx context.Context, st *store.Store, filters, args []string) (func(store.Image) bool, error) {
+	var preds []func(store.Image) bool
+	if len(args) == 1 {
+		img, err := st.LookupImage(ctx, args[0])
+		if err != nil {
+			return nil, err
+		}
+		preds = append(preds, func(i store.Image) bool { return i.ID == img.ID })
+	}
+	for _, f := range filters {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok {
+			return nil, fmt.Errorf("bad --filter %q: want KEY=VALUE", f)
+		}
+		p, err := imageFilterPred(ctx, st, k, v)
+		if err != nil {
+			return nil, err
+		}
+		preds = append(preds, p)
+	}
+	return func(i store.Image) bool {
+		for _, p := range preds {
+			if !p(i) {
+				return false
+			}
+		}
+		return true
+	}, nil
+}
+
+func imageFilterPred(ctx context.Context, st *store.Store, k, v string) (func(store.Image) bool, error) {
+	switch k {
+	case "dangling":
+		want := v == "true"
+		return func(i store.Image) bool { return (len(i.Names) == 0) == want }, nil
+	case "id":
+		return func(i store.Image) bool { return strings.HasPrefix(i.ID, strings.TrimPrefix(v, "sha256:")) }, nil
+	case "reference":
+		return func(i store.Image) bool {
+			for _, n := range i.Names {
+				if strings.Contains(n, v) {
+					return true
+				}
+			}
+			return false
+		}, nil
+	case "before", "since":
+		ref, err := st.LookupImage(ctx, v)
+		if err != nil {
+			return nil, fmt.Errorf("--filter %s=%s: %w", k, v, err)
+		}
+		if k == "before" {
+			return func(i store.Image) bool { return i.Created.Before(ref.Created) }, nil
+		}
+		return func(i store.Image) bool { return i.Created.After(ref.Created) }, nil
+	case "label":
+		lk, lv, hasValue := strings.Cut(v, "=")
+		return func(i store.Image) bool {
+			raw, err := st.ImageConfig(i)
+			if err != nil {
+				return false
+			}
+			cfg, err := image.ParseConfig(raw)
+			if err != nil {
+				return false
+			}
+			got, ok := cfg.Config.Labels[lk]
+			return ok && (!hasValue || got == lv)
+		}, nil
+	}
+	return nil, fmt.Errorf("unknown --filter key %q: use dangling, id, reference, before, since or label", k)
+}

@@ -1,0 +1,32 @@
+package main
+
+import (
+	"context"
+	"errors"
+
+	"github.com/kiln-build/kiln/internal/storagesetup"
+	"github.com/kiln-build/kiln/internal/store"
+	"github.com/kiln-build/kiln/internal/store/driver"
+	_ "github.com/kiln-build/kiln/internal/store/driver/overlay" // registers "overlay"
+	_ "github.com/kiln-build/kiln/internal/store/driver/vfs"     // registers "vfs"
+)
+
+// openStore opens the store the global flags and storage.conf name. A
+// new store whose default driver cannot work here falls back to vfs.
+func openStore(ctx context.Context) (*store.Store, error) {
+	s, err := storagesetup.Resolve(storagesetup.Overrides{
+		ConfigPath: globals.StorageConf, Root: globals.Root, RunRoot: globals.RunRoot,
+		Driver: globals.StorageDriver, Opts: globals.StorageOpts,
+	})
+	if err != nil {
+		return nil, err
+	}
+	o := store.Options{Root: s.Root, RunRoot: s.RunRoot, Driver: s.Driver, DriverOpts: s.DriverOpts, Logger: logger}
+	st, err := store.Open(ctx, o)
+	if errors.Is(err, driver.ErrUnsupported) && s.Driver == "" {
+		logger.Warn("overlay does not work here; using the vfs driver", "error", err)
+		o.Driver = "vfs"
+		return store.Open(ctx, o)
+	}
+	return st, err
+}

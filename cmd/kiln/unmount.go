@@ -1,0 +1,57 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kiln-build/kiln/internal/container"
+)
+
+type unmountOptions struct{ All bool }
+
+func init() { register(newUnmountCommand) }
+
+func newUnmountCommand() *cobra.Command {
+	var o unmountOptions
+	cmd := &cobra.Command{
+		Use:     "unmount [CONTAINER...]",
+		Aliases: []string{"umount"},
+		Short:   "Unmount a working container's root filesystem",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if len(args) == 0 && !o.All {
+				return fmt.Errorf("unmount needs a container name or ID, or --all")
+			}
+			st, err := openStore(ctx)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			var ctrs []*container.Container
+			if o.All {
+				if ctrs, err = container.All(ctx, st); err != nil {
+					return err
+				}
+			}
+			for _, ref := range args {
+				c, err := container.Open(ctx, st, ref)
+				if err != nil {
+					return err
+				}
+				ctrs = append(ctrs, c)
+			}
+			for _, c := range ctrs {
+				if err := c.Unmount(ctx, o.All); err != nil {
+					return fmt.Errorf("unmounting %s: %w", c.Name(), err)
+				}
+				if !o.All {
+					fmt.Fprintln(cmd.OutOrStdout(), c.ID())
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&o.All, "all", "a", false, "unmount all working containers")
+	return cmd
+}

@@ -1,0 +1,92 @@
+package container
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/kiln-build/kiln/internal/image"
+	"github.com/kiln-build/kiln/internal/store"
+)
+
+// CommitOptions shape the image a commit makes.
+type CommitOptions struct {
+	// Names are full image names (see image.NormalizeName); may be empty.
+	Names  []string
+	Format image.Format
+	// Timestamp, when set, is the image's created time and clamps file
+	// times in the new layer, for reproducible images.
+	Timestamp *time.Time
+	// CreatedBy describes the step in the new history entry.
+	CreatedBy string
+	// EmptyLayer records the step in history without adding a layer.
+	EmptyLayer bool
+	Logger     *slog.Logger
+}
+
+// Commit makes an image of the container: its writes become a new layer
+// (promoted, not copied), its config the image's config. The container
+// goes on working afterwards, mounted or not, on top of the new layer.
+func (c *Container) Commit(ctx context.Context, o CommitOptions) (store.Image, error) {
+	if o.Logger != nil && o.Format == image.FormatOCI {
+		if f := c.State.Config.DockerOnlyFields(); len(f) > 0 {
+			o.Logger.Warn(fmt.Sprintf("%v: not supported for OCI image format, will be ignored; use --format docker to keep them", f))
+		}
+	}
+	created := time.Now().UTC()
+	if o.Timestamp != nil {
+		created = o.Timestamp.UTC()
+	}
+	top := c.rec.Layer
+	cfg := c.State.Config.Clone()
+	hist := image.History{Created: &created, CreatedBy: o.CreatedBy, Comment: c.State.HistoryComment, EmptyLayer: o.EmptyLayer}
+	if hist.CreatedBy == "" {
+		hist.CreatedBy = c.State.ImageCreatedBy
+	}
+	if !o.EmptyLayer {
+		l, err := c.st.CommitLayer(ctx, c.rec.ID, store.CommitOptions{MTimeBound: o.Timestamp})
+		if err != nil {
+			return store.Image{}, fmt.Errorf("committing container %s: %w", c.rec.Name, err)
+		}
+		top = l.ID
+		c.rec.Layer = l.ID
+		cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, l.DiffID)
+	}
+	cfg.RootFS.Type = "layers"
+	cfg.History = append(cfg.History, hist)
+	cfg.Created = &created
+	return c.writeImage(ctx, cfg, top, o)
+}
+
+// writeImage records config cfg on layer top as an image in format o.Format.
+func (c *Container) writeImage(ctx context.Context, cfg *image.Config, top string, o CommitOptions) (store.Image, error) {
+	rawCfg, err := cfg.Marshal(o.Format)
+	if err != nil {
+		return store.Image{}, err
+	}
+	chain, err := c.st.LayerChain(ctx, top)
+	if err != nil {
+		return store.Image{}, err
+	}
+	layers := make([]ocispec.Descriptor, 0, len(chain))
+	for _, l := range chain {
+		layers = append(layers, ocispec.Descriptor{MediaType: o.Format.LayerMediaType(""), Digest: l.DiffID, Size: l.Size})
+	}
+	manifest, err := image.NewManifest(o.Format, image.FromBytes(o.Format.ConfigMediaType(), rawCfg), layers, c.State.ImageAnnotations)
+	if err != nil {
+		return store.Image{}, err
+	}
+	img, err := c.st.CreateImage(ctx, store.NewImage{
+		TopLayer: top, Config: rawCfg, Manifest: manifest, MediaType: o.Format.ManifestMediaType(),
+		Names: o.Names, Created: *cfg.Created,
+	})
+	if err != nil {
+		return store.Image{}, err
+	}
+	c.State.Config.RootFS = cfg.RootFS
+	c.State.Config.History = cfg.History
+	return img, c.Save(ctx)
+}

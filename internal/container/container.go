@@ -1,0 +1,151 @@
+// Package container is the working container: a writable snapshot on an
+// image plus the image config being edited, with one file per verb (new,
+// mount, config, copy, run, commit). Builds use the same steps.
+package container
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/kiln-build/kiln/internal/image"
+	"github.com/kiln-build/kiln/internal/store"
+)
+
+// State is what kiln keeps about a working container; its JSON field
+// names are Buildah's, so `--format` templates written for Buildah work.
+type State struct {
+	Type             string            `json:"Type"`
+	FromImage        string            `json:"FromImage"`
+	FromImageID      string            `json:"FromImageID"`
+	FromImageDigest  string            `json:"FromImageDigest"`
+	Container        string            `json:"Container"`
+	ContainerID      string            `json:"ContainerID"`
+	MountPoint       string            `json:"MountPoint"`
+	Config           *image.Config     `json:"Config"`
+	ImageAnnotations map[string]string `json:"ImageAnnotations,omitempty"`
+	ImageCreatedBy   string            `json:"ImageCreatedBy,omitempty"`
+	HistoryComment   string            `json:"HistoryComment,omitempty"`
+	Isolation        string            `json:"Isolation,omitempty"`
+}
+
+// Container is an open working container.
+type Container struct {
+	st    *store.Store
+	rec   store.Container
+	State State
+}
+
+// stateType marks the state format.
+const stateType = "kiln 0.1"
+
+// Open loads the container named by ref (name, ID or ID prefix).
+func Open(ctx context.Context, st *store.Store, ref string) (*Container, error) {
+	rec, err := st.LookupContainer(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	return fromRecord(ctx, st, rec)
+}
+
+func fromRecord(ctx context.Context, st *store.Store, rec store.Container) (*Container, error) {
+	c := &Container{st: st, rec: rec}
+	if err := json.Unmarshal(rec.Data, &c.State); err != nil {
+		return nil, fmt.Errorf("reading state of container %s: %w", rec.Name, err)
+	}
+	if c.State.Config == nil {
+		c.State.Config = &image.Config{OS: "linux", Architecture: "amd64"}
+	}
+	c.State.Container, c.State.ContainerID = rec.Name, rec.ID
+	c.State.MountPoint = st.Mountpoint(ctx, rec)
+	return c, nil
+}
+
+// All loads every working container.
+func All(ctx context.Context, st *store.Store) ([]*Container, error) {
+	recs, err := st.Containers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Container, 0, len(recs))
+	for _, r := range recs {
+		c, err := fromRecord(ctx, st, r)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// ID is the container's full ID.
+func (c *Container) ID() string { return c.rec.ID }
+
+// Name is the container's name.
+func (c *Container) Name() string { return c.rec.Name }
+
+// Created is when the container was made.
+func (c *Container) Created() time.Time { return c.rec.Created }
+
+// Config is the image config being edited; change it, then Save.
+func (c *Container) Config() *image.Config { return c.State.Config }
+
+// Save writes the container's state back to the store.
+func (c *Container) Save(ctx context.Context) error {
+	raw, err := json.Marshal(c.State)
+	if err != nil {
+		return err
+	}
+	if err := c.st.SetContainerData(ctx, c.rec.ID, raw); err != nil {
+		return fmt.Errorf("saving container %s: %w", c.rec.Name, err)
+	}
+	c.rec.Data = raw
+	return nil
+}
+
+// Rename gives the container a new name.
+func (c *Container) Rename(ctx context.Context, name string) error {
+	if err := c.st.RenameContainer(ctx, c.rec.ID, name); err != nil {
+		return err
+	}
+	c.rec.Name, c.State.Container = name, name
+	return c.Save(ctx)
+}
+
+// Remove unmounts and deletes the container.
+func (c *Container) Remove(ctx context.Context) error {
+	return c.st.DeleteContainer(ctx, c.rec.ID)
+}
+
+// Inspect is the shape `inspect --type container` prints: the state plus
+// the config in both formats.
+type Inspect struct {
+	State
+	OCIv1  ocispec.Image `json:"OCIv1"`
+	Docker *image.Config `json:"Docker"`
+}
+
+// Inspect describes the container.
+func (c *Container) Inspect() Inspect {
+	return Inspect{State: c.State, OCIv1: c.State.Config.OCI(), Docker: c.State.Config.Docker()}
+}
+
+// defaultName is Buildah's container name for an image: the last path
+// element of its name, then "-working-container".
+func defaultName(imageName string) string {
+	if imageName == "" || imageName == "scratch" {
+		return "working-container"
+	}
+	base := imageName
+	if i := strings.LastIndex(base, "/"); i >= 0 {
+		base = base[i+1:]
+	}
+	if i := strings.IndexAny(base, ":@"); i >= 0 {
+		base = base[:i]
+	}
+	return base + "-working-container"
+}

@@ -1,0 +1,385 @@
+package container
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	cfs "github.com/containerd/continuity/fs"
+
+	"github.com/kiln-build/kiln/internal/archive"
+)
+
+// CopyOptions describe a copy or add into the container.
+type CopyOptions struct {
+	// Sources are paths (globs allowed) relative to ContextDir, or inside
+	// From's root when From is set; with Add, also http(s) URLs.
+	Sources []string
+	// Dest is a path in the container, relative to its working directory.
+	Dest       string
+	ContextDir string
+	// Chown is "user[:group]" resolved in the container; "" means 0:0
+	// (ownership is kept when copying From another root).
+	Chown string
+	// Chmod is an octal mode applied to everything copied; "" keeps modes.
+	Chmod string
+	// FromRoot is the mounted root of another container or image.
+	FromRoot string
+	// Add extracts local tar archives and fetches URLs.
+	Add bool
+}
+
+// ErrSourceMissing is wrapped when a copy source does not exist.
+var ErrSourceMissing = errors.New("no such file or directory")
+
+// Copy copies files into the container's root filesystem. Every target
+// path resolves inside the root: a symlink in the container can never
+// make a copy land outside it.
+func (c *Container) Copy(ctx context.Context, o CopyOptions) error {
+	if len(o.Sources) == 0 {
+		return fmt.Errorf("copy needs at least one source")
+	}
+	var mode *os.FileMode
+	if o.Chmod != "" {
+		m, err := strconv.ParseUint(o.Chmod, 8, 32)
+		if err != nil || m > 0o7777 {
+			return fmt.Errorf("bad --chmod %q: want an octal mode such as 755", o.Chmod)
+		}
+		fm := os.FileMode(m)
+		mode = &fm
+	}
+	return c.withMount(ctx, func(root string) error {
+		owner, err := c.resolveChown(root, o)
+		if err != nil {
+			return err
+		}
+		srcs, err := expandSources(o)
+		if err != nil {
+			return err
+		}
+		dest := o.Dest
+		if !path.IsAbs(dest) {
+			dest = path.Join("/", c.State.Config.Config.WorkingDir, dest)
+		}
+		intoDir := strings.HasSuffix(o.Dest, "/") || len(srcs) > 1
+		if fi, err := statIn(root, dest); err == nil && fi.IsDir() {
+			intoDir = true
+		}
+		cp := copier{root: root, owner: owner, mode: mode, add: o.Add}
+		for _, s := range srcs {
+			if err := cp.copySource(ctx, s, dest, intoDir); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func statIn(root, p string) (os.FileInfo, error) {
+	full, err := cfs.RootPath(root, p)
+	if err != nil {
+		return nil, err
+	}
+	return os.Stat(full)
+}
+
+// expandSources resolves globs; a source that matches nothing is an error.
+func expandSources(o CopyOptions) ([]string, error) {
+	var out []string
+	for _, s := range o.Sources {
+		if o.Add && (strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://")) {
+			out = append(out, s)
+			continue
+		}
+		base := o.ContextDir
+		if o.FromRoot != "" {
+			base = o.FromRoot
+		}
+		var full string
+		if o.FromRoot != "" {
+			p, err := cfs.RootPath(base, s)
+			if err != nil {
+				return nil, err
+			}
+			full = p
+		} else if filepath.IsAbs(s) || base == "" {
+			full = s
+		} else {
+			full = filepath.Join(base, s)
+		}
+		matches, err := filepath.Glob(full)
+		if err != nil {
+			return nil, fmt.Errorf("bad pattern %q: %w", s, err)
+		}
+		if len(matches) == 0 {
+			return nil, fmt.Errorf("copy source %q: %w", s, ErrSourceMissing)
+		}
+		out = append(out, matches...)
+	}
+	return out, nil
+}
+
+type ownership struct {
+	uid, gid int
+	keep     bool
+}
+
+func (c *Container) resolveChown(root string, o CopyOptions) (ownership, error) {
+	if o.Chown == "" {
+		return ownership{keep: o.FromRoot != ""}, nil
+	}
+	uid, gid, err := lookupUser(root, o.Chown)
+	if err != nil {
+		return ownership{}, fmt.Errorf("--chown %q: %w", o.Chown, err)
+	}
+	return ownership{uid: uid, gid: gid}, nil
+}
+
+type copier struct {
+	root  string
+	owner ownership
+	mode  *os.FileMode
+	add   bool
+}
+
+func (cp copier) copySource(ctx context.Context, src, dest string, intoDir bool) error {
+	if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
+		return cp.fetch(ctx, src, dest, intoDir)
+	}
+	fi, err := os.Stat(src)
+	if err != nil {
+		return fmt.Errorf("copy source %q: %w", src, err)
+	}
+	if fi.IsDir() {
+		return cp.copyTree(ctx, src, dest)
+	}
+	if cp.add {
+		if ok, err := cp.extract(ctx, src, dest); ok || err != nil {
+			return err
+		}
+	}
+	target := dest
+	if intoDir {
+		target = path.Join(dest, filepath.Base(src))
+	}
+	return cp.copyEntry(src, target, fi)
+}
+
+// extract unpacks src into dest when it is a (compressed) tar archive.
+func (cp copier) extract(ctx context.Context, src, dest string) (bool, error) {
+	f, err := os.Open(src)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	rc, _, err := archive.Decompress(f)
+	if err != nil {
+		return false, nil
+	}
+	head := make([]byte, 512)
+	n, _ := io.ReadFull(rc, head)
+	rc.Close()
+	if n < 512 || string(head[257:262]) != "ustar" {
+		return false, nil
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return true, err
+	}
+	dir, err := cp.mkdirIn(dest)
+	if err != nil {
+		return true, err
+	}
+	_, err = archive.Apply(ctx, dir, f, archive.ApplyOptions{})
+	return true, err
+}
+
+func (cp copier) copyTree(ctx context.Context, src, dest string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		return cp.copyEntry(p, path.Join(dest, filepath.ToSlash(rel)), fi)
+	})
+}
+
+// mkdirIn makes directory p (in the container) and its parents, and
+// returns its resolved host path.
+func (cp copier) mkdirIn(p string) (string, error) {
+	full, err := cfs.RootPath(cp.root, p)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(full, 0o755); err != nil {
+		return "", fmt.Errorf("creating %s in the container: %w", p, err)
+	}
+	return full, nil
+}
+
+// copyEntry copies one file, directory or symlink to target (a path in
+// the container), resolving target's parent inside the root.
+func (cp copier) copyEntry(src, target string, fi os.FileInfo) error {
+	parent, err := cp.mkdirIn(path.Dir(target))
+	if err != nil {
+		return err
+	}
+	full := filepath.Join(parent, path.Base(target))
+	if fi.IsDir() {
+		if target == "/" || target == "." {
+			full = cp.root
+		}
+		if err := os.MkdirAll(full, 0o755); err != nil {
+			return err
+		}
+		if err := os.Chmod(full, cp.modeFor(fi)); err != nil {
+			return err
+		}
+		return cp.finish(full, fi)
+	}
+	// Replace whatever is there, and never write through a symlink.
+	if old, err := os.Lstat(full); err == nil && !old.IsDir() {
+		if err := os.Remove(full); err != nil {
+			return err
+		}
+	}
+	switch {
+	case fi.Mode()&os.ModeSymlink != 0:
+		link, err := os.Readlink(src)
+		if err != nil {
+			return err
+		}
+		if err := os.Symlink(link, full); err != nil {
+			return err
+		}
+	case fi.Mode().IsRegular():
+		if err := copyFileContent(src, full, cp.modeFor(fi)); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("copy source %s: unsupported file type %s", src, fi.Mode().Type())
+	}
+	return cp.finish(full, fi)
+}
+
+func (cp copier) modeFor(fi os.FileInfo) os.FileMode {
+	if cp.mode != nil {
+		return *cp.mode
+	}
+	return fi.Mode() & (os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky)
+}
+
+func (cp copier) finish(full string, fi os.FileInfo) error {
+	uid, gid := cp.owner.uid, cp.owner.gid
+	if cp.owner.keep {
+		uid, gid = fileOwner(fi)
+	}
+	if err := os.Lchown(full, uid, gid); err != nil {
+		return err
+	}
+	if fi.Mode()&os.ModeSymlink != 0 {
+		return nil
+	}
+	return os.Chtimes(full, fi.ModTime(), fi.ModTime())
+}
+
+func copyFileContent(src, dst string, mode os.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, mode.Perm())
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return os.Chmod(dst, mode)
+}
+
+// fetch downloads a URL into the container, as ADD does: mode 0600,
+// the modification time from Last-Modified.
+func (cp copier) fetch(ctx context.Context, src, dest string, intoDir bool) error {
+	u, err := url.Parse(src)
+	if err != nil {
+		return fmt.Errorf("bad URL %q: %w", src, err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("fetching %s: %w", src, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("fetching %s: %s", src, resp.Status)
+	}
+	target := dest
+	if intoDir || strings.HasSuffix(dest, "/") {
+		name := path.Base(u.Path)
+		if name == "/" || name == "." {
+			return fmt.Errorf("fetching %s: the URL names no file; give a destination file name", src)
+		}
+		target = path.Join(dest, name)
+	}
+	parent, err := cp.mkdirIn(path.Dir(target))
+	if err != nil {
+		return err
+	}
+	full := filepath.Join(parent, path.Base(target))
+	_ = os.Remove(full)
+	tmp, err := os.CreateTemp(parent, ".kiln-add-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := io.Copy(tmp, resp.Body); err != nil {
+		tmp.Close()
+		return fmt.Errorf("fetching %s: %w", src, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	mtime := time.Now()
+	if lm, err := http.ParseTime(resp.Header.Get("Last-Modified")); err == nil {
+		mtime = lm
+	}
+	mode := os.FileMode(0o600)
+	if cp.mode != nil {
+		mode = *cp.mode
+	}
+	if err := os.Chmod(tmp.Name(), mode); err != nil {
+		return err
+	}
+	if err := os.Lchown(tmp.Name(), cp.owner.uid, cp.owner.gid); err != nil {
+		return err
+	}
+	if err := os.Chtimes(tmp.Name(), mtime, mtime); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), full)
+}

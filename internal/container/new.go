@@ -1,0 +1,78 @@
+package container
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"runtime"
+
+	"github.com/kiln-build/kiln/internal/image"
+	"github.com/kiln-build/kiln/internal/store"
+)
+
+// NewOptions describe a new working container.
+type NewOptions struct {
+	// Image is "scratch" or a local image name, ID or ID prefix.
+	Image string
+	// Name is the container's name; "" picks Buildah's default.
+	Name string
+}
+
+// New makes a working container from a local image (or scratch).
+func New(ctx context.Context, st *store.Store, o NewOptions) (*Container, error) {
+	state := State{Type: stateType}
+	var img store.Image
+	if o.Image == "scratch" || o.Image == "" {
+		state.Config = &image.Config{OS: "linux", Architecture: runtime.GOARCH, RootFS: image.RootFS{Type: "layers"}}
+	} else {
+		var err error
+		if img, err = st.LookupImage(ctx, o.Image); err != nil {
+			return nil, err
+		}
+		raw, err := st.ImageConfig(img)
+		if err != nil {
+			return nil, err
+		}
+		if state.Config, err = image.ParseConfig(raw); err != nil {
+			return nil, fmt.Errorf("image %s: %w", o.Image, err)
+		}
+		state.FromImage = o.Image
+		if len(img.Names) > 0 {
+			state.FromImage = img.Names[0]
+		}
+		state.FromImageID = img.ID
+		state.FromImageDigest = string(img.ManifestDigest)
+	}
+	name := o.Name
+	if name == "" {
+		var err error
+		if name, err = freeName(ctx, st, defaultName(state.FromImage)); err != nil {
+			return nil, err
+		}
+	}
+	raw, err := json.Marshal(state)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := st.CreateContainer(ctx, name, img.ID, img.TopLayer, raw)
+	if err != nil {
+		return nil, err
+	}
+	c, err := fromRecord(ctx, st, rec)
+	if err != nil {
+		return nil, err
+	}
+	return c, c.Save(ctx)
+}
+
+// freeName returns base, or base-1, base-2, … whichever is free first.
+func freeName(ctx context.Context, st *store.Store, base string) (string, error) {
+	name := base
+	for i := 1; ; i++ {
+		taken, err := st.ContainerNameTaken(ctx, name)
+		if err != nil || !taken {
+			return name, err
+		}
+		name = fmt.Sprintf("%s-%d", base, i)
+	}
+}

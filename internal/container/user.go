@@ -1,0 +1,77 @@
+package container
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+
+	cfs "github.com/containerd/continuity/fs"
+)
+
+// lookupUser resolves "user[:group]" against the root's /etc/passwd and
+// /etc/group; numeric ids need no entry. A user without a group gets
+// the user's primary group.
+func lookupUser(root, spec string) (int, int, error) {
+	u, g, hasGroup := strings.Cut(spec, ":")
+	uid, primary, err := lookupID(root, "/etc/passwd", u, 3)
+	if err != nil {
+		return 0, 0, err
+	}
+	if !hasGroup {
+		if primary < 0 {
+			primary = uid
+		}
+		return uid, primary, nil
+	}
+	gid, _, err := lookupID(root, "/etc/group", g, -1)
+	return uid, gid, err
+}
+
+// lookupID finds name (or a number) in a colon-separated database and
+// returns field 2 and, when extra >= 0, that field too (-1 if absent).
+func lookupID(root, db, name string, extra int) (int, int, error) {
+	if n, err := strconv.Atoi(name); err == nil {
+		if n < 0 {
+			return 0, 0, fmt.Errorf("bad id %d", n)
+		}
+		return n, -1, nil
+	}
+	p, err := cfs.RootPath(root, db)
+	if err != nil {
+		return 0, 0, err
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return 0, 0, fmt.Errorf("no %s in the container to look up %q", db, name)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Split(sc.Text(), ":")
+		if len(fields) < 3 || fields[0] != name {
+			continue
+		}
+		id, err := strconv.Atoi(fields[2])
+		if err != nil {
+			return 0, 0, fmt.Errorf("%s: bad id for %q", db, name)
+		}
+		second := -1
+		if extra >= 0 && len(fields) > extra {
+			if v, err := strconv.Atoi(fields[extra]); err == nil {
+				second = v
+			}
+		}
+		return id, second, nil
+	}
+	return 0, 0, fmt.Errorf("%q not found in the container's %s", name, db)
+}
+
+func fileOwner(fi os.FileInfo) (int, int) {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return int(st.Uid), int(st.Gid)
+	}
+	return 0, 0
+}

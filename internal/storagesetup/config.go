@@ -1,0 +1,97 @@
+// Package storagesetup settles where the store lives and with which
+// driver: defaults, /etc/kiln/storage.conf, the environment and flags.
+package storagesetup
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// DefaultConfigPath is where storage.conf is read from.
+const DefaultConfigPath = "/etc/kiln/storage.conf"
+
+// Config is the [storage] table of storage.conf, keys named as in
+// containers-storage.conf.
+type Config struct {
+	Storage struct {
+		Driver    string `toml:"driver"`
+		GraphRoot string `toml:"graphroot"`
+		RunRoot   string `toml:"runroot"`
+		Options   struct {
+			MountOpt     string `toml:"mountopt"`
+			MinFreeSpace string `toml:"min_free_space"`
+			Overlay      struct {
+				MountOpt string `toml:"mountopt"`
+				Size     string `toml:"size"`
+			} `toml:"overlay"`
+		} `toml:"options"`
+	} `toml:"storage"`
+}
+
+// Overrides are what the command line says; empty fields say nothing.
+type Overrides struct {
+	ConfigPath, Root, RunRoot, Driver string
+	Opts                              []string
+}
+
+// Settings are the resolved store location and driver.
+type Settings struct {
+	Root, RunRoot, Driver string
+	DriverOpts            map[string]string
+	ConfigPath            string
+}
+
+// Resolve merges defaults, storage.conf ($KILN_STORAGE_CONF or the
+// default path), the environment ($STORAGE_DRIVER) and o, in that order.
+func Resolve(o Overrides) (Settings, error) {
+	s := Settings{Root: "/var/lib/kiln", RunRoot: "/run/kiln", DriverOpts: map[string]string{}}
+	if os.Geteuid() != 0 {
+		data := os.Getenv("XDG_DATA_HOME")
+		if data == "" {
+			data = filepath.Join(os.Getenv("HOME"), ".local", "share")
+		}
+		s.Root = filepath.Join(data, "kiln")
+		s.RunRoot = filepath.Join(os.TempDir(), fmt.Sprintf("kiln-run-%d", os.Getuid()))
+	}
+	path := o.ConfigPath
+	if path == "" {
+		path = os.Getenv("KILN_STORAGE_CONF")
+	}
+	if path == "" {
+		path = DefaultConfigPath
+	}
+	s.ConfigPath = path
+	var c Config
+	if _, err := toml.DecodeFile(path, &c); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return s, fmt.Errorf("reading %s: %w", path, err)
+	}
+	set(&s.Root, c.Storage.GraphRoot)
+	set(&s.RunRoot, c.Storage.RunRoot)
+	set(&s.Driver, c.Storage.Driver)
+	if c.Storage.Options.MinFreeSpace != "" {
+		s.DriverOpts["min_free_space"] = c.Storage.Options.MinFreeSpace
+	}
+	set(&s.Driver, os.Getenv("STORAGE_DRIVER"))
+	set(&s.Root, o.Root)
+	set(&s.RunRoot, o.RunRoot)
+	set(&s.Driver, o.Driver)
+	for _, kv := range o.Opts {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return s, fmt.Errorf("bad --storage-opt %q: want KEY=VALUE", kv)
+		}
+		s.DriverOpts[strings.TrimPrefix(strings.TrimPrefix(k, "overlay."), "overlay2.")] = v
+	}
+	return s, nil
+}
+
+func set(dst *string, v string) {
+	if v != "" {
+		*dst = v
+	}
+}
