@@ -43,6 +43,12 @@ func mustMount(t *testing.T, parse func(string) (specs.Mount, error), s string) 
 }
 
 func runCases() []runCase {
+	return append(processCases(), isolationCases()...)
+}
+
+// processCases are about the process: status, stdio, env, user, workdir
+// and the command lookup.
+func processCases() []runCase {
 	return []runCase{
 		{name: "exit status", args: sh("exit 7"), code: 7},
 		// Under runc sh is pid 1, which cannot kill itself; under chroot
@@ -78,6 +84,12 @@ func runCases() []runCase {
 			created: []string{"work", "work/dir"}},
 		{name: "workdir is a file", args: []string{"pwd"}, code: 125, err: ErrBadWorkingDir,
 			setup: func(t *testing.T, o *Options, _ string) { o.WorkingDir = "/etc/passwd" }},
+	}
+}
+
+// isolationCases are about namespaces, mounts, capabilities and seccomp.
+func isolationCases() []runCase {
+	return []runCase{
 		{name: "hostname", args: sh("hostname; cat /etc/hostname; grep -c builder /etc/hosts"),
 			setup:  func(t *testing.T, o *Options, _ string) { o.Hostname = "builder" },
 			stdout: "builder\nbuilder\n1\n"},

@@ -25,7 +25,7 @@ func seccompFilter(caps []string) []unix.SockFilter {
 		{Code: ld, K: 4}, // seccomp_data.arch
 		{Code: jeq, Jt: 1, K: seccompAuditArch},
 		{Code: ret, K: nosys},
-		{Code: ld, K: 0}, // seccomp_data.nr
+		{Code: ld, K: 0},                  // seccomp_data.nr
 		{Code: jge, Jf: 1, K: 0x40000000}, // x32 ABI
 		{Code: ret, K: nosys},
 	}
