@@ -277,13 +277,33 @@ func listTree(t *testing.T, root string) map[string]string {
 	return out
 }
 
-// mountTable returns this process's mount table without the mount ids,
-// which are not stable.
+// mountTable returns this process's mount table. Other engineers' tests
+// mount things concurrently on this machine, so mounts under the temp
+// directory that are not this test's, and kiln's default store, are
+// left out.
 func mountTable(t *testing.T) []string {
 	t.Helper()
 	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return strings.Split(strings.TrimSpace(string(b)), "\n")
+	mine := filepath.Dir(t.TempDir())
+	var out []string
+	for line := range strings.SplitSeq(strings.TrimSpace(string(b)), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		mp := f[4]
+		foreign := false
+		for _, dir := range []string{os.TempDir(), "/var/lib/kiln", "/run/kiln"} {
+			if (mp == dir || strings.HasPrefix(mp, dir+"/")) && !strings.HasPrefix(mp, mine) {
+				foreign = true
+			}
+		}
+		if !foreign {
+			out = append(out, line)
+		}
+	}
+	return out
 }
