@@ -14,10 +14,26 @@
 // A binary that uses the chroot isolation must call IsReexec first thing
 // in main and, when it reports true, exit with the status Reexec returns.
 //
+// Both isolations apply the same policy: Docker's default capabilities
+// (CapAdd/CapDrop on top, a non-root user gets none), the OCI default
+// masked and read-only paths, the default devices only, and a deny-list
+// seccomp profile (seccompDenied; runc loads it from the bundle, the
+// chroot isolation compiles it to BPF itself). Every path inside the root
+// filesystem is resolved with openat2(RESOLVE_IN_ROOT) and mounted through
+// its file descriptor, so a symlink in an image cannot redirect a mount or
+// a read onto the host.
+//
 // Leaks: the chroot isolation's mounts live in the child's private mount
 // namespace, and the child dies with its parent (parent-death signal), so
 // killing kiln with SIGKILL leaves no mounts on the host. The OCI runtime is
 // killed with its parent too; a container it leaves behind (its state lives
 // under RunDir) is deleted with "runc delete --force" by the next Run that
-// uses the same RunDir.
+// uses the same RunDir (a lock file per run tells a dead run's container
+// from a live one). Mount points Run created in the root filesystem are
+// not removed when kiln is killed.
+//
+// Limits: with the chroot isolation, Terminal passes the caller's terminal
+// through (no new pty); the chroot seccomp filter makes 32-bit (i386, x32)
+// system calls fail with ENOSYS. Two concurrent runs in one root
+// filesystem can remove each other's mount points when one ends.
 package run

@@ -119,3 +119,37 @@ func findProcess(args ...string) int {
 	}
 	return 0
 }
+
+// TestSharedRunDir runs two processes at once with one RunDir: the second
+// run's stale-container cleanup must not touch the first, running one.
+func TestSharedRunDir(t *testing.T) {
+	requiresRoot(t)
+	for _, iso := range isolations(t) {
+		t.Run(iso.String(), func(t *testing.T) {
+			root, runDir := busyboxRootfs(t), t.TempDir()
+			o := Options{ContainerID: "shared", Rootfs: root, RunDir: runDir, Isolation: iso}
+			long := o
+			long.Args = []string{"sh", "-c", "sleep 1; exit 5"}
+			done := make(chan int)
+			go func() {
+				code, err := Run(context.Background(), long)
+				if err != nil {
+					t.Errorf("long run: %v", err)
+				}
+				done <- code
+			}()
+			time.Sleep(300 * time.Millisecond)
+			short := o
+			short.Args = []string{"true"}
+			if code, err := Run(context.Background(), short); code != 0 || err != nil {
+				t.Errorf("short run = %d, %v", code, err)
+			}
+			if code := <-done; code != 5 {
+				t.Errorf("long run exit code = %d, want 5", code)
+			}
+			if entries, _ := os.ReadDir(runDir); len(entries) != 0 {
+				t.Errorf("run directory not cleaned: %v", entries)
+			}
+		})
+	}
+}

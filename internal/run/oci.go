@@ -59,8 +59,12 @@ func runOCI(ctx context.Context, p *plan) (int, error) {
 		return 125, err
 	}
 	stateRoot := filepath.Join(p.o.RunDir, "runtime-state")
+	unlock, err := lockRun(stateRoot, p.id)
+	if err != nil {
+		return 125, err
+	}
+	defer unlock()
 	deleteStale(rt, stateRoot)
-	defer os.Remove(stateRoot) // only when empty: nothing else is running
 	bundle := filepath.Join(p.o.RunDir, "bundle-"+p.id)
 	if err := os.Mkdir(bundle, 0o700); err != nil {
 		return 125, fmt.Errorf("creating bundle directory: %w", err)
@@ -131,15 +135,72 @@ func exitCode(ps *os.ProcessState) int {
 	return ws.ExitStatus()
 }
 
-// deleteStale force-deletes containers a killed kiln left in stateRoot.
+// lockRun holds an exclusive lock on stateRoot/ID.lock while the run
+// lasts, so that deleteStale in a concurrent run leaves it alone; the
+// kernel drops the lock when kiln dies. unlock removes the lock file and,
+// when nothing else uses it, stateRoot.
+func lockRun(stateRoot, id string) (unlock func(), err error) {
+	if err := os.MkdirAll(stateRoot, 0o700); err != nil {
+		return nil, fmt.Errorf("creating runtime state directory: %w", err)
+	}
+	lockPath := filepath.Join(stateRoot, id+".lock")
+	f, err := os.OpenFile(lockPath, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("creating run lock: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking %s: %w", lockPath, err)
+	}
+	return func() {
+		os.Remove(lockPath)
+		f.Close()
+		os.Remove(stateRoot) // only when empty
+	}, nil
+}
+
+// deleteStale force-deletes containers that a killed kiln left in
+// stateRoot: those whose lock file nobody holds.
 func deleteStale(rt, stateRoot string) {
 	entries, err := os.ReadDir(stateRoot)
 	if err != nil {
 		return
 	}
 	for _, e := range entries {
-		deleteContainer(rt, stateRoot, e.Name())
+		id := e.Name()
+		if !e.IsDir() {
+			if lockFree(filepath.Join(stateRoot, id)) && !dirExists(filepath.Join(stateRoot, strings.TrimSuffix(id, ".lock"))) {
+				os.Remove(filepath.Join(stateRoot, id))
+			}
+			continue
+		}
+		lockPath := filepath.Join(stateRoot, id+".lock")
+		if !lockFree(lockPath) {
+			continue
+		}
+		deleteContainer(rt, stateRoot, id)
+		os.Remove(lockPath)
 	}
+}
+
+func dirExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.IsDir()
+}
+
+// lockFree reports whether nobody holds the lock file at p (a missing
+// file is free).
+func lockFree(p string) bool {
+	f, err := os.Open(p)
+	if err != nil {
+		return os.IsNotExist(err)
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return false
+	}
+	unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	return true
 }
 
 func deleteContainer(rt, stateRoot, id string) {

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -70,6 +71,13 @@ func prepare(o Options) (p *plan, err error) {
 	p.hostname = o.Hostname
 	if p.hostname == "" {
 		p.hostname = shortID(o.ContainerID)
+	}
+	if o.Terminal && !isTerminal(o.Stdin) {
+		// runc cannot attach a terminal without one on kiln's side.
+		p.o.Terminal = false
+		if o.Logger != nil {
+			o.Logger.Warn("no terminal on stdin: running without a terminal")
+		}
 	}
 	p.env = defaultEnv(o.Env, p.user.Home, p.hostname)
 	if p.cwd, err = prepareWorkdir(root, o.WorkingDir); err != nil {
@@ -246,4 +254,14 @@ func checkExecutable(root *os.File, name, p string) error {
 		return fmt.Errorf("command %q (%s) is not an executable file: %w", name, p, ErrNotExecutable)
 	}
 	return nil
+}
+
+// isTerminal reports whether r is a terminal device.
+func isTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }
