@@ -56,6 +56,11 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.Driver != "" {
+		if err := driver.Known(o.Driver); err != nil {
+			return nil, err
+		}
+	}
 	for _, dir := range []string{o.Root, o.RunRoot, filepath.Join(o.Root, "blobs", "sha256"), filepath.Join(o.Root, "tmp")} {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("creating store directory: %w", err)

@@ -101,3 +101,12 @@ func (e *UnknownError) Error() string {
 	}
 	return "unknown storage driver " + `"` + e.Name + `"` + ": use overlay, vfs or btrfs"
 }
+
+// Known reports whether a driver of that name exists, with the same error
+// New would give.
+func Known(name string) error {
+	if _, ok := registry[name]; !ok {
+		return &UnknownError{Name: name}
+	}
+	return nil
+}

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs kiln's tests. As root every privileged test runs too (the e2e
+# verbs, both drivers, both isolations, a real registry and skopeo).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh
+export PATH=/usr/local/go/bin:$PATH
+go vet ./...
+go test -p 2 -timeout 40m ./...
