@@ -17,8 +17,8 @@ import (
 
 type runOptions struct {
 	Isolation, Runtime, User, WorkingDir, Network, Hostname string
-	Env, Volumes, Mounts, CapAdd, CapDrop                  []string
-	TTY, NoPivot                                          bool
+	Env, Volumes, Mounts, CapAdd, CapDrop                   []string
+	TTY, NoPivot                                            bool
 }
 
 func init() { register(newRunCommand) }
