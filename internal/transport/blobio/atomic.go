@@ -42,3 +42,18 @@ func WriteFileAtomic(path string, r io.Reader, want digest.Digest, size int64) (
 	}
 	return os.Rename(f.Name(), path)
 }
+
+// OpenFile opens a blob file and returns it with its size; callers name
+// the transport in the error they wrap around it.
+func OpenFile(path string) (io.ReadCloser, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, fi.Size(), nil
+}

@@ -127,16 +127,11 @@ func (s *Source) Blob(_ context.Context, d digest.Digest) (io.ReadCloser, int64,
 	if err != nil {
 		return nil, 0, err
 	}
-	f, err := os.Open(p)
+	rc, size, err := blobio.OpenFile(p)
 	if err != nil {
 		return nil, 0, fmt.Errorf("opening blob %s in oci:%s: %w", d, s.dir, err)
 	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, 0, err
-	}
-	return f, fi.Size(), nil
+	return rc, size, nil
 }
 
 // Close does nothing.
