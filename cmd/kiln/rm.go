@@ -5,8 +5,6 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
-
-	"github.com/kiln-build/kiln/internal/container"
 )
 
 type rmOptions struct{ All bool }
@@ -32,21 +30,11 @@ func newRmCommand() *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			var ctrs []*container.Container
-			if o.All {
-				if ctrs, err = container.All(ctx, st); err != nil {
-					return err
-				}
+			ctrs, err := selectContainers(ctx, st, args, o.All)
+			if err != nil && len(ctrs) == 0 {
+				return err
 			}
-			var errs []error
-			for _, ref := range args {
-				c, err := container.Open(ctx, st, ref)
-				if err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				ctrs = append(ctrs, c)
-			}
+			errs := []error{err}
 			for _, c := range ctrs {
 				if err := c.Remove(ctx); err != nil {
 					errs = append(errs, fmt.Errorf("removing %s: %w", c.Name(), err))

@@ -4,8 +4,6 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
-
-	"github.com/kiln-build/kiln/internal/container"
 )
 
 type unmountOptions struct{ All bool }
@@ -28,18 +26,9 @@ func newUnmountCommand() *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			var ctrs []*container.Container
-			if o.All {
-				if ctrs, err = container.All(ctx, st); err != nil {
-					return err
-				}
-			}
-			for _, ref := range args {
-				c, err := container.Open(ctx, st, ref)
-				if err != nil {
-					return err
-				}
-				ctrs = append(ctrs, c)
+			ctrs, err := selectContainers(ctx, st, args, o.All)
+			if err != nil {
+				return err
 			}
 			for _, c := range ctrs {
 				if err := c.Unmount(ctx, o.All); err != nil {
