@@ -60,6 +60,11 @@ CREATE TABLE IF NOT EXISTS containers (
 );
 `
 
+// extraSchemas holds the tables other files of this package own (build
+// cache, manifest lists, ...). Each adds its CREATE ... IF NOT EXISTS
+// statements from an init function; all run at open after schema.
+var extraSchemas []string
+
 // database wraps the SQLite handle; every change goes through tx.
 type database struct{ sql *sql.DB }
 
@@ -77,8 +82,12 @@ func openDatabase(ctx context.Context, path string) (*database, error) {
 	h.SetMaxOpenConns(4)
 	db := &database{sql: h}
 	if err := db.tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, schema)
-		return err
+		for _, stmts := range append([]string{schema}, extraSchemas...) {
+			if _, err := tx.ExecContext(ctx, stmts); err != nil {
+				return err
+			}
+		}
+		return nil
 	}); err != nil {
 		h.Close()
 		return nil, fmt.Errorf("preparing store database %s: %w", path, err)
