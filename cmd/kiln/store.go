@@ -7,6 +7,7 @@ import (
 	"github.com/kiln-build/kiln/internal/storagesetup"
 	"github.com/kiln-build/kiln/internal/store"
 	"github.com/kiln-build/kiln/internal/store/driver"
+	_ "github.com/kiln-build/kiln/internal/store/driver/btrfs"   // registers "btrfs"
 	_ "github.com/kiln-build/kiln/internal/store/driver/overlay" // registers "overlay"
 	_ "github.com/kiln-build/kiln/internal/store/driver/vfs"     // registers "vfs"
 )
