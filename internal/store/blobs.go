@@ -38,16 +38,19 @@ func (s *Store) PutBlob(ctx context.Context, want digest.Digest, r io.Reader) (d
 			return "", 0, fmt.Errorf("blob digest %s: only sha256 is supported", want)
 		}
 	}
+	if err := s.EnsureSpace(ctx, 0); err != nil {
+		return "", 0, err
+	}
 	tmp, err := os.CreateTemp(filepath.Join(s.root, "tmp"), tmpPrefix())
 	if err != nil {
-		return "", 0, err
+		return "", 0, s.noSpace(ctx, err)
 	}
 	defer os.Remove(tmp.Name())
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(tmp, h), ctxReader{ctx, r})
 	if err != nil {
 		tmp.Close()
-		return "", 0, fmt.Errorf("writing blob: %w", err)
+		return "", 0, fmt.Errorf("writing blob: %w", s.noSpace(ctx, err))
 	}
 	got := digest.NewDigest(digest.SHA256, h)
 	if want != "" && got != want {
@@ -56,10 +59,10 @@ func (s *Store) PutBlob(ctx context.Context, want digest.Digest, r io.Reader) (d
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
-		return "", 0, err
+		return "", 0, s.noSpace(ctx, err)
 	}
 	if err := tmp.Close(); err != nil {
-		return "", 0, err
+		return "", 0, s.noSpace(ctx, err)
 	}
 	if err := os.Rename(tmp.Name(), s.blobPath(got)); err != nil {
 		return "", 0, err

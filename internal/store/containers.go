@@ -44,6 +44,9 @@ func (s *Store) CreateContainer(ctx context.Context, name, imageID, layer string
 		return Container{}, err
 	}
 	id := hex.EncodeToString(b[:])
+	if err := s.EnsureSpace(ctx, 0); err != nil {
+		return Container{}, err
+	}
 	err := s.db.tx(ctx, func(tx *sql.Tx) error {
 		var one int
 		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM containers WHERE name=?`, name).Scan(&one); err == nil {
@@ -62,7 +65,7 @@ func (s *Store) CreateContainer(ctx context.Context, name, imageID, layer string
 		return Container{}, err
 	}
 	if err := s.driver.Create(ctx, id, layer); err != nil {
-		return Container{}, errors.Join(fmt.Errorf("creating container %s: %w", name, err), s.removeContainerFiles(context.WithoutCancel(ctx), id))
+		return Container{}, errors.Join(fmt.Errorf("creating container %s: %w", name, s.noSpace(ctx, err)), s.removeContainerFiles(context.WithoutCancel(ctx), id))
 	}
 	if err := s.setState(ctx, id, "complete"); err != nil {
 		return Container{}, err
@@ -291,6 +294,9 @@ func (s *Store) CommitLayer(ctx context.Context, id string, o CommitOptions) (La
 		return Layer{}, fmt.Errorf("reading changes of container %s: %w", c.Name, err)
 	}
 	l := Layer{ID: ChainID(c.Layer, h.digest()), Parent: c.Layer, DiffID: h.digest(), Size: h.n, MTimeBound: o.MTimeBound}
+	if err := s.EnsureSpace(ctx, 0); err != nil {
+		return Layer{}, err
+	}
 	if existing, err := s.Layer(ctx, l.ID); err == nil {
 		return existing, s.rebase(ctx, c, existing.ID)
 	}
@@ -305,7 +311,7 @@ func (s *Store) CommitLayer(ctx context.Context, id string, o CommitOptions) (La
 		return Layer{}, errors.Join(err, s.abandonPromotion(context.WithoutCancel(ctx), l.ID, id))
 	}
 	if err := s.driver.Promote(ctx, id, l.ID); err != nil {
-		return Layer{}, err // recovery finishes the promotion
+		return Layer{}, s.noSpace(ctx, err) // recovery finishes the promotion
 	}
 	done, err := s.completeLayer(ctx, l.ID, l.Size)
 	if err != nil {

@@ -95,6 +95,9 @@ func (d *ImageDestination) HasBlob(ctx context.Context, desc ocispec.Descriptor)
 
 // PutBlob stores a blob after checking its digest and size.
 func (d *ImageDestination) PutBlob(ctx context.Context, desc ocispec.Descriptor, r io.Reader) error {
+	if err := d.s.EnsureSpace(ctx, desc.Size); err != nil {
+		return err
+	}
 	if desc.Size > 0 {
 		r = io.LimitReader(r, desc.Size+1)
 	}

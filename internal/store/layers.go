@@ -85,12 +85,15 @@ func (s *Store) ApplyLayer(ctx context.Context, parent string, diffID digest.Dig
 		_, _ = io.Copy(io.Discard, r)
 		return l, nil
 	}
+	if err := s.EnsureSpace(ctx, 0); err != nil {
+		return Layer{}, err
+	}
 	if err := s.insertIncomplete(ctx, Layer{ID: id, Parent: parent, DiffID: diffID}, ""); err != nil {
 		return Layer{}, err
 	}
 	size, err := s.fillLayer(ctx, id, parent, diffID, r)
 	if err != nil {
-		return Layer{}, errors.Join(err, s.abandonLayer(context.WithoutCancel(ctx), id))
+		return Layer{}, errors.Join(s.noSpace(ctx, err), s.abandonLayer(context.WithoutCancel(ctx), id))
 	}
 	return s.completeLayer(ctx, id, size)
 }

@@ -48,6 +48,7 @@ type Store struct {
 	db            *database
 	driver        driver.Driver
 	log           *slog.Logger
+	minFreeSpace  string // storage.conf's min_free_space (see EnsureSpace)
 }
 
 // Open opens (creating if needed) the store described by o and recovers
@@ -80,7 +81,11 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		db.close()
 		return nil, err
 	}
-	s := &Store{root: o.Root, runRoot: o.RunRoot, db: db, driver: drv, log: o.Logger}
+	s := &Store{root: o.Root, runRoot: o.RunRoot, db: db, driver: drv, log: o.Logger, minFreeSpace: o.DriverOpts["min_free_space"]}
+	if _, _, _, err := s.FreeSpace(); err != nil {
+		db.close()
+		return nil, err
+	}
 	if err := s.recover(ctx); err != nil {
 		db.close()
 		return nil, fmt.Errorf("recovering store %s: %w", o.Root, err)
