@@ -155,4 +155,6 @@ func assertNoBlobsOrTemps(t *testing.T, s *Store) {
 	}
 }
 
-func sha256Digest(b []byte) digest.Digest { return digest.NewDigestFromBytes(digest.SHA256, sha256Sum(b)) }
+func sha256Digest(b []byte) digest.Digest {
+	return digest.NewDigestFromBytes(digest.SHA256, sha256Sum(b))
+}
