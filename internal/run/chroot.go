@@ -34,6 +34,7 @@ type childConfig struct {
 	NewNet   bool
 	Mounts   []specs.Mount
 	NoPivot  bool
+	Terminal bool // a pty master is sent on consoleSocketFD
 }
 
 // childError is what the child reports on file descriptor 4 when it could
@@ -69,23 +70,13 @@ func runChroot(ctx context.Context, p *plan) (int, error) {
 		return 125, err
 	}
 	defer errR.Close()
-	flags := syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC
-	if p.newNet {
-		flags |= syscall.CLONE_NEWNET
-	}
-	cmd := &exec.Cmd{
-		Path:       "/proc/self/exe",
-		Args:       []string{reexecArg0},
-		Env:        []string{reexecEnv + "=1"},
-		Stdin:      p.o.Stdin,
-		Stdout:     p.o.Stdout,
-		Stderr:     p.o.Stderr,
-		ExtraFiles: []*os.File{cfgFile, errW},
-		SysProcAttr: &syscall.SysProcAttr{
-			Cloneflags: uintptr(flags),
-			Pdeathsig:  syscall.SIGKILL,
-		},
-		WaitDelay: 5 * time.Second,
+	cmd := p.chrootCommand(cfgFile, errW)
+	var console *consoleWait
+	if p.o.Terminal {
+		if console, err = waitConsole(cmd, p.o); err != nil {
+			errW.Close()
+			return 125, err
+		}
 	}
 	var report []byte
 	readDone := make(chan struct{})
@@ -100,6 +91,7 @@ func runChroot(ctx context.Context, p *plan) (int, error) {
 	}
 	code, err := startAndWait(ctx, cmd, kill)
 	errW.Close()
+	console.finish()
 	<-readDone
 	if err != nil {
 		return code, fmt.Errorf("running chroot isolation: %w", err)
@@ -110,12 +102,80 @@ func runChroot(ctx context.Context, p *plan) (int, error) {
 	return code, nil
 }
 
+// chrootCommand is the re-executed child, with the config on fd 3 and the
+// report pipe on fd 4.
+func (p *plan) chrootCommand(cfgFile, report *os.File) *exec.Cmd {
+	flags := syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC
+	if p.newNet {
+		flags |= syscall.CLONE_NEWNET
+	}
+	cmd := &exec.Cmd{
+		Path:       "/proc/self/exe",
+		Args:       []string{reexecArg0},
+		Env:        []string{reexecEnv + "=1"},
+		Stdin:      p.o.Stdin,
+		Stdout:     p.o.Stdout,
+		Stderr:     p.o.Stderr,
+		ExtraFiles: []*os.File{cfgFile, report},
+		SysProcAttr: &syscall.SysProcAttr{
+			Cloneflags: uintptr(flags),
+			Pdeathsig:  syscall.SIGKILL,
+		},
+		WaitDelay: 5 * time.Second,
+	}
+	if p.o.Terminal {
+		// The command talks to the pty only; the child keeps stderr for
+		// a crash report.
+		cmd.Stdin, cmd.Stdout = nil, nil
+	}
+	return cmd
+}
+
+// consoleWait receives the pty master from the child and relays it.
+type consoleWait struct {
+	parent, child *os.File
+	relay         chan *ttyRelay
+}
+
+// waitConsole adds the console socket to cmd as fd 5 and starts waiting
+// for the pty master.
+func waitConsole(cmd *exec.Cmd, o Options) (*consoleWait, error) {
+	parent, child, err := consoleSocket()
+	if err != nil {
+		return nil, err
+	}
+	cmd.ExtraFiles = append(cmd.ExtraFiles, child)
+	c := &consoleWait{parent: parent, child: child, relay: make(chan *ttyRelay, 1)}
+	go func() {
+		master, err := recvConsole(parent)
+		if err != nil {
+			c.relay <- nil
+			return
+		}
+		c.relay <- startRelay(master, o.Stdin, o.Stdout)
+	}()
+	return c, nil
+}
+
+// finish runs after the child exited: it stops the relay and closes the
+// socket. It is a no-op on a nil *consoleWait.
+func (c *consoleWait) finish() {
+	if c == nil {
+		return
+	}
+	c.child.Close() // the child is gone: a receive still waiting ends now
+	if r := <-c.relay; r != nil {
+		r.stop()
+	}
+	c.parent.Close()
+}
+
 func (p *plan) writeChildConfig(file string) error {
 	cfg := childConfig{
 		Rootfs: p.o.Rootfs, Args: p.o.Args, Env: p.env, Cwd: p.cwd,
 		UID: p.user.UID, GID: p.user.GID, Groups: p.user.Groups,
 		Caps: p.caps, Hostname: p.hostname, NewNet: p.newNet,
-		Mounts: p.mounts, NoPivot: p.o.NoPivot,
+		Mounts: p.mounts, NoPivot: p.o.NoPivot, Terminal: p.o.Terminal,
 	}
 	b, err := json.Marshal(cfg)
 	if err != nil {

@@ -32,8 +32,14 @@
 // from a live one). Mount points Run created in the root filesystem are
 // not removed when kiln is killed.
 //
-// Limits: with the chroot isolation, Terminal passes the caller's terminal
-// through (no new pty); the chroot seccomp filter makes 32-bit (i386, x32)
-// system calls fail with ENOSYS. Two concurrent runs in one root
+// Terminal: runc allocates the pty itself; the chroot isolation does as
+// runc does: the child opens a pty in the container's own devpts, makes it
+// the command's controlling terminal and sends the master to kiln, which
+// puts its own terminal in raw mode, relays both ways and passes the
+// window size on at the start and on SIGWINCH, and restores the terminal
+// afterwards.
+//
+// Limits: the chroot seccomp filter makes 32-bit (i386, x32) system calls
+// fail with ENOSYS. Two concurrent runs in one root
 // filesystem can remove each other's mount points when one ends.
 package run

@@ -170,8 +170,10 @@ type Options struct {
 	// CapAdd and CapDrop change the default capability set; names are
 	// "CAP_X" or "X", or "ALL".
 	CapAdd, CapDrop []string
-	// Terminal gives the process a terminal (OCI: runc allocates a pty;
-	// chroot: the caller's terminal is passed through).
+	// Terminal gives the process a new pty as its controlling terminal
+	// (OCI: runc allocates it; chroot: kiln does, the same way). It needs
+	// Stdin to be a terminal, which is put in raw mode during the run;
+	// without one the process runs without a terminal.
 	Terminal bool
 	// Stdin, Stdout and Stderr are the process's standard streams; nil
 	// means /dev/null.

@@ -34,10 +34,20 @@ func Reexec() int {
 		return fail("", fmt.Errorf("reading chroot isolation config: %w", err), 125)
 	}
 	cfgFile.Close()
-	if err := setupChild(&cfg); err != nil {
+	err := setupChild(&cfg)
+	if err != nil {
 		return fail("", err, 125)
 	}
-	proc, err := startCommand(&cfg)
+	var console *os.File
+	if cfg.Terminal {
+		if console, err = sendConsole(&cfg); err != nil {
+			return fail("", err, 125)
+		}
+	}
+	proc, err := startCommand(&cfg, console)
+	if console != nil {
+		console.Close()
+	}
 	if err != nil {
 		switch {
 		case errors.Is(err, ErrNotFound):
@@ -71,8 +81,10 @@ func setupChild(cfg *childConfig) error {
 }
 
 // startCommand starts the command with the configured credentials,
-// working directory and environment.
-func startCommand(cfg *childConfig) (*os.Process, error) {
+// working directory and environment. With a console (the pty slave) the
+// command gets it as stdin, stdout, stderr and controlling terminal, in a
+// session of its own.
+func startCommand(cfg *childConfig, console *os.File) (*os.Process, error) {
 	root, err := openRoot("/")
 	if err != nil {
 		return nil, err
@@ -87,14 +99,19 @@ func startCommand(cfg *childConfig) (*os.Process, error) {
 	}
 	groups := make([]uint32, len(cfg.Groups))
 	copy(groups, cfg.Groups)
-	proc, err := os.StartProcess(exe, cfg.Args, &os.ProcAttr{
+	attr := &os.ProcAttr{
 		Dir:   cfg.Cwd,
 		Env:   cfg.Env,
 		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
 		Sys: &syscall.SysProcAttr{
 			Credential: &syscall.Credential{Uid: cfg.UID, Gid: cfg.GID, Groups: groups},
 		},
-	})
+	}
+	if console != nil {
+		attr.Files = []*os.File{console, console, console}
+		attr.Sys.Setsid, attr.Sys.Setctty, attr.Sys.Ctty = true, true, 0
+	}
+	proc, err := os.StartProcess(exe, cfg.Args, attr)
 	if err != nil {
 		switch {
 		case errors.Is(err, unix.ENOENT):
