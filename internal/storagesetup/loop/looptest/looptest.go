@@ -98,3 +98,13 @@ func (fs *FS) cleanup(t testing.TB) {
 		}
 	}
 }
+
+// RequireXFSQuota skips the test where the kernel's XFS has no quota
+// support (CONFIG_XFS_QUOTA unset: mounting with prjquota fails with
+// EINVAL). Such a kernel has no /proc/fs/xfs/xqmstat.
+func RequireXFSQuota(t testing.TB) {
+	t.Helper()
+	if _, err := os.Stat("/proc/fs/xfs/xqmstat"); err != nil {
+		t.Skip("this kernel's XFS has no quota support (CONFIG_XFS_QUOTA is not set), so no project quotas")
+	}
+}

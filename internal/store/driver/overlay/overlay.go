@@ -27,7 +27,8 @@ func init() {
 
 // Driver is the overlay driver.
 type Driver struct {
-	layout driver.Layout
+	layout    driver.Layout
+	quotaSize uint64 // per-container limit in bytes (quota.go); 0 for none
 }
 
 var _ driver.Driver = (*Driver)(nil)
@@ -42,6 +43,13 @@ func New(o driver.Options) (driver.Driver, error) {
 		}
 	}
 	if err := d.probe(); err != nil {
+		return nil, err
+	}
+	var err error
+	if d.quotaSize, err = quotaSize(o); err != nil {
+		return nil, err
+	}
+	if err := checkQuota(o.Home, d.quotaSize); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -83,6 +91,9 @@ func (d *Driver) Home() string { return d.layout.Home }
 // Create implements driver.Driver.
 func (d *Driver) Create(ctx context.Context, id, parent string) error {
 	if err := d.layout.Create(id, parent, nil); err != nil {
+		return err
+	}
+	if err := d.recordQuota(id); err != nil {
 		return err
 	}
 	return d.ensureLink(id)
@@ -159,6 +170,9 @@ func (d *Driver) Mount(ctx context.Context, id string, readOnly bool) (string, e
 	if readOnly {
 		flags = unix.MS_RDONLY
 	} else {
+		if err := d.applyQuota(id); err != nil {
+			return "", err
+		}
 		work := filepath.Join(d.layout.Dir(id), "work")
 		if err := os.MkdirAll(work, 0o700); err != nil {
 			return "", err
@@ -227,6 +241,9 @@ func (d *Driver) Promote(ctx context.Context, from, to string) error {
 	if err := os.RemoveAll(filepath.Join(d.layout.Dir(from), "work")); err != nil {
 		return err
 	}
+	if err := d.renewQuota(from); err != nil {
+		return err
+	}
 	// Short links name a snapshot's path, not its content: from keeps
 	// its own, and to needs one.
 	return d.ensureLink(to)
@@ -246,6 +263,7 @@ func (d *Driver) Remove(ctx context.Context, id string) error {
 	if b, err := os.ReadFile(filepath.Join(d.layout.Dir(id), "link")); err == nil && len(b) > 0 {
 		_ = os.Remove(filepath.Join(d.linkDir(), string(b)))
 	}
+	d.dropQuota(id)
 	return d.layout.Remove(id)
 }
 
@@ -261,12 +279,12 @@ func (d *Driver) Status() [][2]string {
 	if err := unix.Statfs(d.layout.Home, &st); err == nil {
 		fsName = fsTypeName(st.Type)
 	}
-	return [][2]string{
+	return append([][2]string{
 		{"Backing Filesystem", fsName},
 		{"Supports d_type", "true"},
 		{"Native Overlay Diff", "true"},
 		{"Using metacopy", "false"},
-	}
+	}, d.quotaStatus()...)
 }
 
 func fsTypeName(t int64) string {
