@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -24,8 +26,11 @@ func findRuntime(name string, o Options) (string, error) {
 		name = "runc"
 	}
 	rt, err := exec.LookPath(name)
+	if errors.Is(err, fs.ErrPermission) {
+		return "", fmt.Errorf("%w: %q exists but is not executable: fix its mode, pass another with --runtime, or use --isolation chroot", ErrRuntimeNotFound, name)
+	}
 	if err != nil {
-		return "", fmt.Errorf("oci runtime %q: %w: install runc or use --isolation chroot", name, ErrRuntimeNotFound)
+		return "", fmt.Errorf("%w: %q is not installed or not in PATH: install runc, pass another with --runtime, or use --isolation chroot", ErrRuntimeNotFound, name)
 	}
 	if filepath.Base(rt) == "crun" && hybridCgroups() {
 		runc, rerr := exec.LookPath("runc")
@@ -107,10 +112,12 @@ func runOCI(ctx context.Context, p *plan) (int, error) {
 func startAndWait(ctx context.Context, cmd *exec.Cmd, kill func()) (int, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	sigs := catchSignals()
 	if err := cmd.Start(); err != nil {
+		signal.Stop(sigs)
 		return 125, err
 	}
-	stop := forwardSignals(ctx, cmd.Process, kill)
+	stop := forwardSignals(ctx, sigs, cmd.Process, kill)
 	err := cmd.Wait()
 	stop()
 	var ee *exec.ExitError

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -73,7 +74,11 @@ func DefaultIsolation() Isolation {
 }
 
 // InContainer reports whether this process seems to run inside a container
-// (Docker, Podman, Kubernetes, LXC, systemd-nspawn).
+// (Docker, Podman, Kubernetes, LXC, systemd-nspawn, plain runc or crun):
+// by the markers runtimes leave (/.dockerenv, /run/.containerenv, the
+// container variable), by pid 1's cgroup, or by the root mount (a
+// directory bind-mounted as / by pivot_root, or an overlay made by a
+// container store).
 func InContainer() bool {
 	for _, f := range []string{"/.dockerenv", "/run/.containerenv"} {
 		if _, err := os.Lstat(f); err == nil {
@@ -90,6 +95,9 @@ func InContainer() bool {
 			}
 		}
 	}
+	if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil && containerRootMount(string(b)) {
+		return true
+	}
 	b, err := os.ReadFile("/proc/1/cgroup")
 	if err != nil {
 		return false
@@ -101,6 +109,40 @@ func InContainer() bool {
 		}
 	}
 	return false
+}
+
+// containerRootMount reports whether the mount table (mountinfo format)
+// has a root mount that a container runtime made: a bind mount of a
+// directory (its root field is not "/"; on btrfs a single-component root
+// is the host's own subvolume, such as /@), or an overlay whose layers
+// live in a container store.
+func containerRootMount(mountinfo string) bool {
+	var root, fstype, rest string
+	for line := range strings.SplitSeq(mountinfo, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 10 || f[4] != "/" {
+			continue
+		}
+		i := slices.Index(f, "-")
+		if i < 0 || i+2 >= len(f) {
+			continue
+		}
+		root, fstype, rest = f[3], f[i+1], strings.Join(f[i+2:], " ")
+	}
+	switch {
+	case root == "":
+		return false
+	case fstype == "overlay":
+		for _, hint := range []string{"/docker/", "/containers/storage/", "containerd", "/kiln/", "/buildkit/"} {
+			if strings.Contains(rest, hint) {
+				return true
+			}
+		}
+		return false
+	case fstype == "btrfs":
+		return strings.Count(strings.Trim(root, "/"), "/") > 0
+	}
+	return root != "/"
 }
 
 // Network selects the network namespace of the process.

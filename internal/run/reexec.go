@@ -44,6 +44,11 @@ func Reexec() int {
 			return fail("", err, 125)
 		}
 	}
+	// Catch before starting, so the command does not inherit a SIGINT
+	// that kiln was started with ignored.
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT,
+		syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH)
 	proc, err := startCommand(&cfg, console)
 	if console != nil {
 		console.Close()
@@ -58,7 +63,7 @@ func Reexec() int {
 		return fail("", err, 125)
 	}
 	report.Close()
-	return reap(proc.Pid)
+	return reap(proc.Pid, sigs)
 }
 
 // setupChild prepares the namespaces and enters the root filesystem.
@@ -126,10 +131,7 @@ func startCommand(cfg *childConfig, console *os.File) (*os.Process, error) {
 
 // reap forwards signals to the command and, as pid 1, waits for every
 // child until the command exits; its status is returned.
-func reap(main int) int {
-	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT,
-		syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH)
+func reap(main int, sigs chan os.Signal) int {
 	go func() {
 		for s := range sigs {
 			_ = syscall.Kill(main, s.(syscall.Signal))

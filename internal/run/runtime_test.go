@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -42,5 +43,17 @@ func TestDefaultIsolation(t *testing.T) {
 	}
 	if _, err := exec.LookPath("runc"); err == nil && !InContainer() && got != IsolationOCI {
 		t.Errorf("DefaultIsolation() = %v with runc installed, want oci", got)
+	}
+}
+
+func TestRuntimeNotExecutable(t *testing.T) {
+	dir := t.TempDir()
+	rt := filepath.Join(dir, "runc")
+	if err := os.WriteFile(rt, []byte("#!/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := findRuntime(rt, Options{})
+	if !errors.Is(err, ErrRuntimeNotFound) || !strings.Contains(err.Error(), "not executable") {
+		t.Errorf("findRuntime(non-executable) error = %v, want ErrRuntimeNotFound saying it is not executable", err)
 	}
 }
