@@ -2,28 +2,163 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/kiln-build/kiln/internal/transport"
 )
 
 // registryFlags are the per-verb flags of every verb that may talk to a
-// registry, named as Buildah names them.
+// registry or the Docker daemon, named as Buildah names them.
 type registryFlags struct {
-	TLSVerify       bool
+	// TLSVerify is unset unless --tls-verify is given; unset follows
+	// registries.conf (insecure = true), else verifies.
+	TLSVerify       optionalBool
 	Creds           string
 	CertDir         string
 	AuthFile        string
+	DaemonHost      string
 	SignaturePolicy string
 }
 
 func (r *registryFlags) add(f *pflag.FlagSet) {
-	f.BoolVar(&r.TLSVerify, "tls-verify", true, "require HTTPS and verify certificates when talking to registries")
-	f.StringVar(&r.Creds, "creds", "", "registry credentials as USERNAME[:PASSWORD]")
-	f.StringVar(&r.CertDir, "cert-dir", "", "directory of certificates for the registry")
-	f.StringVar(&r.AuthFile, "authfile", "", "path of the authentication file")
+	r.addPrefixed(f, "")
 	f.StringVar(&r.SignaturePolicy, "signature-policy", "", "signature policy file (accepted; kiln does not verify signatures)")
 	_ = f.MarkHidden("signature-policy")
+}
+
+// addPrefixed adds the flags named with a prefix, as `image copy` has
+// them for each side ("src-", "dest-").
+func (r *registryFlags) addPrefixed(f *pflag.FlagSet, prefix string) {
+	side := ""
+	if prefix != "" {
+		side = " (" + strings.TrimSuffix(prefix, "-") + ")"
+	}
+	f.Var(&r.TLSVerify, prefix+"tls-verify", "require HTTPS and verify certificates when talking to registries"+side+" (default true)")
+	f.Lookup(prefix + "tls-verify").NoOptDefVal = "true"
+	f.StringVar(&r.Creds, prefix+"creds", "", "registry credentials as USERNAME[:PASSWORD]"+side)
+	f.StringVar(&r.CertDir, prefix+"cert-dir", "", "directory of certificates for the registry"+side)
+	f.StringVar(&r.AuthFile, prefix+"authfile", "", "path of the authentication file"+side)
+	f.StringVar(&r.DaemonHost, prefix+"daemon-host", "", "Docker daemon address for docker-daemon:"+side+" (default $DOCKER_HOST)")
+}
+
+// systemContext turns the registry flags into the transport's settings.
+// The environment is read here, never in the library: DOCKER_HOST and the
+// credential-file variables.
+func (r registryFlags) systemContext() *transport.SystemContext {
+	sys := &transport.SystemContext{
+		AuthFile: r.AuthFile, Creds: r.Creds, CertDir: r.CertDir, DaemonHost: r.DaemonHost,
+		RegistriesConf: globals.RegistriesConf, RegistriesConfDir: globals.RegistriesConfDir,
+		ShortNameAliasConf: globals.ShortNameAliasConf, Logger: logger, Env: os.Getenv,
+	}
+	if sys.DaemonHost == "" {
+		sys.DaemonHost = os.Getenv("DOCKER_HOST")
+	}
+	if r.TLSVerify.set {
+		v := r.TLSVerify.value
+		sys.TLSVerify = &v
+	}
+	return sys
+}
+
+// optionalBool is a boolean flag that remembers whether it was given.
+type optionalBool struct{ set, value bool }
+
+func (b *optionalBool) String() string {
+	if !b.set {
+		return ""
+	}
+	return strconv.FormatBool(b.value)
+}
+
+func (b *optionalBool) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return fmt.Errorf("want true or false, not %q", s)
+	}
+	b.set, b.value = true, v
+	return nil
+}
+
+func (b *optionalBool) Type() string     { return "bool" }
+func (b *optionalBool) IsBoolFlag() bool { return true }
+
+// retryFlags are Buildah's --retry and --retry-delay.
+type retryFlags struct {
+	Retry      int
+	RetryDelay time.Duration
+}
+
+func (r *retryFlags) add(f *pflag.FlagSet) {
+	f.IntVar(&r.Retry, "retry", 3, "number of times to retry a failed pull or push")
+	f.DurationVar(&r.RetryDelay, "retry-delay", 2*time.Second, "delay before the first retry, doubled each time")
+}
+
+// apply sets the retry settings of a copy and of its system context; the
+// zero retryFlags keeps the library's defaults.
+func (r retryFlags) apply(sys *transport.SystemContext, c *transport.CopyOptions) {
+	if r == (retryFlags{}) {
+		return
+	}
+	n := r.Retry
+	if n <= 0 {
+		n = -1 // zero means the default to the library; the user meant none
+	}
+	sys.Retry, sys.RetryDelay = n, r.RetryDelay
+	c.Retry, c.RetryDelay = n, r.RetryDelay
+}
+
+// platformFlags select the image of a manifest list: --platform
+// OS/ARCH[/VARIANT], or --os, --arch and --variant.
+type platformFlags struct {
+	Platform, OS, Arch, Variant string
+}
+
+func (p *platformFlags) add(f *pflag.FlagSet) {
+	f.StringVar(&p.Platform, "platform", "", "pick the image for OS/ARCH[/VARIANT] from a manifest list")
+	f.StringVar(&p.OS, "os", "", "pick the image for this OS from a manifest list")
+	f.StringVar(&p.Arch, "arch", "", "pick the image for this architecture from a manifest list")
+	f.StringVar(&p.Variant, "variant", "", "pick the image for this architecture variant from a manifest list")
+}
+
+// platform returns the platform asked for; empty fields mean this machine.
+func (p platformFlags) platform() (transport.Platform, error) {
+	out := transport.Platform{OS: p.OS, Architecture: p.Arch, Variant: p.Variant}
+	if p.Platform == "" {
+		return out, nil
+	}
+	parsed, err := parsePlatform(p.Platform)
+	if err != nil {
+		return out, err
+	}
+	if out.OS == "" {
+		out.OS = parsed.OS
+	}
+	if out.Architecture == "" {
+		out.Architecture = parsed.Architecture
+	}
+	if out.Variant == "" {
+		out.Variant = parsed.Variant
+	}
+	return out, nil
+}
+
+// parsePlatform parses OS/ARCH[/VARIANT].
+func parsePlatform(s string) (transport.Platform, error) {
+	parts := strings.Split(s, "/")
+	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
+		return transport.Platform{}, usageErrorf("bad platform %q: want OS/ARCH[/VARIANT], such as linux/arm64/v8", s)
+	}
+	p := transport.Platform{OS: parts[0], Architecture: parts[1]}
+	if len(parts) == 3 {
+		p.Variant = parts[2]
+	}
+	return p, nil
 }
 
 // addIgnoredFlags accepts Buildah flags that have no meaning in kiln, so

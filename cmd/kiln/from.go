@@ -47,7 +47,12 @@ func runFrom(cmd *cobra.Command, o fromOptions, ref string) error {
 	}
 	defer st.Close()
 	if ref != "scratch" {
-		if err := ensureImage(cmd, st, ref, o.Pull, o.registryFlags, o.Quiet); err != nil {
+		policy, err := parsePullPolicy(o.Pull)
+		if err != nil {
+			return err
+		}
+		ps := pullSettings{Registry: o.registryFlags, Quiet: o.Quiet, Progress: cmd.ErrOrStderr()}
+		if _, err := ensureImage(ctx, st, ref, policy, ps); err != nil {
 			return err
 		}
 	}

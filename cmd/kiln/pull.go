@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -12,8 +14,11 @@ import (
 )
 
 type pullOptions struct {
-	Quiet bool
+	Quiet   bool
+	AllTags bool
 	registryFlags
+	retryFlags
+	platformFlags
 }
 
 func init() { register(newPullCommand) }
@@ -25,47 +30,125 @@ func newPullCommand() *cobra.Command {
 		Short: "Copy an image from a transport into local storage",
 		Args:  exactArgs(1, "an image reference"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			img, err := pullImage(cmd, args[0], o.registryFlags)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), img.ID)
-			return nil
+			return runPull(cmd, o, args[0])
 		},
 	}
-	cmd.Flags().BoolVarP(&o.Quiet, "quiet", "q", false, "do not print progress")
-	o.registryFlags.add(cmd.Flags())
-	addIgnoredFlags(cmd.Flags(), "all-tags", "platform", "arch", "os", "variant", "retry", "retry-delay", "decryption-key", "policy", "remove-signatures")
+	f := cmd.Flags()
+	f.BoolVarP(&o.Quiet, "quiet", "q", false, "do not print progress")
+	f.BoolVarP(&o.AllTags, "all-tags", "a", false, "pull every tag of the repository")
+	o.registryFlags.add(f)
+	o.retryFlags.add(f)
+	o.platformFlags.add(f)
+	addIgnoredFlags(f, "decryption-key", "policy", "remove-signatures")
 	return cmd
 }
 
-// pullImage copies ref into the store and names it as Buildah would:
-// registry images by their full name, others by the name in the reference.
-func pullImage(cmd *cobra.Command, ref string, rf registryFlags) (store.Image, error) {
+func runPull(cmd *cobra.Command, o pullOptions, ref string) error {
 	ctx := cmd.Context()
+	p, err := o.platformFlags.platform()
+	if err != nil {
+		return err
+	}
+	ps := pullSettings{Registry: o.registryFlags, Retry: o.retryFlags, Platform: p, Quiet: o.Quiet, Progress: cmd.ErrOrStderr()}
+	refs := []string{ref}
+	if o.AllTags {
+		if refs, err = allTags(ctx, ref, ps); err != nil {
+			return err
+		}
+	}
+	st, err := openStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for _, r := range refs {
+		img, err := pullImage(ctx, st, r, ps)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(cmd.OutOrStdout(), img.ID)
+	}
+	return nil
+}
+
+// allTags lists "docker://REPO:TAG" for every tag of the repository of
+// ref, which must not name a tag or digest itself.
+func allTags(ctx context.Context, ref string, ps pullSettings) ([]string, error) {
+	r, err := transport.ParseReference(ref)
+	if err != nil {
+		return nil, err
+	}
+	if r.Transport() != transport.TransportDocker {
+		return nil, usageErrorf("--all-tags needs a registry repository, not %s", r)
+	}
+	if pr, err := image.ParseReference(strings.TrimPrefix(ref, "docker://")); err == nil && (pr.Tag != "" || pr.Digest != "") {
+		return nil, usageErrorf("--all-tags needs a repository without a tag or digest, not %q", ref)
+	}
+	sys := ps.systemContext()
+	repo, err := transport.RepositoryName(r, sys)
+	if err != nil {
+		return nil, err
+	}
+	tags, err := transport.Tags(ctx, r, sys)
+	if err != nil {
+		return nil, fmt.Errorf("listing tags of %s: %w", repo, err)
+	}
+	out := make([]string, 0, len(tags))
+	for _, t := range tags {
+		out = append(out, "docker://"+repo+":"+t)
+	}
+	return out, nil
+}
+
+// pullSettings are what pulling needs besides the reference; pull, from
+// and build share them. The zero value pulls this machine's platform
+// with the default registry settings and retries, silently.
+type pullSettings struct {
+	Registry registryFlags
+	// Retry is --retry/--retry-delay; zero keeps the library defaults.
+	Retry    retryFlags
+	Platform transport.Platform
+	Quiet    bool
+	// Progress receives progress lines or bars; nil is silent.
+	Progress io.Writer
+}
+
+func (ps pullSettings) systemContext() *transport.SystemContext {
+	sys := ps.Registry.systemContext()
+	var c transport.CopyOptions
+	ps.Retry.apply(sys, &c)
+	sys.Platform = ps.Platform
+	return sys
+}
+
+// pullImage copies ref into the store and names it as Buildah would:
+// by the full name it has at its origin (registry, docker-daemon:,
+// docker-archive:), normalized.
+func pullImage(ctx context.Context, st *store.Store, ref string, ps pullSettings) (store.Image, error) {
 	r, err := transport.ParseReference(ref)
 	if err != nil {
 		return store.Image{}, err
 	}
-	st, err := openStore(ctx)
+	sys := ps.Registry.systemContext()
+	copts := transport.CopyOptions{Platform: ps.Platform, Logger: logger, TempDir: sys.TempDir}
+	ps.Retry.apply(sys, &copts)
+	src, err := r.NewSource(ctx, sys)
 	if err != nil {
-		return store.Image{}, err
-	}
-	defer st.Close()
-	src, err := r.NewSource(ctx, rf.systemContext())
-	if err != nil {
-		return store.Image{}, fmt.Errorf("opening %s: %w", ref, err)
+		return store.Image{}, fmt.Errorf("pulling %s: %w", ref, err)
 	}
 	defer src.Close()
 	var names []string
-	if r.Transport() == "docker" {
-		if n, err := image.NormalizeName(strings.TrimPrefix(strings.TrimPrefix(r.String(), "docker://"), "//")); err == nil {
-			names = append(names, n)
-		}
+	if n, err := image.NormalizeName(transport.ImageName(r, src)); err == nil {
+		names = append(names, n)
 	}
+	prog := newCopyProgress(ps.Progress, ps.Quiet || ps.Progress == nil)
+	copts.Progress = prog.callback()
 	dst := st.NewImageDestination(names)
-	if _, err := transport.Copy(ctx, dst, src, transport.CopyOptions{Logger: logger}); err != nil {
+	_, err = transport.Copy(ctx, dst, src, copts)
+	prog.finish()
+	if err != nil {
 		return store.Image{}, fmt.Errorf("pulling %s: %w", ref, err)
 	}
+	prog.printf("Writing manifest to image destination\n")
 	return dst.Image(), nil
 }

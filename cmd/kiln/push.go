@@ -1,11 +1,14 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
+	"github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-build/kiln/internal/store"
 	"github.com/kiln-build/kiln/internal/transport"
 )
 
@@ -13,8 +16,8 @@ type pushOptions struct {
 	Format, CompressionFormat, DigestFile string
 	CompressionLevel                      int
 	Quiet, RemoveSignatures, All          bool
-	DaemonHost                            string
 	registryFlags
+	retryFlags
 }
 
 func init() { register(newPushCommand) }
@@ -23,49 +26,14 @@ func newPushCommand() *cobra.Command {
 	var o pushOptions
 	cmd := &cobra.Command{
 		Use:   "push [options] IMAGE [DESTINATION]",
-		Short: "Copy an image from local storage to a transport (docker://, docker-daemon:, oci:, oci-archive:, docker-archive:, dir:)",
+		Short: "Copy an image (or manifest list) from local storage to a transport (docker://, docker-daemon:, oci:, oci-archive:, docker-archive:, dir:)",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
 			dest := args[0]
 			if len(args) == 2 {
 				dest = args[1]
 			}
-			ref, err := transport.ParseReference(dest)
-			if err != nil {
-				return err
-			}
-			copts, err := pushCopyOptions(o)
-			if err != nil {
-				return err
-			}
-			st, err := openStore(ctx)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			img, err := st.LookupImage(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			dst, err := ref.NewDestination(ctx, o.systemContext())
-			if err != nil {
-				return fmt.Errorf("opening %s: %w", ref, err)
-			}
-			defer dst.Close()
-			d, err := transport.Copy(ctx, dst, st.NewImageSource(ctx, img), copts)
-			if err != nil {
-				return fmt.Errorf("pushing %s to %s: %w", args[0], ref, err)
-			}
-			if o.DigestFile != "" {
-				if err := os.WriteFile(o.DigestFile, []byte(d), 0o644); err != nil {
-					return err
-				}
-			}
-			if !o.Quiet {
-				fmt.Fprintf(cmd.ErrOrStderr(), "Writing manifest to image destination\n")
-			}
-			return nil
+			return runPush(cmd, o, args[0], dest)
 		},
 	}
 	f := cmd.Flags()
@@ -75,10 +43,75 @@ func newPushCommand() *cobra.Command {
 	f.StringVar(&o.DigestFile, "digestfile", "", "write the manifest digest to this file")
 	f.BoolVarP(&o.Quiet, "quiet", "q", false, "do not print progress")
 	f.BoolVar(&o.RemoveSignatures, "remove-signatures", false, "do not copy signatures")
-	f.StringVar(&o.DaemonHost, "daemon-host", "", "Docker daemon address for docker-daemon: (default $DOCKER_HOST)")
+	f.BoolVar(&o.All, "all", true, "when IMAGE is a manifest list, push the images it lists too")
 	o.registryFlags.add(f)
-	addIgnoredFlags(f, "sign-by", "encryption-key", "disable-compression", "retry", "retry-delay", "rm", "all", "force-compression")
+	o.retryFlags.add(f)
+	addIgnoredFlags(f, "sign-by", "encryption-key", "disable-compression", "rm", "force-compression")
 	return cmd
+}
+
+func runPush(cmd *cobra.Command, o pushOptions, name, dest string) error {
+	ctx := cmd.Context()
+	ref, err := transport.ParseReference(dest)
+	if err != nil {
+		return err
+	}
+	copts, err := pushCopyOptions(o)
+	if err != nil {
+		return err
+	}
+	st, err := openStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	img, err := st.LookupImage(ctx, name)
+	if errors.Is(err, store.ErrImageUnknown) {
+		if _, lerr := st.ManifestList(ctx, name); lerr == nil {
+			mo := manifestPushOptions{All: o.All, DigestFile: o.DigestFile, Quiet: o.Quiet, registryFlags: o.registryFlags, retryFlags: o.retryFlags}
+			return pushManifestList(cmd, st, name, ref, mo, copts)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	sys := o.systemContext()
+	o.retryFlags.apply(sys, &copts)
+	d, err := copyWithProgress(cmd, ref, sys, st.NewImageSource(ctx, img), copts, o.Quiet)
+	if err != nil {
+		return fmt.Errorf("pushing %s to %s: %w", name, ref, err)
+	}
+	return writeDigestFile(o.DigestFile, d.String())
+}
+
+// copyWithProgress opens ref for writing and copies src into it, showing
+// progress on the command's stderr unless quiet.
+func copyWithProgress(cmd *cobra.Command, ref transport.Ref, sys *transport.SystemContext, src transport.Source, copts transport.CopyOptions, quiet bool) (digest.Digest, error) {
+	ctx := cmd.Context()
+	dst, err := ref.NewDestination(ctx, sys)
+	if err != nil {
+		return "", fmt.Errorf("opening %s: %w", ref, err)
+	}
+	defer dst.Close()
+	prog := newCopyProgress(cmd.ErrOrStderr(), quiet)
+	copts.Progress = prog.callback()
+	d, err := transport.Copy(ctx, dst, src, copts)
+	prog.finish()
+	if err != nil {
+		return "", err
+	}
+	prog.printf("Writing manifest to image destination\n")
+	return d, nil
+}
+
+func writeDigestFile(path, d string) error {
+	if path == "" {
+		return nil
+	}
+	if err := os.WriteFile(path, []byte(d), 0o644); err != nil {
+		return fmt.Errorf("writing --digestfile: %w", err)
+	}
+	return nil
 }
 
 func pushCopyOptions(o pushOptions) (transport.CopyOptions, error) {
@@ -95,16 +128,4 @@ func pushCopyOptions(o pushOptions) (transport.CopyOptions, error) {
 	}
 	c.Compression, err = transport.ParseCompression(comp)
 	return c, err
-}
-
-// systemContext turns the registry flags into the transport's settings.
-func (r registryFlags) systemContext() *transport.SystemContext {
-	sys := &transport.SystemContext{
-		AuthFile: r.AuthFile, Creds: r.Creds, CertDir: r.CertDir,
-		RegistriesConf: globals.RegistriesConf, RegistriesConfDir: globals.RegistriesConfDir,
-		ShortNameAliasConf: globals.ShortNameAliasConf, Logger: logger, Env: os.Getenv,
-	}
-	tls := r.TLSVerify
-	sys.TLSVerify = &tls
-	return sys
 }

@@ -226,22 +226,34 @@ func authenticator(ref string, sys *SystemContext) (authn.Authenticator, error) 
 	return authn.FromConfig(authn.AuthConfig{Username: c.Username, Password: c.Password}), nil
 }
 
-// Login checks user and password against registry (host[:port]) with a
-// /v2/ request, then stores them in LoginFile(sys). The password never
+// Login checks user and password against registry (host[:port], or
+// host[:port]/path for credentials that apply to part of a registry) with
+// a /v2/ request, then stores them in LoginFile(sys). The password never
 // appears in errors or logs.
 func Login(ctx context.Context, registry, user, pass string, sys *SystemContext) error {
-	reg, err := name.NewRegistry(registry, registryOpts(registry, sys)...)
-	if err != nil {
-		return fmt.Errorf("logging in to %q: %w", registry, err)
-	}
-	if err := checkLogin(ctx, reg, user, pass, sys); err != nil {
-		return fmt.Errorf("logging in to %s as %q: %w", registry, user, err)
+	if err := CheckCredentials(ctx, registry, user, pass, sys); err != nil {
+		return err
 	}
 	path := LoginFile(sys)
 	return updateAuthFile(path, func(af *authFile) error {
 		af.Auths[registry] = authEntry{Auth: base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))}
 		return nil
 	})
+}
+
+// CheckCredentials checks user and password against the registry of
+// registry (host[:port][/path]) without storing them; a refusal is
+// ErrUnauthorized. The password never appears in errors.
+func CheckCredentials(ctx context.Context, registry, user, pass string, sys *SystemContext) error {
+	host, _, _ := strings.Cut(registry, "/")
+	reg, err := name.NewRegistry(host, registryOpts(host, sys)...)
+	if err != nil {
+		return fmt.Errorf("logging in to %q: %w", registry, err)
+	}
+	if err := checkLogin(ctx, reg, user, pass, sys); err != nil {
+		return fmt.Errorf("logging in to %s as %q: %w", registry, user, err)
+	}
+	return nil
 }
 
 func checkLogin(ctx context.Context, reg name.Registry, user, pass string, sys *SystemContext) error {

@@ -62,7 +62,7 @@ func (c *copier) compressBlob(ctx context.Context, desc ocispec.Descriptor) (oci
 		return desc, err
 	}
 	c.progress(ProgressEvent{Digest: out.Digest, Size: out.Size, State: ProgressStarted})
-	if err := c.dst.PutBlob(ctx, out, c.progressReader(f, out)); err != nil {
+	if err := c.dst.PutBlob(ctx, out, c.progressReader(f, out, false)); err != nil {
 		return desc, fmt.Errorf("copying blob %s: %w", out.Digest, err)
 	}
 	c.progress(ProgressEvent{Digest: out.Digest, Size: out.Size, Done: out.Size, State: ProgressDone})

@@ -325,7 +325,7 @@ func (c *copier) copyBlob(ctx context.Context, desc ocispec.Descriptor, layer bo
 	if ok, err := c.dst.HasBlob(ctx, desc); err != nil {
 		return desc, err
 	} else if ok {
-		c.progress(ProgressEvent{Digest: desc.Digest, Size: desc.Size, Done: desc.Size, State: ProgressSkipped})
+		c.progress(ProgressEvent{Digest: desc.Digest, Size: desc.Size, Done: desc.Size, State: ProgressSkipped, Config: !layer})
 		return desc, nil
 	}
 	err := c.retry(ctx, "copying blob "+desc.Digest.String(), func() error {
@@ -334,13 +334,13 @@ func (c *copier) copyBlob(ctx context.Context, desc ocispec.Descriptor, layer bo
 			return err
 		}
 		defer rc.Close()
-		c.progress(ProgressEvent{Digest: desc.Digest, Size: desc.Size, State: ProgressStarted})
-		return c.dst.PutBlob(ctx, desc, c.progressReader(rc, desc))
+		c.progress(ProgressEvent{Digest: desc.Digest, Size: desc.Size, State: ProgressStarted, Config: !layer})
+		return c.dst.PutBlob(ctx, desc, c.progressReader(rc, desc, !layer))
 	})
 	if err != nil {
 		return desc, fmt.Errorf("copying blob %s: %w", desc.Digest, err)
 	}
-	c.progress(ProgressEvent{Digest: desc.Digest, Size: desc.Size, Done: desc.Size, State: ProgressDone})
+	c.progress(ProgressEvent{Digest: desc.Digest, Size: desc.Size, Done: desc.Size, State: ProgressDone, Config: !layer})
 	return desc, nil
 }
 
@@ -373,25 +373,26 @@ func (c *copier) progress(e ProgressEvent) {
 	}
 }
 
-func (c *copier) progressReader(r io.Reader, desc ocispec.Descriptor) io.Reader {
+func (c *copier) progressReader(r io.Reader, desc ocispec.Descriptor, config bool) io.Reader {
 	if c.opts.Progress == nil {
 		return r
 	}
-	return &progressReader{r: r, desc: desc, f: c.opts.Progress}
+	return &progressReader{r: r, desc: desc, config: config, f: c.opts.Progress}
 }
 
 type progressReader struct {
-	r    io.Reader
-	desc ocispec.Descriptor
-	done int64
-	f    func(ProgressEvent)
+	r      io.Reader
+	desc   ocispec.Descriptor
+	config bool
+	done   int64
+	f      func(ProgressEvent)
 }
 
 func (p *progressReader) Read(b []byte) (int, error) {
 	n, err := p.r.Read(b)
 	if n > 0 {
 		p.done += int64(n)
-		p.f(ProgressEvent{Digest: p.desc.Digest, Size: p.desc.Size, Done: p.done, State: ProgressRunning})
+		p.f(ProgressEvent{Digest: p.desc.Digest, Size: p.desc.Size, Done: p.done, State: ProgressRunning, Config: p.config})
 	}
 	return n, err
 }

@@ -116,6 +116,7 @@ func newRegistrySource(ctx context.Context, ref name.Reference, sys *SystemConte
 	for _, ep := range eps {
 		src, err := openRegistrySource(ctx, ep, sys)
 		if err == nil {
+			src.name = dockerName(ref)
 			return src, nil
 		}
 		errs = append(errs, err)
@@ -123,7 +124,7 @@ func newRegistrySource(ctx context.Context, ref name.Reference, sys *SystemConte
 	return nil, fmt.Errorf("opening %s: %w", dockerName(ref), errors.Join(errs...))
 }
 
-func openRegistrySource(ctx context.Context, ref name.Reference, sys *SystemContext) (Source, error) {
+func openRegistrySource(ctx context.Context, ref name.Reference, sys *SystemContext) (*cachedSource, error) {
 	opts, err := registryOptions(ref.Context(), sys)
 	if err != nil {
 		return nil, err
@@ -143,10 +144,14 @@ func openRegistrySource(ctx context.Context, ref name.Reference, sys *SystemCont
 // opened, so that a tag is resolved once.
 type cachedSource struct {
 	*registry.Source
-	mu  sync.Mutex
-	raw []byte
-	mt  string
+	mu   sync.Mutex
+	raw  []byte
+	mt   string
+	name string
 }
+
+// ImageName returns the name asked for (not a mirror's).
+func (s *cachedSource) ImageName() string { return s.name }
 
 func (s *cachedSource) Manifest(ctx context.Context, instance *digest.Digest) ([]byte, string, error) {
 	if instance == nil {

@@ -95,6 +95,8 @@ type ProgressEvent struct {
 	Done int64
 	// State is what happened.
 	State ProgressState
+	// Config is true for an image config blob, false for a layer.
+	Config bool
 }
 
 // ProgressState is the kind of a ProgressEvent.
