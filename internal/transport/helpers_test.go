@@ -9,14 +9,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/kiln-build/kiln/internal/transport/transporttest"
 	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -123,24 +122,9 @@ func testIndex(t *testing.T) *memSource {
 	return src
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func freePort(t *testing.T) int { return transporttest.FreePort(t) }
 
-func needBinary(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Skipf("%s is not installed", name)
-	}
-	return p
-}
+func needBinary(t *testing.T, name string) string { return transporttest.NeedBinary(t, name) }
 
 // testRegistry is a docker-registry process.
 type testRegistry struct {
@@ -154,77 +138,8 @@ type testRegistry struct {
 // without auth, or with TLS and htpasswd basic auth.
 func startRegistry(t *testing.T, secure bool) *testRegistry {
 	t.Helper()
-	bin := "/usr/bin/docker-registry"
-	if _, err := os.Stat(bin); err != nil {
-		bin = needBinary(t, "docker-registry")
-	}
-	dir := t.TempDir()
-	r := &testRegistry{host: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
-	conf := fmt.Sprintf(`version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: %s
-  delete:
-    enabled: true
-http:
-  addr: %s
-`, filepath.Join(dir, "data"), r.host)
-	if secure {
-		conf += r.setupTLS(t, dir)
-	}
-	cf := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve", cf)
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting docker-registry: %v", err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	for i := 0; ; i++ {
-		c, err := net.Dial("tcp", r.host)
-		if err == nil {
-			c.Close()
-			return r
-		}
-		if i > 100 {
-			t.Fatalf("docker-registry did not start: %s", logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func (r *testRegistry) setupTLS(t *testing.T, dir string) string {
-	t.Helper()
-	htpasswd := needBinary(t, "htpasswd")
-	r.user, r.pass = "kiln", "s3cret-Pa55"
-	out, err := exec.Command(htpasswd, "-Bbn", r.user, r.pass).Output()
-	if err != nil {
-		t.Fatalf("htpasswd: %v", err)
-	}
-	hp := filepath.Join(dir, "htpasswd")
-	os.WriteFile(hp, out, 0o600)
-	caPEM, certPEM, keyPEM := makeCerts(t)
-	cert, key := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
-	os.WriteFile(cert, certPEM, 0o644)
-	os.WriteFile(key, keyPEM, 0o600)
-	r.certsDir = filepath.Join(dir, "certs.d")
-	os.MkdirAll(filepath.Join(r.certsDir, r.host), 0o755)
-	os.WriteFile(filepath.Join(r.certsDir, r.host, "ca.crt"), caPEM, 0o644)
-	return fmt.Sprintf(`  tls:
-    certificate: %s
-    key: %s
-auth:
-  htpasswd:
-    realm: kiln-test
-    path: %s
-`, cert, key, hp)
+	r := transporttest.StartRegistry(t, secure)
+	return &testRegistry{host: r.Host, certsDir: r.CertsDir, user: r.User, pass: r.Pass}
 }
 
 // sysFor returns a SystemContext for talking to the registry, with no
