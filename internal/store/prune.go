@@ -27,8 +27,6 @@ type PruneOptions struct {
 	// recently used first) and the images only it kept.
 	BuildCache  bool
 	KeepStorage int64
-	// SkipImages leaves images alone (build-cache prune only).
-	SkipImages bool
 	// BlobGrace overrides DefaultBlobGrace when positive; negative means no
 	// grace at all (tests).
 	BlobGrace time.Duration
@@ -57,13 +55,12 @@ func (s *Store) Prune(ctx context.Context, o PruneOptions) (PruneReport, error) 
 	if err != nil {
 		return rep, err
 	}
-	var cacheGone map[string]bool
 	if o.BuildCache && in.cache != nil {
-		if cacheGone, rep.CacheEntries, err = s.pruneCache(ctx, in, o.KeepStorage); err != nil {
+		if rep.CacheEntries, err = s.pruneCache(ctx, in, o.KeepStorage); err != nil {
 			return rep, err
 		}
 	}
-	if rep.Images, err = s.pruneImages(ctx, o, cacheGone); err != nil {
+	if rep.Images, err = s.pruneImages(ctx, o); err != nil {
 		return rep, err
 	}
 	if err := s.GC(ctx); err != nil {
@@ -92,9 +89,8 @@ func (o PruneOptions) grace() time.Duration {
 }
 
 // pruneImages removes the candidate images: unused by containers and by
-// the build cache, unnamed unless All, and accepted by o.Images. With
-// SkipImages only unnamed images whose cache entries went (cacheGone) go.
-func (s *Store) pruneImages(ctx context.Context, o PruneOptions, cacheGone map[string]bool) ([]Image, error) {
+// the build cache, unnamed unless All, and accepted by o.Images.
+func (s *Store) pruneImages(ctx context.Context, o PruneOptions) ([]Image, error) {
 	in, err := s.readInventory(ctx)
 	if err != nil {
 		return nil, err
@@ -108,7 +104,7 @@ func (s *Store) pruneImages(ctx context.Context, o PruneOptions, cacheGone map[s
 	}
 	var removed []Image
 	for _, img := range in.images {
-		if !o.prunable(img, used, cacheGone) {
+		if !o.prunable(img, used) {
 			continue
 		}
 		err := s.DeleteImage(ctx, img.ID)
@@ -123,13 +119,8 @@ func (s *Store) pruneImages(ctx context.Context, o PruneOptions, cacheGone map[s
 	return removed, nil
 }
 
-func (o PruneOptions) prunable(img Image, used, cacheGone map[string]bool) bool {
-	switch {
-	case used[img.ID]:
-		return false
-	case o.SkipImages:
-		return len(img.Names) == 0 && cacheGone[img.ID]
-	case len(img.Names) > 0 && !o.All:
+func (o PruneOptions) prunable(img Image, used map[string]bool) bool {
+	if used[img.ID] || len(img.Names) > 0 && !o.All {
 		return false
 	}
 	return o.Images == nil || o.Images(img)
@@ -137,9 +128,8 @@ func (o PruneOptions) prunable(img Image, used, cacheGone map[string]bool) bool 
 
 // pruneCache keeps the most recently used build cache entries whose
 // images' own layers fit in keep bytes, deletes the rest, and returns
-// the images the deleted entries named and how many entries went.
-func (s *Store) pruneCache(ctx context.Context, in *inventory, keep int64) (map[string]bool, int, error) {
-	gone := map[string]bool{}
+// how many went; pruneImages then removes the unnamed images they kept.
+func (s *Store) pruneCache(ctx context.Context, in *inventory, keep int64) (int, error) {
 	var doomed []string
 	var total int64
 	counted := map[string]bool{}
@@ -150,11 +140,10 @@ func (s *Store) pruneCache(ctx context.Context, in *inventory, keep int64) (map[
 		}
 		if total > keep {
 			doomed = append(doomed, c.Key)
-			gone[c.ImageID] = true
 		}
 	}
 	if len(doomed) == 0 {
-		return gone, 0, nil
+		return 0, nil
 	}
 	err := s.db.tx(ctx, func(tx *sql.Tx) error {
 		for _, k := range doomed {
@@ -164,7 +153,7 @@ func (s *Store) pruneCache(ctx context.Context, in *inventory, keep int64) (map[
 		}
 		return nil
 	})
-	return gone, len(doomed), err
+	return len(doomed), err
 }
 
 // ownSize is the size of the image's top layer: what the build step that

@@ -1,0 +1,252 @@
+package storagesetup
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/kiln-build/kiln/internal/store"
+)
+
+// finish runs the switch from wherever it stopped: each phase is
+// recorded before it starts and every step in it can run again.
+func (m *migration) finish(ctx context.Context) error {
+	phases := []struct {
+		name string
+		run  func(context.Context) error
+	}{
+		{phaseMoveOld, m.moveOld},
+		{phaseMoveNew, m.moveNew},
+		{phaseConfigure, m.configure},
+		{phaseCleanup, m.cleanup},
+	}
+	started := false
+	for i, p := range phases {
+		if p.name == m.state.Phase {
+			started = true
+		}
+		if !started {
+			continue
+		}
+		if err := p.run(ctx); err != nil {
+			return err
+		}
+		if i+1 < len(phases) {
+			if err := m.setPhase(phases[i+1].name); err != nil {
+				return err
+			}
+		}
+	}
+	if !started {
+		return fmt.Errorf("migration state in %s names an unknown phase %q", m.work, m.state.Phase)
+	}
+	return nil
+}
+
+// moveOld unmounts the old store's containers and moves its files into
+// the workspace; from here until moveNew ends the store is unusable.
+func (m *migration) moveOld(ctx context.Context) error {
+	m.step("switching: moving the old %s store aside", m.state.From)
+	if _, err := store.UnmountUnder(m.root, m.work); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(m.path("old"), 0o700); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(m.root)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Name() == MigrateDir {
+			continue
+		}
+		if err := os.Rename(filepath.Join(m.root, e.Name()), m.path("old", e.Name())); err != nil {
+			return fmt.Errorf("moving the old store aside: %w", err)
+		}
+	}
+	if err := syncDirs(m.root, m.path("old")); err != nil {
+		return err
+	}
+	m.fault("mid-switch")
+	return nil
+}
+
+// moveNew moves the new store's files into the root.
+func (m *migration) moveNew(ctx context.Context) error {
+	m.step("switching: moving the new %s store into %s", m.state.To, m.root)
+	entries, err := os.ReadDir(m.path("new"))
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		dst := filepath.Join(m.root, e.Name())
+		if _, err := os.Lstat(dst); err == nil {
+			return fmt.Errorf("%s appeared during the migration (did another kiln process run?): move it away and run the migration again", dst)
+		}
+		if err := os.Rename(m.path("new", e.Name()), dst); err != nil {
+			return fmt.Errorf("moving the new store in: %w", err)
+		}
+	}
+	if err := syncDirs(m.root, m.path("new")); err != nil {
+		return err
+	}
+	m.fault("after-switch")
+	return nil
+}
+
+// configure points storage.conf at the new driver, then opens the new
+// store in its place and mounts again what was mounted.
+func (m *migration) configure(ctx context.Context) error {
+	if err := SetConfigDriver(m.o.ConfigPath, m.state.To); err != nil {
+		return err
+	}
+	m.fault("after-config")
+	o := m.o.Store
+	o.Driver = m.state.To
+	st, err := store.Open(ctx, o)
+	if err != nil {
+		return fmt.Errorf("opening the new store: %w", err)
+	}
+	defer st.Close()
+	idx, err := store.ReadExportIndex(m.path("export"))
+	if err != nil {
+		return err
+	}
+	for _, c := range idx.Containers {
+		if c.MountCount == 0 {
+			continue
+		}
+		if cur, err := st.Container(ctx, c.ID); err == nil && cur.MountCount > 0 {
+			continue
+		}
+		if err := st.RestoreMount(ctx, c.ID, c.MountCount); err != nil {
+			return fmt.Errorf("mounting container %s again: %w", c.Name, err)
+		}
+	}
+	return st.Close()
+}
+
+// cleanup removes (or keeps, renamed) the old store, then the workspace.
+func (m *migration) cleanup(ctx context.Context) error {
+	old := m.path("old")
+	if _, err := os.Stat(old); err == nil {
+		if m.o.KeepOld {
+			kept := filepath.Join(m.root, ".kiln-old-"+m.state.From+"-"+strconv.FormatInt(time.Now().Unix(), 10))
+			if err := os.Rename(old, kept); err != nil {
+				return err
+			}
+			m.rep.OldKept = kept
+		} else {
+			m.step("removing the old %s store", m.state.From)
+			if _, err := store.Reset(ctx, store.Options{Root: old, DriverOpts: m.o.Store.DriverOpts}); err != nil {
+				return fmt.Errorf("removing the old store: %w", err)
+			}
+		}
+	}
+	return os.RemoveAll(m.work)
+}
+
+func syncDirs(dirs ...string) error {
+	for _, dir := range dirs {
+		d, err := os.Open(dir)
+		if err != nil {
+			return err
+		}
+		err = d.Sync()
+		d.Close()
+		if err != nil {
+			return fmt.Errorf("syncing %s: %w", dir, err)
+		}
+	}
+	return nil
+}
+
+// writeFileAtomic writes data to path through a fsynced temp file.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	return syncDirs(filepath.Dir(path))
+}
+
+var (
+	tableLine  = regexp.MustCompile(`^\s*\[\s*([A-Za-z0-9_."-]+)\s*\]`)
+	driverLine = regexp.MustCompile(`^\s*driver\s*=`)
+)
+
+// SetConfigDriver sets the [storage] table's driver key in storage.conf
+// at path, keeping every other line (comments too). A missing file is
+// left missing: the store records its own driver.
+func SetConfigDriver(path, name string) error {
+	if path == "" {
+		return nil
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var out bytes.Buffer
+	line := fmt.Sprintf("driver = %q\n", name)
+	table, done := "", false
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		text := sc.Text()
+		if t := tableLine.FindStringSubmatch(text); t != nil {
+			if table == "storage" && !done {
+				out.WriteString(line)
+				done = true
+			}
+			table = t[1]
+			out.WriteString(text + "\n")
+			continue
+		}
+		if table == "storage" && driverLine.MatchString(text) {
+			if !done {
+				out.WriteString(line)
+				done = true
+			}
+			continue
+		}
+		out.WriteString(text + "\n")
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	if !done {
+		if table != "storage" {
+			out.WriteString("\n[storage]\n")
+		}
+		out.WriteString(line)
+	}
+	if bytes.Equal(out.Bytes(), b) {
+		return nil
+	}
+	return writeFileAtomic(path, out.Bytes())
+}
