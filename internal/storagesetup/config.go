@@ -76,6 +76,12 @@ func Resolve(o Overrides) (Settings, error) {
 	if c.Storage.Options.MinFreeSpace != "" {
 		s.DriverOpts["min_free_space"] = c.Storage.Options.MinFreeSpace
 	}
+	if v := c.Storage.Options.Overlay.Size; v != "" {
+		s.DriverOpts["size"] = v
+	}
+	if v := c.Storage.Options.Overlay.MountOpt; v != "" {
+		s.DriverOpts["mountopt"] = v
+	}
 	set(&s.Driver, os.Getenv("STORAGE_DRIVER"))
 	set(&s.Root, o.Root)
 	set(&s.RunRoot, o.RunRoot)

@@ -134,3 +134,16 @@ func Find(file string) string {
 	}
 	return ""
 }
+
+// SetCapacity makes the loop device dev see its backing file's new size.
+func SetCapacity(dev string) error {
+	f, err := os.OpenFile(dev, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.IoctlSetInt(int(f.Fd()), unix.LOOP_SET_CAPACITY, 0); err != nil {
+		return fmt.Errorf("resizing %s: %w", dev, err)
+	}
+	return nil
+}

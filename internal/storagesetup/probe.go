@@ -1,0 +1,116 @@
+package storagesetup
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// Backing describes the filesystem a store sits on.
+type Backing struct {
+	FSType       string // xfs, btrfs, extfs, tmpfs, ...
+	Device       string // what is mounted (a loop device shows its file too)
+	MountPoint   string
+	MountOptions string
+	DType        bool // directory entries carry file types (overlay needs it)
+	ProjectQuota bool // mounted with project quotas (XFS prjquota)
+}
+
+// ProbeBacking looks at the filesystem holding dir.
+func ProbeBacking(dir string) (Backing, error) {
+	dir = existingAncestor(dir)
+	var b Backing
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return b, fmt.Errorf("probing the filesystem of %s: %w", dir, err)
+	}
+	b.FSType = FSTypeName(st.Type)
+	if m, err := MountOf(dir); err == nil {
+		b.Device, b.MountPoint, b.MountOptions = m.Source, m.Target, m.Options
+		if f := loopFile(m.Source); f != "" {
+			b.Device += " (file " + f + ")"
+		}
+		b.ProjectQuota = hasOption(m.Options, "prjquota", "pquota", "prjquota", "pqnoenforce")
+	}
+	b.DType, _ = SupportsDType(dir)
+	return b, nil
+}
+
+func hasOption(opts string, names ...string) bool {
+	for _, o := range splitComma(opts) {
+		for _, n := range names {
+			if o == n {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func splitComma(s string) []string {
+	var out []string
+	start := 0
+	for i := 0; i <= len(s); i++ {
+		if i == len(s) || s[i] == ',' {
+			out = append(out, s[start:i])
+			start = i + 1
+		}
+	}
+	return out
+}
+
+// FSTypeName names a statfs magic number as docker info does.
+func FSTypeName(t int64) string {
+	switch t {
+	case unix.EXT4_SUPER_MAGIC:
+		return "extfs"
+	case unix.XFS_SUPER_MAGIC:
+		return "xfs"
+	case unix.BTRFS_SUPER_MAGIC:
+		return "btrfs"
+	case unix.TMPFS_MAGIC:
+		return "tmpfs"
+	case unix.OVERLAYFS_SUPER_MAGIC:
+		return "overlayfs"
+	}
+	return fmt.Sprintf("0x%x", t)
+}
+
+// SupportsDType reports whether the filesystem of dir fills in d_type:
+// it makes a file in a temp dir and reads the entry back with getdents.
+func SupportsDType(dir string) (bool, error) {
+	tmp, err := os.MkdirTemp(dir, ".dtype-")
+	if err != nil {
+		return false, err
+	}
+	defer os.RemoveAll(tmp)
+	if err := os.WriteFile(filepath.Join(tmp, "f"), nil, 0o600); err != nil {
+		return false, err
+	}
+	fd, err := unix.Open(tmp, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return false, err
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 4096)
+	n, err := unix.Getdents(fd, buf)
+	if err != nil {
+		return false, err
+	}
+	// linux_dirent64: ino u64, off s64, reclen u16, type u8, name...
+	for off := 0; off+19 < n; {
+		reclen := int(buf[off+16]) | int(buf[off+17])<<8
+		typ := buf[off+18]
+		name := unix.ByteSliceToString(buf[off+19 : off+reclen])
+		if name == "f" {
+			return typ != unix.DT_UNKNOWN, nil
+		}
+		if reclen == 0 {
+			break
+		}
+		off += reclen
+	}
+	return false, fmt.Errorf("reading the entries of %s: file not found", tmp)
+}
