@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -32,24 +31,16 @@ func newCommitCommand() *cobra.Command {
 		Short: "Create an image from a working container",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var ts *time.Time
-			if cmd.Flags().Changed("timestamp") {
-				t := time.Unix(o.Timestamp, 0).UTC()
-				ts = &t
-			} else if v := os.Getenv("SOURCE_DATE_EPOCH"); v != "" {
-				n, err := strconv.ParseInt(v, 10, 64)
-				if err != nil {
-					return fmt.Errorf("bad SOURCE_DATE_EPOCH %q: want seconds since the epoch", v)
-				}
-				t := time.Unix(n, 0).UTC()
-				ts = &t
+			ts, err := timestamp(cmd, o.Timestamp)
+			if err != nil {
+				return err
 			}
 			return runCommit(cmd.Context(), cmd, o, ts, args)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVarP(&o.Format, "format", "f", "oci", "image format: oci or docker")
-	f.BoolVar(&o.Squash, "squash", false, "squash all layers into one (not yet supported)")
+	f.BoolVar(&o.Squash, "squash", false, "squash all layers into one")
 	f.BoolVar(&o.Rm, "rm", false, "remove the working container after committing")
 	f.StringVar(&o.IIDFile, "iidfile", "", "write the image ID to this file")
 	f.BoolVarP(&o.Quiet, "quiet", "q", false, "print only the image ID")
@@ -63,9 +54,6 @@ func runCommit(ctx context.Context, cmd *cobra.Command, o commitOptions, ts *tim
 	format, err := image.ParseFormat(o.Format)
 	if err != nil {
 		return err
-	}
-	if o.Squash {
-		return fmt.Errorf("commit --squash is not supported yet")
 	}
 	var names []string
 	if len(args) == 2 {
@@ -84,7 +72,7 @@ func runCommit(ctx context.Context, cmd *cobra.Command, o commitOptions, ts *tim
 	if err != nil {
 		return err
 	}
-	img, err := c.Commit(ctx, container.CommitOptions{Names: names, Format: format, Timestamp: ts, Logger: logger})
+	img, err := c.Commit(ctx, container.CommitOptions{Names: names, Format: format, Timestamp: ts, Squash: o.Squash, Logger: logger})
 	if err != nil {
 		return err
 	}

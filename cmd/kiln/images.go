@@ -72,9 +72,13 @@ func runImages(cmd *cobra.Command, o imagesOptions, args []string) error {
 	if err != nil {
 		return err
 	}
+	hide, err := intermediates(ctx, st, imgs, o.All)
+	if err != nil {
+		return err
+	}
 	var rows []imageRow
 	for _, img := range imgs {
-		if !keep(img) {
+		if !keep(img) || hide[img.ID] {
 			continue
 		}
 		rows = append(rows, imageRows(img, o.JSON)...)
@@ -268,4 +272,29 @@ func imageFilterPred(ctx context.Context, st *store.Store, k, v string) (func(st
 		}, nil
 	}
 	return nil, fmt.Errorf("unknown --filter key %q: use dangling, id, reference, before, since or label", k)
+}
+
+// intermediates are the unnamed images another image builds on (the
+// steps of a cached build); `images` shows them only with --all.
+func intermediates(ctx context.Context, st *store.Store, imgs []store.Image, all bool) (map[string]bool, error) {
+	hide := map[string]bool{}
+	if all {
+		return hide, nil
+	}
+	parents, err := st.ParentLayers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	newest := map[string]time.Time{} // per top layer: a config-only step's child is newer
+	for _, img := range imgs {
+		if t, ok := newest[img.TopLayer]; !ok || img.Created.After(t) {
+			newest[img.TopLayer] = img.Created
+		}
+	}
+	for _, img := range imgs {
+		if len(img.Names) == 0 && (parents[img.TopLayer] || img.Created.Before(newest[img.TopLayer])) {
+			hide[img.ID] = true
+		}
+	}
+	return hide, nil
 }

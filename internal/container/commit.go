@@ -24,6 +24,9 @@ type CommitOptions struct {
 	CreatedBy string
 	// EmptyLayer records the step in history without adding a layer.
 	EmptyLayer bool
+	// Squash makes the image one layer holding the whole root filesystem,
+	// with one history entry; the container itself is unchanged.
+	Squash bool
 	Logger     *slog.Logger
 }
 
@@ -35,6 +38,9 @@ func (c *Container) Commit(ctx context.Context, o CommitOptions) (store.Image, e
 		if f := c.State.Config.DockerOnlyFields(); len(f) > 0 {
 			o.Logger.Warn(fmt.Sprintf("%v: not supported for OCI image format, will be ignored; use --format docker to keep them", f))
 		}
+	}
+	if o.Squash {
+		return c.squash(ctx, o)
 	}
 	created := time.Now().UTC()
 	if o.Timestamp != nil {

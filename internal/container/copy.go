@@ -6,14 +6,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net/http"
-	"net/url"
 	"os"
 	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	cfs "github.com/containerd/continuity/fs"
 
@@ -37,6 +34,12 @@ type CopyOptions struct {
 	FromRoot string
 	// Add extracts local tar archives and fetches URLs.
 	Add bool
+	// Confine resolves Sources inside ContextDir as FromRoot sources are
+	// resolved inside FromRoot: ".." and symlinks never lead out of it.
+	Confine bool
+	// Exclude, when set, is asked about every file and directory a source
+	// expands to (by host path); skipTree skips a directory's subtree.
+	Exclude func(hostPath string, isDir bool) (skip, skipTree bool)
 }
 
 // ErrSourceMissing is wrapped when a copy source does not exist.
@@ -75,7 +78,7 @@ func (c *Container) Copy(ctx context.Context, o CopyOptions) error {
 		if fi, err := statIn(root, dest); err == nil && fi.IsDir() {
 			intoDir = true
 		}
-		cp := copier{root: root, owner: owner, mode: mode, add: o.Add}
+		cp := copier{root: root, owner: owner, mode: mode, add: o.Add, exclude: o.Exclude}
 		for _, s := range srcs {
 			if err := cp.copySource(ctx, s, dest, intoDir); err != nil {
 				return err
@@ -105,8 +108,9 @@ func expandSources(o CopyOptions) ([]string, error) {
 		if o.FromRoot != "" {
 			base = o.FromRoot
 		}
+		confined := o.FromRoot != "" || o.Confine
 		var full string
-		if o.FromRoot != "" {
+		if confined {
 			p, err := cfs.RootPath(base, s)
 			if err != nil {
 				return nil, err
@@ -124,7 +128,30 @@ func expandSources(o CopyOptions) ([]string, error) {
 		if len(matches) == 0 {
 			return nil, fmt.Errorf("copy source %q: %w", s, ErrSourceMissing)
 		}
-		out = append(out, matches...)
+		before := len(out)
+		for _, m := range matches {
+			if confined {
+				// A match may itself be a symlink: resolve it in the root too.
+				rel, err := filepath.Rel(base, m)
+				if err != nil {
+					return nil, err
+				}
+				if m, err = cfs.RootPath(base, rel); err != nil {
+					return nil, err
+				}
+			}
+			if o.Exclude != nil {
+				if fi, err := os.Lstat(m); err == nil {
+					if skip, _ := o.Exclude(m, fi.IsDir()); skip && m != filepath.Clean(base) {
+						continue
+					}
+				}
+			}
+			out = append(out, m)
+		}
+		if len(out) == before {
+			return nil, fmt.Errorf("copy source %q: %w", s, ErrSourceMissing)
+		}
 	}
 	return out, nil
 }
@@ -146,10 +173,11 @@ func (c *Container) resolveChown(root string, o CopyOptions) (ownership, error) 
 }
 
 type copier struct {
-	root  string
-	owner ownership
-	mode  *os.FileMode
-	add   bool
+	root    string
+	owner   ownership
+	mode    *os.FileMode
+	add     bool
+	exclude func(string, bool) (bool, bool)
 }
 
 func (cp copier) copySource(ctx context.Context, src, dest string, intoDir bool) error {
@@ -212,6 +240,13 @@ func (cp copier) copyTree(ctx context.Context, src, dest string) error {
 			return err
 		}
 		rel, _ := filepath.Rel(src, p)
+		if cp.exclude != nil && rel != "." {
+			if skip, tree := cp.exclude(p, d.IsDir()); tree && d.IsDir() {
+				return filepath.SkipDir
+			} else if skip {
+				return nil
+			}
+		}
 		fi, err := os.Lstat(p)
 		if err != nil {
 			return err
@@ -322,64 +357,22 @@ func copyFileContent(src, dst string, mode os.FileMode) error {
 // fetch downloads a URL into the container, as ADD does: mode 0600,
 // the modification time from Last-Modified.
 func (cp copier) fetch(ctx context.Context, src, dest string, intoDir bool) error {
-	u, err := url.Parse(src)
-	if err != nil {
-		return fmt.Errorf("bad URL %q: %w", src, err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
+	tmp, err := os.MkdirTemp("", "kiln-add-")
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	defer os.RemoveAll(tmp)
+	file, err := Download(ctx, src, tmp, "")
 	if err != nil {
-		return fmt.Errorf("fetching %s: %w", src, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("fetching %s: %s", src, resp.Status)
+		return err
 	}
 	target := dest
 	if intoDir || strings.HasSuffix(dest, "/") {
-		name := path.Base(u.Path)
-		if name == "/" || name == "." {
-			return fmt.Errorf("fetching %s: the URL names no file; give a destination file name", src)
-		}
-		target = path.Join(dest, name)
+		target = path.Join(dest, filepath.Base(file))
 	}
-	parent, err := cp.mkdirIn(path.Dir(target))
+	fi, err := os.Lstat(file)
 	if err != nil {
 		return err
 	}
-	full := filepath.Join(parent, path.Base(target))
-	_ = os.Remove(full)
-	tmp, err := os.CreateTemp(parent, ".kiln-add-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := io.Copy(tmp, resp.Body); err != nil {
-		tmp.Close()
-		return fmt.Errorf("fetching %s: %w", src, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	mtime := time.Now()
-	if lm, err := http.ParseTime(resp.Header.Get("Last-Modified")); err == nil {
-		mtime = lm
-	}
-	mode := os.FileMode(0o600)
-	if cp.mode != nil {
-		mode = *cp.mode
-	}
-	if err := os.Chmod(tmp.Name(), mode); err != nil {
-		return err
-	}
-	if err := os.Lchown(tmp.Name(), cp.owner.uid, cp.owner.gid); err != nil {
-		return err
-	}
-	if err := os.Chtimes(tmp.Name(), mtime, mtime); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), full)
+	return cp.copyEntry(file, target, fi)
 }

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	cfs "github.com/containerd/continuity/fs"
+	"github.com/moby/patternmatcher/ignorefile"
+	"github.com/spf13/cobra"
+
+	"github.com/kiln-build/kiln/internal/archive"
+	"github.com/kiln-build/kiln/internal/build"
+	"github.com/kiln-build/kiln/internal/container"
+	"github.com/kiln-build/kiln/internal/store"
+)
+
+// readDockerfile fills bo.Dockerfile from -f (several are joined, "-"
+// is stdin), stdin's Dockerfile, or the context's Containerfile or
+// Dockerfile, and returns the file's path ("" for stdin).
+func readDockerfile(cmd *cobra.Command, o buildOptions, src *build.Source, bo *build.Options) (string, error) {
+	if len(o.Files) == 0 {
+		if src.Dockerfile != nil {
+			bo.Dockerfile, bo.DockerfileName = src.Dockerfile, "Dockerfile"
+			return "", nil
+		}
+		for _, name := range []string{"Containerfile", "Dockerfile"} {
+			p := filepath.Join(src.Dir, name)
+			if b, err := os.ReadFile(p); err == nil {
+				bo.Dockerfile, bo.DockerfileName = b, name
+				return p, nil
+			}
+		}
+		return "", usageErrorf("no Containerfile or Dockerfile in the context directory %s: give one with -f", src.Dir)
+	}
+	var first string
+	for _, f := range o.Files {
+		var b []byte
+		var err error
+		p := f
+		if f == "-" {
+			b, err = readAllLimited(cmd.InOrStdin())
+			p = ""
+		} else {
+			if _, statErr := os.Stat(p); errors.Is(statErr, os.ErrNotExist) && !filepath.IsAbs(p) {
+				p = filepath.Join(src.Dir, f)
+			}
+			b, err = os.ReadFile(p)
+		}
+		if err != nil {
+			return "", usageErrorf("reading Dockerfile %s: %v", f, err)
+		}
+		if bo.DockerfileName == "" {
+			bo.DockerfileName, first = filepath.Base(f), p
+		}
+		bo.Dockerfile = append(append(bo.Dockerfile, b...), '\n')
+	}
+	return first, nil
+}
+
+func readAllLimited(r interface{ Read([]byte) (int, error) }) ([]byte, error) {
+	var sb strings.Builder
+	buf := make([]byte, 64<<10)
+	for sb.Len() < 16<<20 {
+		n, err := r.Read(buf)
+		sb.Write(buf[:n])
+		if err != nil {
+			if err.Error() == "EOF" {
+				break
+			}
+			return nil, err
+		}
+	}
+	return []byte(sb.String()), nil
+}
+
+// readIgnore reads --ignorefile, else <Dockerfile>.dockerignore next to
+// the Dockerfile, else .containerignore or .dockerignore in the context.
+func readIgnore(explicit, dfPath, dir string) ([]string, error) {
+	cands := []string{explicit}
+	if explicit == "" {
+		cands = []string{filepath.Join(dir, ".containerignore"), filepath.Join(dir, ".dockerignore")}
+		if dfPath != "" {
+			cands = append([]string{dfPath + ".dockerignore", dfPath + ".containerignore"}, cands...)
+		}
+	}
+	for _, p := range cands {
+		f, err := os.Open(p)
+		if errors.Is(err, os.ErrNotExist) && explicit == "" {
+			continue
+		}
+		if err != nil {
+			return nil, usageErrorf("ignore file %s: %v", p, err)
+		}
+		defer f.Close()
+		pats, err := ignorefile.ReadAll(f)
+		if err != nil {
+			return nil, fmt.Errorf("reading ignore file %s: %w", p, err)
+		}
+		return pats, nil
+	}
+	return nil, nil
+}
+
+// writeOutput exports the image's root filesystem: type=local,dest=DIR
+// or type=tar,dest=FILE ("-" is stdout).
+func writeOutput(ctx context.Context, st *store.Store, imageID, spec string) error {
+	kv, err := keyValues(strings.Split(spec, ","), "--output")
+	if err != nil {
+		return err
+	}
+	typ, dest := kv["type"], kv["dest"]
+	if typ == "" && dest == "" && !strings.Contains(spec, "=") {
+		typ, dest = "local", spec
+	}
+	if dest == "" || (typ != "local" && typ != "tar") {
+		return usageErrorf("--output %q: want type=local,dest=DIR or type=tar,dest=FILE", spec)
+	}
+	c, err := container.New(ctx, st, container.NewOptions{Image: imageID, Name: "kiln-output-" + imageID[:12] + fmt.Sprint(os.Getpid())})
+	if err != nil {
+		return err
+	}
+	defer c.Remove(context.WithoutCancel(ctx))
+	root, err := c.Mount(ctx)
+	if err != nil {
+		return err
+	}
+	if typ == "local" {
+		if err := os.MkdirAll(dest, 0o755); err != nil {
+			return err
+		}
+		return cfs.CopyDir(dest, root)
+	}
+	return writeRootTar(ctx, root, dest)
+}
+
+func writeRootTar(ctx context.Context, root, dest string) error {
+	empty, err := os.MkdirTemp("", "kiln-empty-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(empty)
+	w := os.Stdout
+	if dest != "-" {
+		if w, err = os.Create(dest); err != nil {
+			return err
+		}
+	}
+	err = archive.WriteTreeDiff(ctx, w, empty, root, archive.DiffOptions{})
+	if dest != "-" {
+		if cerr := w.Close(); err == nil {
+			err = cerr
+		}
+	}
+	return err
+}

@@ -1,0 +1,201 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"strings"
+	"sync"
+
+	"github.com/kiln-build/kiln/internal/store"
+)
+
+// builder holds one build's shared state. Stages run concurrently; what
+// they share is guarded by mu or is read-only after Build starts.
+type builder struct {
+	st      *store.Store
+	o       Options
+	df      *dockerfile
+	global  *argSet
+	args    usage
+	bctx    *buildContext
+	out     *output
+	results map[int]*stageResult
+	sem     chan struct{}
+
+	mu      sync.Mutex
+	cleanup []string // image IDs of stage results to remove after the build
+}
+
+// stageResult is a stage's outcome, published when done closes.
+type stageResult struct {
+	done  chan struct{}
+	image store.Image
+	err   error
+}
+
+// Build runs the build o describes in store st and returns the final
+// image. On error, the build's containers are gone (unless
+// KeepContainers) and the store holds only complete images.
+func Build(ctx context.Context, st *store.Store, o Options) (Result, error) {
+	df, err := parseDockerfile(o.DockerfileName, o.Dockerfile)
+	if err != nil {
+		return Result{}, err
+	}
+	b := &builder{st: st, o: o, df: df, out: newOutput(o.Out), results: map[int]*stageResult{}}
+	if b.global, err = globalArgs(df, o.Args, &b.args); err != nil {
+		return Result{}, err
+	}
+	if b.bctx, err = newBuildContext(o.ContextDir, o.Ignore); err != nil {
+		return Result{}, err
+	}
+	target, err := df.target(o.Target)
+	if err != nil {
+		return Result{}, err
+	}
+	needed, err := b.plan(target)
+	if err != nil {
+		return Result{}, err
+	}
+	jobs := o.Jobs
+	if jobs <= 0 {
+		jobs = runtime.NumCPU()
+	}
+	b.sem = make(chan struct{}, jobs)
+	img, err := b.runStages(ctx, needed, target)
+	b.removeStageImages(context.WithoutCancel(ctx), img.ID)
+	if err != nil {
+		return Result{}, err
+	}
+	if unused := b.args.unused(o.Args); len(unused) > 0 && b.o.Logger != nil {
+		b.o.Logger.Warn(fmt.Sprintf("one or more build args were not consumed: %v", unused))
+	}
+	return Result{ImageID: img.ID, Digest: string(img.ManifestDigest)}, nil
+}
+
+// plan returns the stages the target needs, in Dockerfile order.
+func (b *builder) plan(target *stage) ([]*stage, error) {
+	need := map[int]bool{}
+	var visit func(s *stage) error
+	visit = func(s *stage) error {
+		if need[s.index] {
+			return nil
+		}
+		need[s.index] = true
+		deps, err := b.deps(s)
+		if err != nil {
+			return err
+		}
+		for _, d := range deps {
+			if err := visit(d); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := visit(target); err != nil {
+		return nil, err
+	}
+	var out []*stage
+	for _, s := range b.df.stages {
+		if need[s.index] {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// runStages starts every needed stage; each waits for the stages it
+// reads. It returns the target's image, or the first error.
+func (b *builder) runStages(ctx context.Context, needed []*stage, target *stage) (store.Image, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	for _, s := range needed {
+		b.results[s.index] = &stageResult{done: make(chan struct{})}
+	}
+	b.out.multi = len(needed) > 1
+	var wg sync.WaitGroup
+	for _, s := range needed {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := b.results[s.index]
+			r.image, r.err = b.runStage(ctx, s, s == target, len(needed))
+			if r.err != nil {
+				cancel(r.err)
+			}
+			close(r.done)
+		}()
+	}
+	wg.Wait()
+	var errs []error
+	for _, s := range needed {
+		if err := b.results[s.index].err; err != nil && !errors.Is(err, context.Canceled) {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return store.Image{}, errs[0]
+	}
+	if err := context.Cause(ctx); err != nil {
+		return store.Image{}, err
+	}
+	return b.results[target.index].image, nil
+}
+
+// waitStage waits for stage s's result.
+func (b *builder) waitStage(ctx context.Context, s *stage) (store.Image, error) {
+	r, ok := b.results[s.index]
+	if !ok {
+		return store.Image{}, fmt.Errorf("%w: stage %s was not planned", ErrNoStage, s.label())
+	}
+	select {
+	case <-r.done:
+		if r.err != nil {
+			return store.Image{}, fmt.Errorf("stage %s failed: %w", s.label(), context.Canceled)
+		}
+		return r.image, nil
+	case <-ctx.Done():
+		return store.Image{}, context.Cause(ctx)
+	}
+}
+
+// acquire takes one of the --jobs slots.
+func (b *builder) acquire(ctx context.Context) error {
+	select {
+	case b.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+func (b *builder) release() { <-b.sem }
+
+// removeStageImages drops the unnamed images of intermediate stages that
+// the cache does not keep (builds without --layers).
+func (b *builder) removeStageImages(ctx context.Context, keep string) {
+	b.mu.Lock()
+	ids := b.cleanup
+	b.mu.Unlock()
+	for _, id := range ids {
+		if id == keep {
+			continue
+		}
+		if err := b.st.DeleteImage(ctx, id); err != nil && b.o.Logger != nil {
+			b.o.Logger.Debug("removing stage image", "image", id, "error", err)
+		}
+	}
+	if len(ids) > 0 {
+		_ = b.st.GC(ctx)
+	}
+}
+
+// imageRef strips docker-image:// from a --build-context value.
+func imageRef(v string) (string, bool) {
+	return strings.CutPrefix(v, "docker-image://")
+}
+
+var _ io.Writer = (*output)(nil)

@@ -1,0 +1,183 @@
+package build
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+
+	cfs "github.com/containerd/continuity/fs"
+	"github.com/moby/patternmatcher"
+)
+
+// ErrOutsideContext is wrapped when a source path leaves the context.
+var ErrOutsideContext = errors.New("path outside the build context")
+
+// buildContext is the build context read in place: ignore rules apply to
+// every read, symlinks resolve inside it, and file digests are computed
+// once per build.
+type buildContext struct {
+	dir string
+	pm  *patternmatcher.PatternMatcher
+
+	mu     sync.Mutex
+	hashes map[string]fileHash // by host path
+}
+
+type fileHash struct {
+	size, mtime int64
+	ino         uint64
+	sum         string
+}
+
+func newBuildContext(dir string, ignore []string) (*buildContext, error) {
+	bc := &buildContext{hashes: map[string]fileHash{}}
+	if dir != "" {
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			return nil, err
+		}
+		if abs, err = filepath.EvalSymlinks(abs); err != nil {
+			return nil, fmt.Errorf("build context %s: %w", dir, err)
+		}
+		bc.dir = abs
+	}
+	if len(ignore) > 0 {
+		pm, err := patternmatcher.New(ignore)
+		if err != nil {
+			return nil, fmt.Errorf("ignore file: %w", err)
+		}
+		bc.pm = pm
+	}
+	return bc, nil
+}
+
+// checkSource refuses a source path that leaves the context lexically.
+func checkSource(p string) error {
+	c := filepath.ToSlash(filepath.Clean(p))
+	if c == ".." || strings.HasPrefix(c, "../") {
+		return fmt.Errorf("%w: %s", ErrOutsideContext, p)
+	}
+	return nil
+}
+
+// excluded reports whether a host path under the context is ignored, and
+// whether its whole subtree can be skipped (no exception could match).
+func (bc *buildContext) excluded(hostPath string, isDir bool) (skip, skipTree bool) {
+	if bc.pm == nil {
+		return false, false
+	}
+	rel, err := filepath.Rel(bc.dir, hostPath)
+	if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
+		return false, false
+	}
+	rel = filepath.ToSlash(rel)
+	m, err := bc.pm.MatchesOrParentMatches(rel)
+	if err != nil || !m {
+		return false, false
+	}
+	return true, isDir && !bc.pm.Exclusions()
+}
+
+// digest hashes what a COPY or ADD of srcs reads from root (the context
+// when root is ""): every file's path, type, mode, link target and
+// content, after globs, ignore rules and in-root symlink resolution.
+func (bc *buildContext) digest(root string, srcs []string) (string, error) {
+	confine := root == ""
+	if confine {
+		root = bc.dir
+	}
+	h := sha256.New()
+	for _, s := range srcs {
+		full, err := cfs.RootPath(root, s)
+		if err != nil {
+			return "", err
+		}
+		matches, err := filepath.Glob(full)
+		if err != nil {
+			return "", fmt.Errorf("bad pattern %q: %w", s, err)
+		}
+		sort.Strings(matches)
+		fmt.Fprintf(h, "src %s %d\n", s, len(matches))
+		for _, m := range matches {
+			if err := bc.hashTree(h, root, m, confine); err != nil {
+				return "", err
+			}
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func (bc *buildContext) hashTree(h io.Writer, root, top string, confine bool) error {
+	return filepath.WalkDir(top, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if confine {
+			if skip, tree := bc.excluded(p, d.IsDir()); tree {
+				return filepath.SkipDir
+			} else if skip {
+				return nil
+			}
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		fmt.Fprintf(h, "%s %o", rel, fi.Mode())
+		switch {
+		case fi.Mode()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(h, " -> %s", target)
+		case fi.Mode().IsRegular():
+			sum, err := bc.fileSum(p, fi)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(h, " %d %s", fi.Size(), sum)
+		}
+		_, err = io.WriteString(h, "\n")
+		return err
+	})
+}
+
+// fileSum is a file's content digest, remembered for this build by path,
+// size, mtime and inode.
+func (bc *buildContext) fileSum(p string, fi fs.FileInfo) (string, error) {
+	key := fileHash{size: fi.Size(), mtime: fi.ModTime().UnixNano()}
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		key.ino = sys.Ino
+	}
+	bc.mu.Lock()
+	old, ok := bc.hashes[p]
+	bc.mu.Unlock()
+	if ok && old.size == key.size && old.mtime == key.mtime && old.ino == key.ino {
+		return old.sum, nil
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	sh := sha256.New()
+	if _, err := io.Copy(sh, f); err != nil {
+		return "", fmt.Errorf("reading %s: %w", p, err)
+	}
+	key.sum = hex.EncodeToString(sh.Sum(nil))
+	bc.mu.Lock()
+	bc.hashes[p] = key
+	bc.mu.Unlock()
+	return key.sum, nil
+}

@@ -1,0 +1,291 @@
+package build
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	cfs "github.com/containerd/continuity/fs"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/kiln-build/kiln/internal/container"
+	"github.com/kiln-build/kiln/internal/store"
+)
+
+// runMounts are the mounts one RUN step gets, and what to undo after.
+type runMounts struct {
+	specs    []specs.Mount
+	late     []specs.Mount
+	env      []string
+	created  []string // mount targets made in the rootfs, removed after
+	cleanups []func(ctx context.Context)
+}
+
+func (m *runMounts) release(ctx context.Context) {
+	for i := len(m.cleanups) - 1; i >= 0; i-- {
+		m.cleanups[i](ctx)
+	}
+}
+
+// cleanTargets removes the mount points the run made in the rootfs, so
+// that none of them ends up in the layer; a target the step filled stays.
+func (m *runMounts) cleanTargets(root string) error {
+	for i := len(m.created) - 1; i >= 0; i-- {
+		p, err := cfs.RootPath(root, m.created[i])
+		if err != nil {
+			return err
+		}
+		removeEmpty(p)
+	}
+	return nil
+}
+
+// removeEmpty removes p when it is an empty file or a tree of empty
+// directories and empty files.
+func removeEmpty(p string) bool {
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return true
+	}
+	if fi.IsDir() {
+		ents, _ := os.ReadDir(p)
+		for _, e := range ents {
+			if !removeEmpty(filepath.Join(p, e.Name())) {
+				return false
+			}
+		}
+	} else if !fi.Mode().IsRegular() || fi.Size() != 0 {
+		return false
+	}
+	return os.Remove(p) == nil
+}
+
+// recordTarget notes the first component of target missing in root.
+func (m *runMounts) recordTarget(root, target string) {
+	cur := "/"
+	for _, part := range strings.Split(strings.Trim(path.Clean(target), "/"), "/") {
+		cur = path.Join(cur, part)
+		p, err := cfs.RootPath(root, cur)
+		if err != nil {
+			return
+		}
+		if _, err := os.Lstat(p); os.IsNotExist(err) {
+			m.created = append(m.created, cur)
+			return
+		}
+	}
+}
+
+// prepareMounts turns RUN --mount options into runtime mounts.
+func (r *stageRun) prepareMounts(ctx context.Context, root string, mounts []*instructions.Mount) (*runMounts, error) {
+	rm := &runMounts{}
+	for i, mt := range mounts {
+		target := mt.Target
+		var err error
+		switch mt.Type {
+		case instructions.MountTypeBind:
+			err = r.bindMount(ctx, rm, mt)
+		case instructions.MountTypeCache:
+			err = r.cacheMount(rm, mt)
+		case instructions.MountTypeTmpfs:
+			opts := []string{"nosuid", "nodev"}
+			if mt.SizeLimit > 0 {
+				opts = append(opts, fmt.Sprintf("size=%d", mt.SizeLimit))
+			}
+			rm.specs = append(rm.specs, specs.Mount{Destination: target, Type: "tmpfs", Source: "tmpfs", Options: opts})
+		case instructions.MountTypeSecret:
+			target, err = r.secretMount(rm, mt)
+		case instructions.MountTypeSSH:
+			target, err = r.sshMount(rm, mt, i)
+		default:
+			err = fmt.Errorf("unsupported mount type %q", mt.Type)
+		}
+		if err != nil {
+			return rm, fmt.Errorf("--mount type=%s: %w", mt.Type, err)
+		}
+		if target != "" {
+			if !path.IsAbs(target) {
+				target = path.Join("/", r.config().Config.WorkingDir, target)
+			}
+			rm.recordTarget(root, target)
+		}
+	}
+	for i := range rm.specs {
+		if !path.IsAbs(rm.specs[i].Destination) {
+			rm.specs[i].Destination = path.Join("/", r.config().Config.WorkingDir, rm.specs[i].Destination)
+		}
+	}
+	return rm, nil
+}
+
+// bindMount binds a path of the context, a stage or an image; writes to
+// a rw bind go to a throwaway copy.
+func (r *stageRun) bindMount(ctx context.Context, rm *runMounts, mt *instructions.Mount) error {
+	src, err := r.mountSource(ctx, rm, mt.From, mt.Source)
+	if err != nil {
+		return err
+	}
+	opts := []string{"rbind"}
+	if mt.ReadOnly {
+		opts = append(opts, "ro")
+	} else {
+		tmp, err := os.MkdirTemp(r.b.st.RunRoot(), "bind-")
+		if err != nil {
+			return err
+		}
+		rm.cleanups = append(rm.cleanups, func(context.Context) { os.RemoveAll(tmp) })
+		dst := filepath.Join(tmp, "data")
+		if fi, err := os.Stat(src); err == nil && !fi.IsDir() {
+			err = cfs.CopyFile(dst, src)
+			if err != nil {
+				return err
+			}
+		} else if err := cfs.CopyDir(dst, src); err != nil {
+			return err
+		}
+		src = dst
+	}
+	rm.specs = append(rm.specs, specs.Mount{Destination: mt.Target, Type: "bind", Source: src, Options: opts})
+	return nil
+}
+
+// mountSource resolves source inside the root --from names: the build
+// context when from is empty, a named context, a stage or an image.
+func (r *stageRun) mountSource(ctx context.Context, rm *runMounts, from, source string) (string, error) {
+	root, err := r.fromRoot(ctx, from, &rm.cleanups)
+	if err != nil {
+		return "", err
+	}
+	if root == "" {
+		root = r.b.bctx.dir
+		if err := checkSource(source); err != nil {
+			return "", err
+		}
+	}
+	p, err := cfs.RootPath(root, source)
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Lstat(p); err != nil {
+		return "", fmt.Errorf("mount source %q: %w", source, err)
+	}
+	return p, nil
+}
+
+// fromRoot returns the root directory --from names: "" for the build
+// context; a named context's directory; or a stage's or image's
+// mounted root (its cleanup appended to cleanups).
+func (r *stageRun) fromRoot(ctx context.Context, from string, cleanups *[]func(context.Context)) (string, error) {
+	if from == "" {
+		return "", nil
+	}
+	img, dir, err := r.fromImage(ctx, from)
+	if err != nil || dir != "" {
+		return dir, err
+	}
+	root, release, err := r.b.mountImage(ctx, img)
+	if err != nil {
+		return "", err
+	}
+	*cleanups = append(*cleanups, release)
+	return root, nil
+}
+
+// fromImage resolves a --from value to a stage's image, a named context
+// (directory or image), or an image reference.
+func (r *stageRun) fromImage(ctx context.Context, from string) (store.Image, string, error) {
+	if s, ok := r.b.df.lookupStage(from, r.s.index); ok {
+		img, err := r.b.waitStage(ctx, s)
+		return img, "", err
+	}
+	if v, ok := r.b.o.Contexts[from]; ok {
+		if _, isImage := imageRef(v); !isImage {
+			return store.Image{}, v, nil
+		}
+	}
+	if _, ok := r.b.df.lookupStage(from, -1); ok {
+		return store.Image{}, "", fmt.Errorf("%w: --from=%s names a later stage", ErrNoStage, from)
+	}
+	img, err := r.b.resolveImage(ctx, from)
+	return img, "", err
+}
+
+// mountImage mounts img through a temporary container.
+func (b *builder) mountImage(ctx context.Context, img store.Image) (string, func(context.Context), error) {
+	var rnd [6]byte
+	_, _ = rand.Read(rnd[:])
+	name := "kiln-build-from-" + hex.EncodeToString(rnd[:])
+	c, err := container.New(ctx, b.st, container.NewOptions{Image: img.ID, Name: name})
+	if err != nil {
+		return "", nil, err
+	}
+	root, err := c.Mount(ctx)
+	if err != nil {
+		_ = c.Remove(context.WithoutCancel(ctx))
+		return "", nil, err
+	}
+	return root, func(ctx context.Context) { _ = c.Remove(ctx) }, nil
+}
+
+// cacheMount binds a directory kept in the store across builds.
+func (r *stageRun) cacheMount(rm *runMounts, mt *instructions.Mount) error {
+	id := mt.CacheID
+	if id == "" {
+		id = mt.Target
+	}
+	sum := sha256.Sum256([]byte(id))
+	dir := filepath.Join(r.b.st.Root(), "build-cache-mounts", hex.EncodeToString(sum[:16]))
+	if _, err := os.Stat(dir); os.IsNotExist(err) {
+		mode := os.FileMode(0o755)
+		if mt.Mode != nil {
+			mode = os.FileMode(*mt.Mode)
+		}
+		if err := os.MkdirAll(dir, mode); err != nil {
+			return err
+		}
+		uid, gid := 0, 0
+		if mt.UID != nil {
+			uid = int(*mt.UID)
+		}
+		if mt.GID != nil {
+			gid = int(*mt.GID)
+		}
+		if err := os.Chown(dir, uid, gid); err != nil {
+			return err
+		}
+		if err := os.Chmod(dir, mode); err != nil {
+			return err
+		}
+	}
+	opts := []string{"rbind"}
+	if mt.ReadOnly {
+		opts = append(opts, "ro")
+	}
+	rm.specs = append(rm.specs, specs.Mount{Destination: mt.Target, Type: "bind", Source: dir, Options: opts})
+	return nil
+}
+
+// mountKeyParts are the cache-key parts of a RUN's mounts: what a bind
+// mount shows is part of the key; caches, tmpfs and secrets are not.
+func (r *stageRun) mountKeyParts(ctx context.Context, mounts []*instructions.Mount) ([]string, error) {
+	var parts []string
+	for _, mt := range mounts {
+		parts = append(parts, fmt.Sprintf("mount:%s:%s:%s:%t", mt.Type, mt.Target, mt.CacheID, mt.ReadOnly))
+		if mt.Type != instructions.MountTypeBind {
+			continue
+		}
+		d, err := r.sourceDigest(ctx, mt.From, []string{mt.Source})
+		if err != nil {
+			return nil, err
+		}
+		parts = append(parts, "bind:"+d)
+	}
+	return parts, nil
+}

@@ -1,0 +1,48 @@
+package build
+
+import (
+	"fmt"
+	"io"
+	"sync"
+)
+
+// output serialises what concurrent stages print: step headers and the
+// output of RUN steps. Each Write reaches the writer whole.
+type output struct {
+	mu    sync.Mutex
+	w     io.Writer
+	multi bool
+}
+
+func newOutput(w io.Writer) *output {
+	if w == nil {
+		w = io.Discard
+	}
+	return &output{w: w}
+}
+
+// Write passes p through under the lock.
+func (o *output) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.w.Write(p)
+}
+
+// step prints Buildah's step header, "[2/3] STEP 1/4: RUN …" with a
+// stage prefix when several stages run.
+func (o *output) step(s *stage, nstages, n, total int, text string) {
+	prefix := ""
+	if o.multi {
+		prefix = fmt.Sprintf("[%d/%d] ", s.index+1, nstages)
+	}
+	fmt.Fprintf(o, "%sSTEP %d/%d: %s\n", prefix, n, total, text)
+}
+
+// line prints one line of stage s, prefixed like its step headers.
+func (o *output) line(s *stage, nstages int, format string, args ...any) {
+	prefix := ""
+	if o.multi {
+		prefix = fmt.Sprintf("[%d/%d] ", s.index+1, nstages)
+	}
+	fmt.Fprintf(o, prefix+format+"\n", args...)
+}

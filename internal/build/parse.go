@@ -1,0 +1,127 @@
+package build
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	"github.com/moby/buildkit/frontend/dockerfile/shell"
+)
+
+// ErrSyntax is wrapped by every error about the Dockerfile's text.
+var ErrSyntax = errors.New("dockerfile syntax error")
+
+// ErrNoStage is wrapped when --target, FROM or --from names no stage.
+var ErrNoStage = errors.New("no such stage")
+
+// dockerfile is a parsed Dockerfile.
+type dockerfile struct {
+	name     string
+	stages   []*stage
+	metaArgs []instructions.ArgCommand
+	escape   rune
+}
+
+// stage is one FROM section.
+type stage struct {
+	index    int
+	name     string // lower-cased AS name; "" when unnamed
+	base     string // FROM's argument before expansion
+	platform string
+	commands []instructions.Command
+	line     int
+	original string
+}
+
+// label names the stage in messages: its name, or its index.
+func (s *stage) label() string {
+	if s.name != "" {
+		return s.name
+	}
+	return strconv.Itoa(s.index)
+}
+
+// parseDockerfile parses data with BuildKit's grammar. Errors name the
+// file and line as Docker prints them.
+func parseDockerfile(name string, data []byte) (*dockerfile, error) {
+	res, err := parser.Parse(bytes.NewReader(data))
+	if err != nil {
+		return nil, locate(name, err)
+	}
+	stages, metaArgs, err := instructions.Parse(res.AST, nil)
+	if err != nil {
+		return nil, locate(name, err)
+	}
+	if len(stages) == 0 {
+		return nil, fmt.Errorf("%w: %s: no FROM instruction", ErrSyntax, name)
+	}
+	df := &dockerfile{name: name, metaArgs: metaArgs, escape: res.EscapeToken}
+	seen := map[string]bool{}
+	for i, s := range stages {
+		st := &stage{index: i, name: strings.ToLower(s.Name), base: s.BaseName, platform: s.Platform, commands: s.Commands, original: s.SourceCode}
+		if len(s.Location) > 0 {
+			st.line = s.Location[0].Start.Line
+		}
+		if st.name != "" {
+			if seen[st.name] {
+				return nil, fmt.Errorf("%w: %s:%d: duplicate stage name %q", ErrSyntax, name, st.line, s.Name)
+			}
+			seen[st.name] = true
+		}
+		df.stages = append(df.stages, st)
+	}
+	return df, nil
+}
+
+// locate rewrites a BuildKit error as "FILE:LINE: message".
+func locate(name string, err error) error {
+	var le *parser.LocationError
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, "dockerfile parse error on line ")
+	if i := strings.Index(msg, ": "); i > 0 {
+		if _, convErr := strconv.Atoi(msg[:i]); convErr == nil {
+			msg = msg[i+2:]
+		}
+	}
+	if errors.As(err, &le) && len(le.Locations) > 0 && len(le.Locations[0]) > 0 {
+		return fmt.Errorf("%w: %s:%d: %s", ErrSyntax, name, le.Locations[0][0].Start.Line, msg)
+	}
+	return fmt.Errorf("%w: %s: %s", ErrSyntax, name, msg)
+}
+
+// lookupStage finds a stage by name (case-insensitively) or index among
+// the stages before limit (-1: all stages).
+func (df *dockerfile) lookupStage(ref string, limit int) (*stage, bool) {
+	if limit < 0 {
+		limit = len(df.stages)
+	}
+	ref = strings.ToLower(ref)
+	for _, s := range df.stages[:limit] {
+		if s.name != "" && s.name == ref {
+			return s, true
+		}
+	}
+	if i, err := strconv.Atoi(ref); err == nil && i >= 0 && i < limit {
+		return df.stages[i], true
+	}
+	return nil, false
+}
+
+// target returns the stage to build.
+func (df *dockerfile) target(name string) (*stage, error) {
+	if name == "" {
+		return df.stages[len(df.stages)-1], nil
+	}
+	s, ok := df.lookupStage(name, -1)
+	if !ok {
+		return nil, fmt.Errorf("%w: --target %q names no stage in %s", ErrNoStage, name, df.name)
+	}
+	return s, nil
+}
+
+// lexer returns a word expander for this Dockerfile's escape character.
+func (df *dockerfile) lexer() *shell.Lex { return shell.NewLex(df.escape) }

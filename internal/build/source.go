@@ -1,0 +1,209 @@
+package build
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/kiln-build/kiln/internal/archive"
+	"github.com/kiln-build/kiln/internal/container"
+)
+
+// Source is a build context made ready to read: a local directory used
+// in place, or a temporary one holding an unpacked tarball, a stdin
+// stream or a git checkout.
+type Source struct {
+	// Dir is the context directory.
+	Dir string
+	// Dockerfile is set when stdin held a Dockerfile rather than a tar.
+	Dockerfile []byte
+	tmp        string
+}
+
+// Close removes what OpenSource made.
+func (s *Source) Close() error {
+	if s.tmp == "" {
+		return nil
+	}
+	return os.RemoveAll(s.tmp)
+}
+
+// OpenSource prepares the context spec names: "-" (a tar stream, or a
+// Dockerfile alone, on stdin), a directory, a tarball file, an http(s)
+// URL of a tarball, or a git repository (URL, or any path with
+// "#ref[:subdir]"). tmpDir holds temporary copies.
+func OpenSource(ctx context.Context, spec string, stdin io.Reader, tmpDir string) (*Source, error) {
+	switch {
+	case spec == "-":
+		return sourceFromStream(ctx, stdin, tmpDir)
+	case isGitSource(spec):
+		return gitSource(ctx, spec, tmpDir)
+	case strings.HasPrefix(spec, "http://") || strings.HasPrefix(spec, "https://"):
+		tmp, err := os.MkdirTemp(tmpDir, "context-")
+		if err != nil {
+			return nil, err
+		}
+		file, err := container.Download(ctx, spec, tmp, "")
+		if err != nil {
+			os.RemoveAll(tmp)
+			return nil, err
+		}
+		return unpackSource(ctx, file, tmp)
+	}
+	fi, err := os.Stat(spec)
+	if err != nil {
+		return nil, fmt.Errorf("build context %s: %w", spec, err)
+	}
+	if fi.IsDir() {
+		return &Source{Dir: spec}, nil
+	}
+	tmp, err := os.MkdirTemp(tmpDir, "context-")
+	if err != nil {
+		return nil, err
+	}
+	return unpackSource(ctx, spec, tmp)
+}
+
+func unpackSource(ctx context.Context, file, tmp string) (*Source, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		os.RemoveAll(tmp)
+		return nil, err
+	}
+	defer f.Close()
+	dir := filepath.Join(tmp, "context")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		os.RemoveAll(tmp)
+		return nil, err
+	}
+	if _, err := archive.Apply(ctx, dir, f, archive.ApplyOptions{}); err != nil {
+		os.RemoveAll(tmp)
+		return nil, fmt.Errorf("build context %s: not a directory or a tar archive: %w", file, err)
+	}
+	return &Source{Dir: dir, tmp: tmp}, nil
+}
+
+// sourceFromStream reads stdin: a (compressed) tar is the context;
+// anything else is a Dockerfile with an empty context.
+func sourceFromStream(ctx context.Context, r io.Reader, tmpDir string) (*Source, error) {
+	tmp, err := os.MkdirTemp(tmpDir, "context-")
+	if err != nil {
+		return nil, err
+	}
+	br := bufio.NewReaderSize(r, 1<<16)
+	if isTarStream(br) {
+		file := filepath.Join(tmp, "stdin.tar")
+		f, err := os.Create(file)
+		if err == nil {
+			_, err = io.Copy(f, br)
+			err = closeErr(f, err)
+		}
+		if err != nil {
+			os.RemoveAll(tmp)
+			return nil, fmt.Errorf("reading the context from stdin: %w", err)
+		}
+		return unpackSource(ctx, file, tmp)
+	}
+	data, err := io.ReadAll(io.LimitReader(br, 16<<20))
+	if err != nil {
+		os.RemoveAll(tmp)
+		return nil, err
+	}
+	dir := filepath.Join(tmp, "context")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		os.RemoveAll(tmp)
+		return nil, err
+	}
+	return &Source{Dir: dir, Dockerfile: data, tmp: tmp}, nil
+}
+
+func closeErr(f *os.File, err error) error {
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// isTarStream sniffs whether br starts a (compressed) tar stream.
+func isTarStream(br *bufio.Reader) bool {
+	head, _ := br.Peek(1 << 12)
+	rc, _, err := archive.Decompress(bytes.NewReader(head))
+	if err != nil {
+		return false
+	}
+	defer rc.Close()
+	buf := make([]byte, 512)
+	n, _ := io.ReadFull(rc, buf)
+	return n >= 262 && string(buf[257:262]) == "ustar"
+}
+
+// isGitSource reports whether spec names a git repository.
+func isGitSource(spec string) bool {
+	for _, p := range []string{"git://", "git@", "ssh://", "github.com/"} {
+		if strings.HasPrefix(spec, p) {
+			return true
+		}
+	}
+	base, _, _ := strings.Cut(spec, "#")
+	return strings.HasSuffix(base, ".git") || strings.Contains(spec, "#")
+}
+
+// gitSource clones a repository (with the git binary) at "#ref[:subdir]".
+func gitSource(ctx context.Context, spec, tmpDir string) (*Source, error) {
+	repo, frag, _ := strings.Cut(spec, "#")
+	ref, subdir, _ := strings.Cut(frag, ":")
+	if strings.HasPrefix(repo, "github.com/") {
+		repo = "https://" + repo
+	}
+	tmp, err := os.MkdirTemp(tmpDir, "context-")
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(tmp, "repo")
+	args := []string{"clone", "--quiet", "--recurse-submodules"}
+	if ref != "" && !looksLikeCommit(ref) {
+		args = append(args, "--branch", ref)
+	}
+	args = append(args, "--", repo, dir)
+	if out, err := exec.CommandContext(ctx, "git", args...).CombinedOutput(); err != nil {
+		os.RemoveAll(tmp)
+		return nil, fmt.Errorf("cloning git context %s: %v: %s", repo, err, strings.TrimSpace(string(out)))
+	}
+	if looksLikeCommit(ref) {
+		if out, err := exec.CommandContext(ctx, "git", "-C", dir, "checkout", "--quiet", ref).CombinedOutput(); err != nil {
+			os.RemoveAll(tmp)
+			return nil, fmt.Errorf("checking out %s in %s: %v: %s", ref, repo, err, strings.TrimSpace(string(out)))
+		}
+	}
+	ctxDir := dir
+	if subdir != "" {
+		if err := checkSource(subdir); err != nil {
+			os.RemoveAll(tmp)
+			return nil, err
+		}
+		ctxDir = filepath.Join(dir, subdir)
+		if fi, err := os.Stat(ctxDir); err != nil || !fi.IsDir() {
+			os.RemoveAll(tmp)
+			return nil, fmt.Errorf("git context %s: no directory %q", spec, subdir)
+		}
+	}
+	return &Source{Dir: ctxDir, tmp: tmp}, nil
+}
+
+func looksLikeCommit(ref string) bool {
+	if len(ref) < 7 || len(ref) > 40 {
+		return false
+	}
+	for _, c := range ref {
+		if !strings.ContainsRune("0123456789abcdef", c) {
+			return false
+		}
+	}
+	return true
+}

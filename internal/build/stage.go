@@ -1,0 +1,271 @@
+package build
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"runtime"
+	"strings"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/shell"
+
+	"github.com/kiln-build/kiln/internal/container"
+	"github.com/kiln-build/kiln/internal/image"
+	"github.com/kiln-build/kiln/internal/store"
+)
+
+// stageRun executes one stage. Steps that hit the cache only move cur;
+// the first miss makes a working container from cur, and later steps
+// continue on it, committing each step when the cache is on.
+type stageRun struct {
+	b     *builder
+	s     *stage
+	final bool
+	lex   *shell.Lex
+	args  *argSet
+	cur   store.Image   // the image after the last step; ID "" is scratch
+	cfg   *image.Config // cur's config while ctr is nil
+	ctr   *container.Container
+	hits  []string // cache keys hit, touched at the end
+	step  int
+	total int
+	dirty bool // ctr has changes no image holds yet (no --layers)
+	// clearOnBuild drops the base image's triggers from the child's config.
+	clearOnBuild bool
+	lastText     string
+	cmdSet       bool // a CMD ran in this stage
+}
+
+func (b *builder) runStage(ctx context.Context, s *stage, final bool, _ int) (store.Image, error) {
+	r := &stageRun{b: b, s: s, final: final, lex: b.df.lexer(), args: newArgSet()}
+	base, desc, err := r.resolveBase(ctx)
+	if err != nil {
+		return store.Image{}, err
+	}
+	// Wait for every stage this one reads before taking a job slot, so
+	// that a stage never holds a slot its dependency needs.
+	deps, err := b.deps(s)
+	if err != nil {
+		return store.Image{}, err
+	}
+	for _, d := range deps {
+		if _, err := b.waitStage(ctx, d); err != nil {
+			return store.Image{}, err
+		}
+	}
+	if err := b.acquire(ctx); err != nil {
+		return store.Image{}, err
+	}
+	defer b.release()
+	defer r.removeContainer(context.WithoutCancel(ctx))
+	if err := r.useImage(ctx, base); err != nil {
+		return store.Image{}, err
+	}
+	cmds, err := r.triggers()
+	if err != nil {
+		return store.Image{}, err
+	}
+	cmds = append(cmds, s.commands...)
+	extra := r.finalConfig()
+	r.total = 1 + len(cmds)
+	if extra != nil {
+		r.total++
+	}
+	r.step = 1
+	b.out.step(s, len(b.df.stages), 1, r.total, desc)
+	for _, c := range cmds {
+		r.step++
+		b.out.step(s, len(b.df.stages), r.step, r.total, c.(fmt.Stringer).String())
+		if err := r.exec(ctx, c); err != nil {
+			return store.Image{}, fmt.Errorf("building at STEP %q: %w", c.(fmt.Stringer).String(), err)
+		}
+	}
+	if extra != nil {
+		r.step++
+		b.out.step(s, len(b.df.stages), r.step, r.total, extra.text)
+		if err := r.configStep(ctx, extra.text, extra.parts, extra.apply); err != nil {
+			return store.Image{}, err
+		}
+	}
+	return r.finish(ctx)
+}
+
+// resolveBase finds the image FROM names: an earlier stage, a named
+// build context, scratch, or an image.
+func (r *stageRun) resolveBase(ctx context.Context) (store.Image, string, error) {
+	res, err := r.lex.ProcessWordWithMatches(r.s.base, envGetter{args: r.b.global})
+	if err != nil {
+		return store.Image{}, "", fmt.Errorf("%s:%d: FROM %s: %w", r.b.df.name, r.s.line, r.s.base, err)
+	}
+	name := res.Result
+	desc := "FROM " + name
+	if r.s.name != "" {
+		desc += " AS " + r.s.name
+	}
+	if name == "" {
+		return store.Image{}, "", fmt.Errorf("%s:%d: FROM needs an image: %q expands to nothing", r.b.df.name, r.s.line, r.s.base)
+	}
+	if dep, ok := r.b.df.lookupStage(name, r.s.index); ok {
+		img, err := r.b.waitStage(ctx, dep)
+		return img, desc, err
+	}
+	if strings.EqualFold(name, "scratch") {
+		return store.Image{}, desc, nil
+	}
+	img, err := r.b.resolveImage(ctx, name)
+	return img, desc, err
+}
+
+// resolveImage finds an image by reference, through --build-context and
+// the caller's resolver.
+func (b *builder) resolveImage(ctx context.Context, ref string) (store.Image, error) {
+	if v, ok := b.o.Contexts[ref]; ok {
+		r, isImage := imageRef(v)
+		if !isImage {
+			return store.Image{}, fmt.Errorf("build context %q is a directory, not an image", ref)
+		}
+		ref = r
+	}
+	if b.o.Resolve != nil {
+		return b.o.Resolve(ctx, ref)
+	}
+	return b.st.LookupImage(ctx, ref)
+}
+
+// useImage makes img the current state and drops any working container.
+func (r *stageRun) useImage(ctx context.Context, img store.Image) error {
+	r.removeContainer(ctx)
+	r.cur = img
+	if img.ID == "" {
+		r.cfg = &image.Config{OS: "linux", Architecture: runtime.GOARCH, RootFS: image.RootFS{Type: "layers"}}
+		return nil
+	}
+	raw, err := r.b.st.ImageConfig(img)
+	if err != nil {
+		return err
+	}
+	r.cfg, err = image.ParseConfig(raw)
+	return err
+}
+
+// config is the current config: the container's once there is one.
+func (r *stageRun) config() *image.Config {
+	if r.ctr != nil {
+		return r.ctr.State.Config
+	}
+	return r.cfg
+}
+
+// container returns the working container, making it from cur.
+func (r *stageRun) container(ctx context.Context) (*container.Container, error) {
+	if r.ctr != nil {
+		return r.ctr, nil
+	}
+	ref := "scratch"
+	if r.cur.ID != "" {
+		ref = r.cur.ID
+	}
+	var rnd [6]byte
+	_, _ = rand.Read(rnd[:])
+	name := fmt.Sprintf("kiln-build-%s-%s", r.s.label(), hex.EncodeToString(rnd[:]))
+	c, err := container.New(ctx, r.b.st, container.NewOptions{Image: ref, Name: name})
+	if err != nil {
+		return nil, err
+	}
+	c.State.Config = r.cfg.Clone()
+	if r.clearOnBuild {
+		c.State.Config.Config.OnBuild = nil
+	}
+	r.ctr = c
+	return c, nil
+}
+
+func (r *stageRun) removeContainer(ctx context.Context) {
+	if r.ctr == nil {
+		return
+	}
+	if err := r.ctr.Remove(ctx); err != nil && r.b.o.Logger != nil {
+		r.b.o.Logger.Warn("removing build container", "container", r.ctr.Name(), "error", err)
+	}
+	r.ctr = nil
+}
+
+// exec runs one instruction.
+func (r *stageRun) exec(ctx context.Context, c instructions.Command) error {
+	if err := ctx.Err(); err != nil {
+		return context.Cause(ctx)
+	}
+	switch c := c.(type) {
+	case *instructions.ArgCommand:
+		return r.arg(c)
+	case *instructions.RunCommand:
+		return r.runStep(ctx, c)
+	case *instructions.CopyCommand:
+		return r.copyStep(ctx, c)
+	case *instructions.AddCommand:
+		return r.addStep(ctx, c)
+	}
+	return r.configInstruction(ctx, c)
+}
+
+// arg brings ARGs into the stage's scope.
+func (r *stageRun) arg(c *instructions.ArgCommand) error {
+	for _, kv := range c.Args {
+		v, err := argValue(r.lex, kv, r.args, r.b.global, r.b.o.Args, &r.b.args)
+		if err != nil {
+			return err
+		}
+		r.args.set(kv.Key, v)
+	}
+	return nil
+}
+
+// finish commits what is left, tags the final image and returns the
+// stage's image.
+func (r *stageRun) finish(ctx context.Context) (store.Image, error) {
+	if r.dirty || r.cur.ID == "" {
+		img, err := r.commit(ctx, r.lastText, true)
+		if err != nil {
+			return store.Image{}, err
+		}
+		r.cur = img
+		if !r.final && !r.b.o.Cache.Layers {
+			r.b.mu.Lock()
+			r.b.cleanup = append(r.b.cleanup, img.ID)
+			r.b.mu.Unlock()
+		}
+	}
+	if err := r.b.st.CacheTouch(ctx, r.hits); err != nil {
+		return store.Image{}, err
+	}
+	if r.final && r.b.o.Commit.Squash {
+		img, err := r.squash(ctx)
+		if err != nil {
+			return store.Image{}, err
+		}
+		r.cur = img
+	}
+	if r.final && len(r.b.o.Tags) > 0 {
+		if err := r.b.st.AddNames(ctx, r.cur.ID, r.b.o.Tags); err != nil {
+			return store.Image{}, err
+		}
+	}
+	return r.cur, nil
+}
+
+// squash replaces the final image by one with a single layer.
+func (r *stageRun) squash(ctx context.Context) (store.Image, error) {
+	if err := r.useImage(ctx, r.cur); err != nil {
+		return store.Image{}, err
+	}
+	c, err := r.container(ctx)
+	if err != nil {
+		return store.Image{}, err
+	}
+	return c.Commit(ctx, container.CommitOptions{
+		Format: r.b.o.Commit.Format, Timestamp: r.b.o.Commit.Timestamp,
+		CreatedBy: createdBy(r.lastText), Squash: true,
+	})
+}

@@ -1,0 +1,145 @@
+package build
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/kiln-build/kiln/internal/container"
+	"github.com/kiln-build/kiln/internal/store"
+)
+
+// cacheVersion changes whenever what a key covers changes.
+const cacheVersion = "kiln-build-cache-v1"
+
+// key is a step's cache key: the parent image, the output format and
+// timestamp, the instruction, and the parts the step adds (args used,
+// file digests).
+func (r *stageRun) key(text string, parts []string) string {
+	h := sha256.New()
+	ts := ""
+	if t := r.b.o.Commit.Timestamp; t != nil {
+		ts = t.UTC().Format(time.RFC3339Nano)
+	}
+	parent := r.cur.ID
+	if parent == "" {
+		parent = "scratch"
+	}
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%t\x00%s\x00", cacheVersion, parent, r.b.o.Commit.Format, ts, r.clearOnBuild, text)
+	for _, p := range parts {
+		fmt.Fprintf(h, "%s\x00", p)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// stepFunc applies a step to the working container.
+type stepFunc func(ctx context.Context, c *container.Container) error
+
+// do runs one step through the cache: a hit moves to the cached image;
+// a miss applies fn to the working container and, with --layers, commits
+// it (as a layer when layer is set) and records the key.
+func (r *stageRun) do(ctx context.Context, text string, parts []string, layer bool, fn stepFunc) error {
+	r.lastText = text
+	key := r.key(text, parts)
+	cache := r.b.o.Cache
+	if cache.Layers && !cache.NoCache && !r.dirty {
+		img, ok, err := r.b.st.CacheLookup(ctx, key)
+		if err != nil {
+			return err
+		}
+		if ok {
+			r.b.out.line(r.s, len(r.b.df.stages), "--> Using cache %s", img.ID)
+			r.hits = append(r.hits, key)
+			return r.useImage(ctx, img)
+		}
+	}
+	c, err := r.container(ctx)
+	if err != nil {
+		return err
+	}
+	if err := fn(ctx, c); err != nil {
+		return err
+	}
+	if !cache.Layers {
+		r.dirty = true
+		return nil
+	}
+	img, err := r.commit(ctx, text, layer)
+	if err != nil {
+		return err
+	}
+	r.cur = img
+	if err := r.b.st.CachePut(ctx, key, img.ID); err != nil {
+		return err
+	}
+	r.b.out.line(r.s, len(r.b.df.stages), "--> %s", shortID(img.ID))
+	return nil
+}
+
+// commit commits the working container as an unnamed image.
+func (r *stageRun) commit(ctx context.Context, text string, layer bool) (store.Image, error) {
+	c, err := r.container(ctx)
+	if err != nil {
+		return store.Image{}, err
+	}
+	img, err := c.Commit(ctx, container.CommitOptions{
+		Format: r.b.o.Commit.Format, Timestamp: r.b.o.Commit.Timestamp,
+		CreatedBy: createdBy(text), EmptyLayer: !layer,
+	})
+	if err != nil {
+		return store.Image{}, err
+	}
+	r.dirty = false
+	return img, nil
+}
+
+// createdBy is the history text of a step, in Buildah's shape.
+func createdBy(text string) string {
+	if rest, ok := strings.CutPrefix(text, "RUN "); ok {
+		return "/bin/sh -c " + rest
+	}
+	if text == "" {
+		return ""
+	}
+	return "/bin/sh -c #(nop) " + text
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+// usedArgs lists the args in scope that names holds, as K=V parts of a
+// cache key, sorted.
+func (r *stageRun) usedArgs(names map[string]struct{}) []string {
+	var out []string
+	for k := range names {
+		if v, ok := r.args.values[k]; ok {
+			out = append(out, "arg:"+k+"="+v)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// expander expands words with the stage's ARGs and ENV and collects the
+// names it used.
+func (r *stageRun) expander(used map[string]struct{}) func(string) (string, error) {
+	env := envGetter{args: r.args, env: r.config().Config.Env}
+	return func(word string) (string, error) {
+		res, err := r.lex.ProcessWordWithMatches(word, env)
+		if err != nil {
+			return "", err
+		}
+		for k := range res.Matched {
+			used[k] = struct{}{}
+		}
+		return res.Result, nil
+	}
+}

@@ -1,0 +1,235 @@
+package build
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"strings"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+
+	"github.com/kiln-build/kiln/internal/container"
+	"github.com/kiln-build/kiln/internal/image"
+)
+
+// configFunc changes the image config of the working container.
+type configFunc func(c *container.Container) error
+
+// configStep runs a step that changes only the config: no layer.
+func (r *stageRun) configStep(ctx context.Context, text string, parts []string, apply configFunc) error {
+	return r.do(ctx, text, parts, false, func(_ context.Context, c *container.Container) error {
+		if err := apply(c); err != nil {
+			return err
+		}
+		c.State.Config = c.State.Config.Clone() // drop aliasing with cached configs
+		return nil
+	})
+}
+
+// configInstruction expands a config-only instruction and applies it.
+func (r *stageRun) configInstruction(ctx context.Context, cmd instructions.Command) error {
+	used := map[string]struct{}{}
+	if e, ok := cmd.(instructions.SupportsSingleWordExpansion); ok {
+		if err := e.Expand(r.expander(used)); err != nil {
+			return err
+		}
+	}
+	apply, text, err := r.configChange(cmd, used)
+	if err != nil {
+		return err
+	}
+	return r.configStep(ctx, text, r.usedArgs(used), apply)
+}
+
+// configChange maps an instruction to its change and its history text.
+func (r *stageRun) configChange(cmd instructions.Command, used map[string]struct{}) (configFunc, string, error) {
+	text := cmd.(fmt.Stringer).String()
+	cc := func(f func(cc *image.ContainerConfig)) configFunc {
+		return func(c *container.Container) error { f(&c.State.Config.Config); return nil }
+	}
+	switch c := cmd.(type) {
+	case *instructions.EnvCommand:
+		return cc(func(cc *image.ContainerConfig) {
+			for _, kv := range c.Env {
+				cc.Env = setEnv(cc.Env, kv.Key, kv.Value)
+			}
+		}), "ENV " + kvText(c.Env), nil
+	case *instructions.LabelCommand:
+		return cc(func(cc *image.ContainerConfig) {
+			if cc.Labels == nil {
+				cc.Labels = map[string]string{}
+			}
+			for _, kv := range c.Labels {
+				cc.Labels[kv.Key] = kv.Value
+			}
+		}), "LABEL " + kvText(c.Labels), nil
+	case *instructions.MaintainerCommand:
+		return func(ctr *container.Container) error { ctr.State.Config.Author = c.Maintainer; return nil }, text, nil
+	case *instructions.ExposeCommand:
+		return r.expose(c, used)
+	case *instructions.VolumeCommand:
+		return cc(func(cc *image.ContainerConfig) {
+			if cc.Volumes == nil {
+				cc.Volumes = map[string]struct{}{}
+			}
+			for _, v := range c.Volumes {
+				cc.Volumes[v] = struct{}{}
+			}
+		}), "VOLUME " + fmt.Sprint(c.Volumes), nil
+	case *instructions.UserCommand:
+		return cc(func(cc *image.ContainerConfig) { cc.User = c.User }), "USER " + c.User, nil
+	case *instructions.WorkdirCommand:
+		return cc(func(cc *image.ContainerConfig) {
+			wd := c.Path
+			if !path.IsAbs(wd) {
+				wd = path.Join("/", cc.WorkingDir, wd)
+			}
+			cc.WorkingDir = path.Clean(wd)
+		}), "WORKDIR " + c.Path, nil
+	case *instructions.StopSignalCommand:
+		return cc(func(cc *image.ContainerConfig) { cc.StopSignal = c.Signal }), "STOPSIGNAL " + c.Signal, nil
+	case *instructions.OnbuildCommand:
+		return cc(func(cc *image.ContainerConfig) { cc.OnBuild = append(cc.OnBuild, c.Expression) }), text, nil
+	case *instructions.HealthCheckCommand:
+		return cc(func(cc *image.ContainerConfig) { cc.Healthcheck = health(c) }), text, nil
+	}
+	return r.commandChange(cmd, text)
+}
+
+// commandChange handles CMD, ENTRYPOINT and SHELL, which take the
+// current shell for their shell form.
+func (r *stageRun) commandChange(cmd instructions.Command, text string) (configFunc, string, error) {
+	switch c := cmd.(type) {
+	case *instructions.CmdCommand:
+		args := r.withShell(c.ShellDependantCmdLine)
+		r.cmdSet = true
+		return func(ctr *container.Container) error {
+			ctr.State.Config.Config.Cmd = args
+			return nil
+		}, text, nil
+	case *instructions.EntrypointCommand:
+		args := r.withShell(c.ShellDependantCmdLine)
+		inheritedCmd := !r.cmdSet
+		return func(ctr *container.Container) error {
+			cc := &ctr.State.Config.Config
+			cc.Entrypoint = args
+			if inheritedCmd {
+				cc.Cmd = nil // Docker: ENTRYPOINT resets a CMD inherited from the base
+			}
+			return nil
+		}, text, nil
+	case *instructions.ShellCommand:
+		return func(ctr *container.Container) error {
+			ctr.State.Config.Config.Shell = append([]string{}, c.Shell...)
+			return nil
+		}, text, nil
+	}
+	return nil, "", fmt.Errorf("%w: %s: unsupported instruction %s", ErrSyntax, r.b.df.name, cmd.Name())
+}
+
+// withShell gives a command line its shell when written in shell form.
+func (r *stageRun) withShell(cl instructions.ShellDependantCmdLine) []string {
+	if !cl.PrependShell {
+		return append([]string{}, cl.CmdLine...)
+	}
+	return append(r.shell(), strings.Join(cl.CmdLine, " "))
+}
+
+// shell is the current SHELL, /bin/sh -c by default.
+func (r *stageRun) shell() []string {
+	if sh := r.config().Config.Shell; len(sh) > 0 {
+		return append([]string{}, sh...)
+	}
+	return []string{"/bin/sh", "-c"}
+}
+
+func (r *stageRun) expose(c *instructions.ExposeCommand, used map[string]struct{}) (configFunc, string, error) {
+	exp := r.expander(used)
+	var ports []string
+	for _, p := range c.Ports {
+		v, err := exp(p)
+		if err != nil {
+			return nil, "", err
+		}
+		for _, f := range strings.Fields(v) {
+			if !strings.Contains(f, "/") {
+				f += "/tcp"
+			}
+			ports = append(ports, f)
+		}
+	}
+	return func(ctr *container.Container) error {
+		cc := &ctr.State.Config.Config
+		if cc.ExposedPorts == nil {
+			cc.ExposedPorts = map[string]struct{}{}
+		}
+		for _, p := range ports {
+			cc.ExposedPorts[p] = struct{}{}
+		}
+		return nil
+	}, "EXPOSE " + strings.Join(ports, " "), nil
+}
+
+func health(c *instructions.HealthCheckCommand) *image.HealthConfig {
+	h := c.Health
+	if h == nil {
+		return nil
+	}
+	return &image.HealthConfig{
+		Test: append([]string{}, h.Test...), Interval: h.Interval, Timeout: h.Timeout,
+		StartPeriod: h.StartPeriod, StartInterval: h.StartInterval, Retries: h.Retries,
+	}
+}
+
+func setEnv(env []string, k, v string) []string {
+	out := make([]string, 0, len(env)+1)
+	for _, kv := range env {
+		if name, _, _ := strings.Cut(kv, "="); name != k {
+			out = append(out, kv)
+		}
+	}
+	return append(out, k+"="+v)
+}
+
+func kvText(kvs instructions.KeyValuePairs) string {
+	parts := make([]string, 0, len(kvs))
+	for _, kv := range kvs {
+		parts = append(parts, kv.Key+"="+kv.Value)
+	}
+	return strings.Join(parts, " ")
+}
+
+// finalStep is the config step --label and --annotation add to the
+// target stage.
+type finalStep struct {
+	text  string
+	parts []string
+	apply configFunc
+}
+
+func (r *stageRun) finalConfig() *finalStep {
+	co := r.b.o.Commit
+	if !r.final || (len(co.Labels) == 0 && len(co.Annotations) == 0) {
+		return nil
+	}
+	text := "LABEL " + strings.Join(co.Labels, " ")
+	parts := append(append([]string{}, co.Labels...), co.Annotations...)
+	return &finalStep{text: text, parts: parts, apply: func(c *container.Container) error {
+		cc := &c.State.Config.Config
+		if cc.Labels == nil && len(co.Labels) > 0 {
+			cc.Labels = map[string]string{}
+		}
+		for _, l := range co.Labels {
+			k, v, _ := strings.Cut(l, "=")
+			cc.Labels[k] = v
+		}
+		if c.State.ImageAnnotations == nil && len(co.Annotations) > 0 {
+			c.State.ImageAnnotations = map[string]string{}
+		}
+		for _, a := range co.Annotations {
+			k, v, _ := strings.Cut(a, "=")
+			c.State.ImageAnnotations[k] = v
+		}
+		return nil
+	}}
+}

@@ -1,0 +1,278 @@
+package build
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/patternmatcher"
+	digest "github.com/opencontainers/go-digest"
+
+	"github.com/kiln-build/kiln/internal/container"
+)
+
+// copySpec is what COPY and ADD have in common.
+type copySpec struct {
+	text     string
+	sd       instructions.SourcesAndDest
+	from     string
+	chown    string
+	chmod    string
+	excludes []string
+	parents  bool
+	add      bool // ADD: archives unpack, URLs download
+	checksum string
+}
+
+func (r *stageRun) copyStep(ctx context.Context, c *instructions.CopyCommand) error {
+	used := map[string]struct{}{}
+	exp := r.expander(used)
+	if err := c.Expand(exp); err != nil {
+		return err
+	}
+	if err := c.ExpandRaw(exp); err != nil {
+		return err
+	}
+	from, err := exp(c.From)
+	if err != nil {
+		return err
+	}
+	sp := copySpec{text: c.String(), sd: c.SourcesAndDest, from: from, chown: c.Chown, chmod: c.Chmod, excludes: c.ExcludePatterns, parents: c.Parents}
+	return r.copyFiles(ctx, sp, used)
+}
+
+func (r *stageRun) addStep(ctx context.Context, c *instructions.AddCommand) error {
+	used := map[string]struct{}{}
+	exp := r.expander(used)
+	if err := c.Expand(exp); err != nil {
+		return err
+	}
+	if err := c.ExpandRaw(exp); err != nil {
+		return err
+	}
+	sp := copySpec{text: c.String(), sd: c.SourcesAndDest, chown: c.Chown, chmod: c.Chmod, excludes: c.ExcludePatterns, add: c.Unpack == nil || *c.Unpack, checksum: c.Checksum}
+	return r.copyFiles(ctx, sp, used)
+}
+
+// copyFiles runs a COPY or ADD: sources from the context, a stage, an
+// image, a named context, heredocs or URLs; keyed by their content.
+func (r *stageRun) copyFiles(ctx context.Context, sp copySpec, used map[string]struct{}) error {
+	srcs := sp.sd.SourcePaths
+	if n := len(srcs) + len(sp.sd.SourceContents); n > 1 && !strings.HasSuffix(sp.sd.DestPath, "/") {
+		return fmt.Errorf("when using %s with more than one source file, the destination must be a directory and end with a /", strings.Fields(sp.text)[0])
+	}
+	var cleanups []func(context.Context)
+	defer func() {
+		for _, f := range cleanups {
+			f(context.WithoutCancel(ctx))
+		}
+	}()
+	root, err := r.fromRoot(ctx, sp.from, &cleanups)
+	if err != nil {
+		return err
+	}
+	staged, err := r.stageExtraSources(ctx, &sp)
+	if err != nil {
+		return err
+	}
+	if staged != "" {
+		cleanups = append(cleanups, func(context.Context) { os.RemoveAll(staged) })
+	}
+	parts := append(r.usedArgs(used), "chown:"+sp.chown, "chmod:"+sp.chmod, fmt.Sprintf("add:%t", sp.add), "excl:"+strings.Join(sp.excludes, "\x01"))
+	if len(srcs) > 0 {
+		d, err := r.sourceDigest(ctx, sp.from, srcs)
+		if err != nil {
+			return err
+		}
+		parts = append(parts, "src:"+d)
+	}
+	if staged != "" {
+		d, err := r.b.bctx.digest(staged, []string{"."})
+		if err != nil {
+			return err
+		}
+		parts = append(parts, "staged:"+d)
+	}
+	return r.do(ctx, sp.text, parts, true, func(ctx context.Context, c *container.Container) error {
+		if len(srcs) > 0 {
+			if err := r.copyInto(ctx, c, sp, srcs, root, sp.add); err != nil {
+				return err
+			}
+		}
+		if staged != "" {
+			return r.copyInto(ctx, c, sp, stagedNames(staged), staged, false)
+		}
+		return nil
+	})
+}
+
+// copyInto copies srcs from root ("" = the build context) to the dest.
+func (r *stageRun) copyInto(ctx context.Context, c *container.Container, sp copySpec, srcs []string, root string, add bool) error {
+	o := container.CopyOptions{Dest: sp.sd.DestPath, Chown: sp.chown, Chmod: sp.chmod, Add: add, Confine: true}
+	ex, err := r.excluder(root, sp.excludes)
+	if err != nil {
+		return err
+	}
+	o.Exclude = ex
+	if root == "" || root == r.b.bctx.dir || isNamedDir(r.b.o.Contexts, root) {
+		o.ContextDir = root
+		if root == "" {
+			o.ContextDir = r.b.bctx.dir
+		}
+	} else {
+		o.FromRoot = root
+	}
+	if !sp.parents {
+		o.Sources = srcs
+		return c.Copy(ctx, o)
+	}
+	base := o.ContextDir + o.FromRoot
+	for _, s := range srcs {
+		matches, err := filepath.Glob(filepath.Join(base, s))
+		if err != nil || len(matches) == 0 {
+			return fmt.Errorf("copy source %q: %w", s, container.ErrSourceMissing)
+		}
+		for _, m := range matches {
+			rel, _ := filepath.Rel(base, m)
+			po := o
+			po.Sources = []string{rel}
+			po.Dest = path.Join(sp.sd.DestPath, path.Dir(filepath.ToSlash(rel))) + "/"
+			if fi, err := os.Stat(m); err == nil && fi.IsDir() {
+				po.Dest = path.Join(sp.sd.DestPath, filepath.ToSlash(rel)) + "/"
+			}
+			if err := c.Copy(ctx, po); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func isNamedDir(contexts map[string]string, dir string) bool {
+	for _, v := range contexts {
+		if v == dir {
+			return true
+		}
+	}
+	return false
+}
+
+// excluder combines the ignore file (for the build context) with the
+// step's --exclude patterns.
+func (r *stageRun) excluder(root string, excludes []string) (func(string, bool) (bool, bool), error) {
+	var pm *patternmatcher.PatternMatcher
+	if len(excludes) > 0 {
+		var err error
+		if pm, err = patternmatcher.New(excludes); err != nil {
+			return nil, fmt.Errorf("--exclude: %w", err)
+		}
+	}
+	base := root
+	if base == "" {
+		base = r.b.bctx.dir
+	}
+	return func(p string, isDir bool) (bool, bool) {
+		if root == "" {
+			if skip, tree := r.b.bctx.excluded(p, isDir); skip {
+				return skip, tree
+			}
+		}
+		if pm == nil {
+			return false, false
+		}
+		rel, err := filepath.Rel(base, p)
+		if err != nil {
+			return false, false
+		}
+		m, _ := pm.MatchesOrParentMatches(filepath.ToSlash(rel))
+		return m, m && isDir && !pm.Exclusions()
+	}, nil
+}
+
+// sourceDigest is the cache-key digest of what srcs read from --from:
+// file contents for the context and named directories, the image ID
+// and paths for stages and images (their content is immutable).
+func (r *stageRun) sourceDigest(ctx context.Context, from string, srcs []string) (string, error) {
+	if from == "" {
+		for _, s := range srcs {
+			if strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") {
+				continue
+			}
+			if err := checkSource(s); err != nil {
+				return "", err
+			}
+		}
+		return r.b.bctx.digest("", localOnly(srcs))
+	}
+	img, dir, err := r.fromImage(ctx, from)
+	if err != nil {
+		return "", err
+	}
+	if dir != "" {
+		return r.b.bctx.digest(dir, srcs)
+	}
+	sum := sha256.Sum256([]byte(img.ID + "\x00" + strings.Join(srcs, "\x00")))
+	return hex.EncodeToString(sum[:]), nil
+}
+
+func localOnly(srcs []string) []string {
+	var out []string
+	for _, s := range srcs {
+		if !strings.HasPrefix(s, "http://") && !strings.HasPrefix(s, "https://") {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// stageExtraSources writes heredoc sources and downloads ADD's URLs into
+// a temporary directory and removes them from sp's sources.
+func (r *stageRun) stageExtraSources(ctx context.Context, sp *copySpec) (string, error) {
+	var urls []string
+	var local []string
+	for _, s := range sp.sd.SourcePaths {
+		if sp.add && (strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://")) {
+			urls = append(urls, s)
+		} else {
+			local = append(local, s)
+		}
+	}
+	if len(urls) == 0 && len(sp.sd.SourceContents) == 0 {
+		return "", nil
+	}
+	sp.sd.SourcePaths = local
+	dir, err := os.MkdirTemp(r.b.st.RunRoot(), "copy-")
+	if err != nil {
+		return "", err
+	}
+	for _, sc := range sp.sd.SourceContents {
+		if err := os.WriteFile(filepath.Join(dir, path.Base(sc.Path)), []byte(sc.Data), 0o644); err != nil {
+			os.RemoveAll(dir)
+			return "", err
+		}
+	}
+	for _, u := range urls {
+		if _, err := container.Download(ctx, u, dir, digest.Digest(sp.checksum)); err != nil {
+			os.RemoveAll(dir)
+			return "", err
+		}
+	}
+	return dir, nil
+}
+
+func stagedNames(dir string) []string {
+	ents, _ := os.ReadDir(dir)
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,168 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+
+	"github.com/kiln-build/kiln/internal/container"
+	"github.com/kiln-build/kiln/internal/run"
+)
+
+// ExitError is returned when a RUN step's process exits non-zero.
+type ExitError struct {
+	Code int
+}
+
+func (e *ExitError) Error() string { return fmt.Sprintf("exit status %d", e.Code) }
+
+// runStep runs a RUN instruction in the working container.
+func (r *stageRun) runStep(ctx context.Context, c *instructions.RunCommand) error {
+	used := map[string]struct{}{}
+	if err := c.Expand(r.expander(used)); err != nil {
+		return err
+	}
+	argv, err := r.runArgs(c)
+	if err != nil {
+		return err
+	}
+	env := r.runEnv()
+	network, err := r.runNetwork(c)
+	if err != nil {
+		return err
+	}
+	mounts := instructions.GetMounts(c)
+	parts := append([]string{"argv:" + strings.Join(argv, "\x01"), "net:" + network.String()}, argsParts(env)...)
+	mparts, err := r.mountKeyParts(ctx, mounts)
+	if err != nil {
+		return err
+	}
+	parts = append(parts, mparts...)
+	return r.do(ctx, "RUN "+strings.Join(c.CmdLine, " "), parts, true, func(ctx context.Context, ctr *container.Container) error {
+		return r.execRun(ctx, ctr, argv, env, network, mounts)
+	})
+}
+
+// runArgs is the process's argv: exec form as written, shell form
+// through SHELL; a lone heredoc is the script itself.
+func (r *stageRun) runArgs(c *instructions.RunCommand) ([]string, error) {
+	if !c.PrependShell {
+		if len(c.CmdLine) == 0 {
+			return nil, fmt.Errorf("RUN needs a command")
+		}
+		return append([]string{}, c.CmdLine...), nil
+	}
+	script := strings.Join(c.CmdLine, " ")
+	if len(c.Files) > 0 {
+		if len(c.Files) == 1 && isHeredocMarker(script) {
+			script = c.Files[0].Data
+		} else {
+			var b strings.Builder
+			b.WriteString(script)
+			for _, f := range c.Files {
+				b.WriteString("\n" + f.Data + f.Name)
+			}
+			script = b.String()
+		}
+	}
+	return append(r.shell(), script), nil
+}
+
+// isHeredocMarker reports whether s is only "<<EOF" (with - or quotes).
+func isHeredocMarker(s string) bool {
+	s = strings.TrimSpace(s)
+	if !strings.HasPrefix(s, "<<") {
+		return false
+	}
+	return !strings.ContainsAny(strings.TrimLeft(s[2:], "-"), " \t|;&")
+}
+
+// runEnv is the process's environment: the image's, then the ARGs in
+// scope that ENV does not override, then proxy build args.
+func (r *stageRun) runEnv() []string {
+	env := append([]string{}, r.config().Config.Env...)
+	has := func(k string) bool {
+		return slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, k+"=") })
+	}
+	for _, k := range r.args.keys {
+		if !has(k) {
+			env = append(env, k+"="+r.args.values[k])
+		}
+	}
+	for _, k := range proxyArgs {
+		if v, ok := r.b.o.Args[k]; ok && !has(k) {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
+}
+
+// argsParts are the cache-key parts of a RUN's environment; proxy args
+// are left out, as Docker does.
+func argsParts(env []string) []string {
+	var out []string
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		if !slices.Contains(proxyArgs, k) {
+			out = append(out, "env:"+kv)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (r *stageRun) runNetwork(c *instructions.RunCommand) (run.Network, error) {
+	switch instructions.GetNetwork(c) {
+	case instructions.NetworkNone:
+		return run.NetworkNone, nil
+	case instructions.NetworkHost:
+		return run.NetworkHost, nil
+	}
+	return r.b.o.Run.Network, nil
+}
+
+// execRun mounts the container and runs argv in it.
+func (r *stageRun) execRun(ctx context.Context, ctr *container.Container, argv, env []string, network run.Network, mounts []*instructions.Mount) error {
+	root, err := ctr.Mount(ctx)
+	if err != nil {
+		return err
+	}
+	defer ctr.Unmount(context.WithoutCancel(ctx), false)
+	rm, err := r.prepareMounts(ctx, root, mounts)
+	defer rm.release(context.WithoutCancel(ctx))
+	if err != nil {
+		return err
+	}
+	cfg := r.config().Config
+	ro := run.Options{
+		ContainerID: ctr.ID(), Rootfs: root, RunDir: filepath.Join(r.b.st.RunRoot(), "run", ctr.ID()),
+		Args: argv, Env: append(env, rm.env...), User: cfg.User, WorkingDir: cfg.WorkingDir,
+		Network: network, Mounts: append(append(rm.specs, r.b.o.Run.Mounts...), rm.late...),
+		CapAdd: r.b.o.Run.CapAdd, CapDrop: r.b.o.Run.CapDrop,
+		Stdout: r.b.out, Stderr: r.b.out, Isolation: r.b.o.Run.Isolation, Runtime: r.b.o.Run.Runtime,
+		Logger: r.b.o.Logger,
+	}
+	if err := os.MkdirAll(ro.RunDir, 0o700); err != nil {
+		return err
+	}
+	defer os.RemoveAll(ro.RunDir)
+	code, err := run.Run(ctx, ro)
+	switch {
+	case errors.Is(err, run.ErrNotFound):
+		return errors.Join(err, &ExitError{Code: 127})
+	case errors.Is(err, run.ErrNotExecutable):
+		return errors.Join(err, &ExitError{Code: 126})
+	case err != nil:
+		return fmt.Errorf("while running runtime: %w", err)
+	case code != 0:
+		return fmt.Errorf("while running runtime: %w", &ExitError{Code: code})
+	}
+	return rm.cleanTargets(root)
+}
