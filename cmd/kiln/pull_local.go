@@ -91,7 +91,9 @@ func sameAsSource(ctx context.Context, local store.Image, ref string, ps pullSet
 	if err != nil {
 		return false, err
 	}
-	src, err := r.NewSource(ctx, ps.systemContext())
+	sys := ps.systemContext()
+	sys.Retry = -1 // an advisory check: an unreachable source means "use the local image", at once
+	src, err := r.NewSource(ctx, sys)
 	if err != nil {
 		return false, err
 	}
