@@ -19,14 +19,14 @@ import (
 
 type buildOptions struct {
 	Files, Tags, BuildArgs, BuildArgFiles, Labels, Annotations []string
-	Secrets, SSH, Volumes, BuildContexts, Outputs               []string
-	CapAdd, CapDrop                                             []string
-	Target, Format, Pull, IIDFile, Isolation, Network, Runtime  string
-	IgnoreFile                                                  string
-	Layers, NoCache, Quiet, Squash, Rm, ForceRm                 bool
-	PullAlways, PullNever                                       bool
-	Jobs                                                        int
-	Timestamp                                                   int64
+	Secrets, SSH, Volumes, BuildContexts, Outputs              []string
+	CapAdd, CapDrop                                            []string
+	Target, Format, Pull, IIDFile, Isolation, Network, Runtime string
+	IgnoreFile                                                 string
+	Layers, NoCache, Quiet, Squash, Rm, ForceRm                bool
+	PullAlways, PullNever                                      bool
+	Jobs                                                       int
+	Timestamp                                                  int64
 	registryFlags
 }
 
@@ -112,7 +112,7 @@ func runBuild(cmd *cobra.Command, o buildOptions, args []string) error {
 	if err != nil {
 		return err
 	}
-	if bo.Ignore, err = readIgnore(o.IgnoreFile, dfPath, src.Dir); err != nil {
+	if bo.Ignore, err = build.ReadIgnore(o.IgnoreFile, dfPath, src.Dir); err != nil {
 		return err
 	}
 	policy, err := buildPullPolicy(o)

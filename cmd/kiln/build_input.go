@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	cfs "github.com/containerd/continuity/fs"
-	"github.com/moby/patternmatcher/ignorefile"
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/internal/archive"
@@ -75,34 +74,6 @@ func readAllLimited(r interface{ Read([]byte) (int, error) }) ([]byte, error) {
 		}
 	}
 	return []byte(sb.String()), nil
-}
-
-// readIgnore reads --ignorefile, else <Dockerfile>.dockerignore next to
-// the Dockerfile, else .containerignore or .dockerignore in the context.
-func readIgnore(explicit, dfPath, dir string) ([]string, error) {
-	cands := []string{explicit}
-	if explicit == "" {
-		cands = []string{filepath.Join(dir, ".containerignore"), filepath.Join(dir, ".dockerignore")}
-		if dfPath != "" {
-			cands = append([]string{dfPath + ".dockerignore", dfPath + ".containerignore"}, cands...)
-		}
-	}
-	for _, p := range cands {
-		f, err := os.Open(p)
-		if errors.Is(err, os.ErrNotExist) && explicit == "" {
-			continue
-		}
-		if err != nil {
-			return nil, usageErrorf("ignore file %s: %v", p, err)
-		}
-		defer f.Close()
-		pats, err := ignorefile.ReadAll(f)
-		if err != nil {
-			return nil, fmt.Errorf("reading ignore file %s: %w", p, err)
-		}
-		return pats, nil
-	}
-	return nil, nil
 }
 
 // writeOutput exports the image's root filesystem: type=local,dest=DIR

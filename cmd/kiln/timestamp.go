@@ -26,4 +26,3 @@ func timestamp(cmd *cobra.Command, secs int64) (*time.Time, error) {
 	t := time.Unix(n, 0).UTC()
 	return &t, nil
 }
-

@@ -27,7 +27,7 @@ type CommitOptions struct {
 	// Squash makes the image one layer holding the whole root filesystem,
 	// with one history entry; the container itself is unchanged.
 	Squash bool
-	Logger     *slog.Logger
+	Logger *slog.Logger
 }
 
 // Commit makes an image of the container: its writes become a new layer

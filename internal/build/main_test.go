@@ -1,0 +1,139 @@
+package build
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/kiln-build/kiln/internal/container"
+	"github.com/kiln-build/kiln/internal/image"
+	"github.com/kiln-build/kiln/internal/run"
+	"github.com/kiln-build/kiln/internal/store"
+	_ "github.com/kiln-build/kiln/internal/store/driver/overlay"
+	_ "github.com/kiln-build/kiln/internal/store/driver/vfs"
+)
+
+func TestMain(m *testing.M) {
+	if run.IsReexec() {
+		os.Exit(run.Reexec())
+	}
+	os.Exit(m.Run())
+}
+
+const testPasswd = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:App:/home/app:/bin/sh\n"
+const testGroup = "root:x:0:\napp:x:1000:\n"
+
+// testStore opens a fresh overlay store with a busybox image named
+// localhost/busybox in it. It skips without root or busybox-static.
+func testStore(t *testing.T) *store.Store {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	bb, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Skip("needs busybox (busybox-static)")
+	}
+	dir := t.TempDir()
+	ctx := context.Background()
+	st, err := store.Open(ctx, store.Options{Root: filepath.Join(dir, "root"), RunRoot: filepath.Join(dir, "run"), Driver: "overlay"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cs, _ := container.All(ctx, st)
+		for _, c := range cs {
+			_ = c.Remove(ctx)
+		}
+		st.Close()
+	})
+	c, err := container.New(ctx, st, container.NewOptions{Image: "scratch", Name: "base"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := c.Mount(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"bin", "etc", "tmp"} {
+		must(t, os.MkdirAll(filepath.Join(root, d), 0o755))
+	}
+	data, err := os.ReadFile(bb)
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(root, "bin/busybox"), data, 0o755))
+	if out, err := exec.Command("chroot", root, "/bin/busybox", "--install", "-s", "/bin").CombinedOutput(); err != nil {
+		t.Fatalf("busybox --install: %v: %s", err, out)
+	}
+	must(t, os.WriteFile(filepath.Join(root, "etc/passwd"), []byte(testPasswd), 0o644))
+	must(t, os.WriteFile(filepath.Join(root, "etc/group"), []byte(testGroup), 0o644))
+	c.State.Config.Config.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+	ts := time.Unix(1700000000, 0)
+	if _, err := c.Commit(ctx, container.CommitOptions{Names: []string{"localhost/busybox:latest"}, Format: image.FormatDocker, Timestamp: &ts}); err != nil {
+		t.Fatal(err)
+	}
+	must(t, c.Remove(ctx))
+	return st
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// buildIn runs a build of dockerfile with context dir and returns the
+// final image and what the build printed.
+func buildIn(t *testing.T, st *store.Store, dir, dockerfile string, mod func(*Options)) (store.Image, string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	o := Options{
+		ContextDir: dir, Dockerfile: []byte(dockerfile), DockerfileName: "Dockerfile",
+		Commit: CommitOptions{Format: image.FormatDocker},
+		Cache:  CacheOptions{Layers: true},
+		Run:    RunOptions{Isolation: run.IsolationOCI, Network: run.NetworkHost},
+		Out:    &out,
+	}
+	if mod != nil {
+		mod(&o)
+	}
+	res, err := Build(context.Background(), st, o)
+	if err != nil {
+		return store.Image{}, out.String(), err
+	}
+	img, err := st.Image(context.Background(), res.ImageID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img, out.String(), nil
+}
+
+// rootOf mounts img and returns its root; unmounted at cleanup.
+func rootOf(t *testing.T, st *store.Store, img store.Image) string {
+	t.Helper()
+	ctx := context.Background()
+	c, err := container.New(ctx, st, container.NewOptions{Image: img.ID, Name: "check-" + img.ID[:12] + filepath.Base(t.TempDir())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Remove(ctx) })
+	root, err := c.Mount(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// configOf returns img's config.
+func configOf(t *testing.T, st *store.Store, img store.Image) *image.Config {
+	t.Helper()
+	raw, err := st.ImageConfig(img)
+	must(t, err)
+	cfg, err := image.ParseConfig(raw)
+	must(t, err)
+	return cfg
+}
