@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"runtime"
 
@@ -16,47 +17,29 @@ func newInfoCommand() *cobra.Command {
 		Use:   "info",
 		Short: "Describe the host and the store",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			st, err := openStore(ctx)
+			si, err := gatherStorageInfo(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			imgs, err := st.Images(ctx)
-			if err != nil {
-				return err
-			}
-			ctrs, err := st.Containers(ctx)
-			if err != nil {
-				return err
-			}
-			status := map[string]string{}
-			for _, kv := range st.Driver().Status() {
-				status[kv[0]] = kv[1]
-			}
-			var fs unix.Statfs_t
-			_ = unix.Statfs(st.Root(), &fs)
 			hostname, _ := os.Hostname()
-			info := map[string]any{
-				"host": map[string]any{
-					"os": runtime.GOOS, "arch": runtime.GOARCH, "cpus": runtime.NumCPU(), "hostname": hostname,
-					"kernel": kernelRelease(),
-				},
-				"store": map[string]any{
-					"GraphDriverName": st.Driver().Name(), "GraphRoot": st.Root(), "RunRoot": st.RunRoot(),
-					"GraphStatus": status, "ImageStore": map[string]int{"number": len(imgs)},
-					"ContainerStore":     map[string]int{"number": len(ctrs)},
-					"DataSpaceTotal":     int64(fs.Blocks) * fs.Bsize,
-					"DataSpaceAvailable": int64(fs.Bavail) * fs.Bsize,
-				},
+			host := map[string]any{
+				"os": runtime.GOOS, "arch": runtime.GOARCH, "cpus": runtime.NumCPU(), "hostname": hostname,
+				"kernel": kernelRelease(),
 			}
+			out := cmd.OutOrStdout()
 			if format == "" {
-				format = "json"
+				fmt.Fprintf(out, "Host: %s %s/%s, kernel %s, %d CPUs\n", hostname, runtime.GOOS, runtime.GOARCH, kernelRelease(), runtime.NumCPU())
+				printStorageInfo(out, si)
+				return nil
 			}
-			return render(cmd.OutOrStdout(), format, []any{info}, true)
+			storeMap, err := si.asMap()
+			if err != nil {
+				return err
+			}
+			return render(out, format, []any{map[string]any{"host": host, "store": storeMap}}, true)
 		},
 	}
-	cmd.Flags().StringVar(&format, "format", "", "format the output with a Go template")
+	cmd.Flags().StringVar(&format, "format", "", "json, or a Go template such as '{{.store.GraphDriverName}}'")
 	cmd.Flags().Bool("debug", false, "accepted for compatibility")
 	return cmd
 }

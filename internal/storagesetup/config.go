@@ -25,7 +25,10 @@ type Config struct {
 		Options   struct {
 			MountOpt     string `toml:"mountopt"`
 			MinFreeSpace string `toml:"min_free_space"`
-			Overlay      struct {
+			// SpaceWarnPercent: `kiln info` warns when data, metadata or
+			// inodes are fuller than this (default 85).
+			SpaceWarnPercent string `toml:"space_warn_percent"`
+			Overlay          struct {
 				MountOpt string `toml:"mountopt"`
 				Size     string `toml:"size"`
 			} `toml:"overlay"`
@@ -75,6 +78,9 @@ func Resolve(o Overrides) (Settings, error) {
 	set(&s.Driver, c.Storage.Driver)
 	if c.Storage.Options.MinFreeSpace != "" {
 		s.DriverOpts["min_free_space"] = c.Storage.Options.MinFreeSpace
+	}
+	if v := c.Storage.Options.SpaceWarnPercent; v != "" {
+		s.DriverOpts["space_warn_percent"] = v
 	}
 	if v := c.Storage.Options.Overlay.Size; v != "" {
 		s.DriverOpts["size"] = v

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -113,4 +114,63 @@ func SupportsDType(dir string) (bool, error) {
 		off += reclen
 	}
 	return false, fmt.Errorf("reading the entries of %s: file not found", tmp)
+}
+
+// Space is the room on the filesystem holding a store.
+type Space struct {
+	DataTotal, DataUsed, DataAvailable int64
+	// Metadata block groups, where the filesystem keeps them apart from
+	// data (btrfs); zero elsewhere, where metadata shares the data space.
+	MetaTotal, MetaUsed     int64
+	InodesTotal, InodesFree uint64 // zero where inodes are not fixed (btrfs)
+}
+
+// MeasureSpace measures the filesystem holding dir.
+func MeasureSpace(dir string) (Space, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(existingAncestor(dir), &st); err != nil {
+		return Space{}, fmt.Errorf("measuring the space of %s: %w", dir, err)
+	}
+	sp := Space{
+		DataTotal:     int64(st.Blocks) * st.Bsize,
+		DataUsed:      int64(st.Blocks-st.Bfree) * st.Bsize,
+		DataAvailable: int64(st.Bavail) * st.Bsize,
+		InodesTotal:   st.Files,
+		InodesFree:    st.Ffree,
+	}
+	if st.Type == unix.BTRFS_SUPER_MAGIC {
+		sp.InodesTotal, sp.InodesFree = 0, 0
+		sp.MetaTotal, sp.MetaUsed, _ = btrfsMetadata(existingAncestor(dir))
+	}
+	return sp, nil
+}
+
+// btrfsMetadata reads the metadata block groups' size and use with
+// BTRFS_IOC_SPACE_INFO.
+func btrfsMetadata(dir string) (total, used int64, err error) {
+	const (
+		ioctlSpaceInfo = 0xc0109414 // _IOWR(0x94, 20, struct btrfs_ioctl_space_args)
+		groupMetadata  = 1 << 2
+		slots          = 16
+	)
+	var args struct {
+		SpaceSlots, TotalSpaces uint64
+		Spaces                  [slots]struct{ Flags, TotalBytes, UsedBytes uint64 }
+	}
+	args.SpaceSlots = slots
+	f, err := os.Open(dir)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, f.Fd(), ioctlSpaceInfo, uintptr(unsafe.Pointer(&args))); errno != 0 {
+		return 0, 0, errno
+	}
+	for i := 0; i < int(min(args.TotalSpaces, slots)); i++ {
+		if s := args.Spaces[i]; s.Flags&groupMetadata != 0 {
+			total += int64(s.TotalBytes)
+			used += int64(s.UsedBytes)
+		}
+	}
+	return total, used, nil
 }
