@@ -41,6 +41,8 @@ func startFakeDaemon(t *testing.T) (string, *fakeDaemon) {
 
 func (fd *fakeDaemon) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
+	case r.Method == http.MethodGet && r.URL.Path == "/_ping":
+		w.Write([]byte("OK"))
 	case r.Method == http.MethodPost && r.URL.Path == "/images/load":
 		b, err := io.ReadAll(r.Body)
 		if err == nil {

@@ -170,23 +170,65 @@ func (s *Source) Close() error {
 	return err
 }
 
-// NewDestination returns a destination that, on Commit, streams the image
-// tagged tag to the daemon's /images/load. Blobs are staged under tmpDir.
+// Ping checks that the daemon answers.
+func (c *Client) Ping(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/_ping", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("connecting to docker daemon %s: %w", c.host, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("connecting to docker daemon %s: %w", c.host, apiError(resp))
+	}
+	return nil
+}
+
+// NewDestination checks that the daemon answers and returns a
+// destination that, on Commit, streams the image tagged tag to the
+// daemon's /images/load. Blobs are staged under tmpDir.
 func NewDestination(ctx context.Context, c *Client, tag, tmpDir string) (*dockerarchive.Destination, error) {
-	var loadErr chan error
+	if err := c.Ping(ctx); err != nil {
+		return nil, err
+	}
+	var lp *loadPipe
 	d, err := dockerarchive.NewStreamDestination([]string{tag}, tmpDir, func() (io.WriteCloser, error) {
 		pr, pw := io.Pipe()
-		loadErr = make(chan error, 1)
+		lp = &loadPipe{pw: pw, done: make(chan struct{})}
 		go func() {
-			err := c.Load(ctx, pr)
-			pr.CloseWithError(err)
-			loadErr <- err
+			lp.err = c.Load(ctx, pr)
+			pr.CloseWithError(lp.err)
+			close(lp.done)
 		}()
-		return pw, nil
+		return lp, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	d.SetDone(func() error { return <-loadErr })
+	d.SetDone(func() error { <-lp.done; return lp.err })
 	return d, nil
 }
+
+// loadPipe is the archive stream to /images/load. When a write fails
+// because the load failed, the load's error (the cause) is returned.
+type loadPipe struct {
+	pw   *io.PipeWriter
+	done chan struct{}
+	err  error // set before done is closed
+}
+
+func (l *loadPipe) Write(b []byte) (int, error) {
+	n, err := l.pw.Write(b)
+	if err != nil {
+		<-l.done
+		if l.err != nil {
+			return n, l.err
+		}
+	}
+	return n, err
+}
+
+func (l *loadPipe) Close() error { return l.pw.Close() }
