@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/internal/storagesetup/loop"
+	"github.com/kiln-build/kiln/internal/store/driver"
 )
 
 // growSlack is how much bigger than its filesystem a device must be
@@ -361,30 +362,11 @@ func (pl *planner) enableUnit(ctx context.Context, unit string) error {
 	return runTool(ctx, "systemctl", "enable", unit)
 }
 
-// writeFileAtomic writes through a synced temp file in the same dir.
+// writeAtomic writes through a synced temp file in the same dir, making
+// the dir first.
 func writeAtomic(path string, data []byte, perm os.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return driver.WriteFileAtomic(path, data, perm)
 }
