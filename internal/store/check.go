@@ -368,33 +368,35 @@ func (c *checker) images(ctx context.Context) error {
 		users[ct.ImageID] = true
 	}
 	for _, img := range in.images {
-		why := c.imageDamage(in, img)
-		if why == "" {
+		p := c.imageDamage(in, img)
+		if p == nil {
 			continue
+		}
+		if len(img.Names) > 0 {
+			p.Detail += " (names: " + strings.Join(img.Names, ", ") + ")"
 		}
 		fix := func() error { return c.s.DeleteImage(ctx, img.ID) }
 		if users[img.ID] {
-			fix = func() error { return fmt.Errorf("a working container uses it: remove the container, then check again") }
+			fix = func() error { return fmt.Errorf("a working container uses the image: remove the container, then check again") }
 		}
-		c.add(Problem{Kind: ProblemDamagedImage, Object: img.ID, Detail: strings.Join(append([]string{why}, img.Names...), "; names: ")}, fix)
+		c.add(*p, fix)
 	}
 	return nil
 }
 
-func (c *checker) imageDamage(in *inventory, img Image) string {
+// imageDamage says why an image cannot be used, or nil when it can.
+func (c *checker) imageDamage(in *inventory, img Image) *Problem {
 	switch {
 	case !c.s.HasBlob(img.ConfigDigest()):
-		c.add(Problem{Kind: ProblemMissingBlob, Object: string(img.ConfigDigest()), Detail: "the config of image " + img.ID[:12]}, nil)
-		return "its config is gone"
+		return &Problem{Kind: ProblemMissingBlob, Object: string(img.ConfigDigest()), Detail: "the config of image " + img.ID[:12] + " is gone"}
 	case !c.s.HasBlob(img.ManifestDigest):
-		c.add(Problem{Kind: ProblemMissingBlob, Object: string(img.ManifestDigest), Detail: "the manifest of image " + img.ID[:12]}, nil)
-		return "its manifest is gone"
+		return &Problem{Kind: ProblemMissingBlob, Object: string(img.ManifestDigest), Detail: "the manifest of image " + img.ID[:12] + " is gone"}
 	case img.TopLayer != "" && in.layers[img.TopLayer].ID == "":
-		return "its top layer " + img.TopLayer + " is not recorded"
+		return &Problem{Kind: ProblemDamagedImage, Object: img.ID, Detail: "its top layer " + img.TopLayer + " is not recorded"}
 	case c.damaged[img.TopLayer]:
-		return "a layer of it is missing or broken"
+		return &Problem{Kind: ProblemDamagedImage, Object: img.ID, Detail: "a layer of it is missing or broken"}
 	}
-	return ""
+	return nil
 }
 
 func (s *Store) dropName(ctx context.Context, name, imageID string) error {
