@@ -377,7 +377,9 @@ func (c *checker) images(ctx context.Context) error {
 		}
 		fix := func() error { return c.s.DeleteImage(ctx, img.ID) }
 		if users[img.ID] {
-			fix = func() error { return fmt.Errorf("a working container uses the image: remove the container, then check again") }
+			fix = func() error {
+				return fmt.Errorf("a working container uses the image: remove the container, then check again")
+			}
 		}
 		c.add(*p, fix)
 	}

@@ -245,4 +245,3 @@ func TestCheckLeavesYoungBlobs(t *testing.T) {
 		t.Errorf("an unreferenced blob older than the grace is not reported: %+v", rep.Problems)
 	}
 }
-
