@@ -11,7 +11,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/internal/storagesetup/loop"
-	"github.com/kiln-build/kiln/internal/store/driver"
 )
 
 // growSlack is how much bigger than its filesystem a device must be
@@ -363,10 +362,29 @@ func (pl *planner) enableUnit(ctx context.Context, unit string) error {
 }
 
 // writeAtomic writes through a synced temp file in the same dir, making
-// the dir first.
+// the dir first. (The dependency rule keeps storagesetup from
+// driver.WriteFileAtomic.)
 func writeAtomic(path string, data []byte, perm os.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	return driver.WriteFileAtomic(path, data, perm)
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Chmod(perm)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
