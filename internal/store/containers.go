@@ -297,11 +297,13 @@ func (s *Store) CommitLayer(ctx context.Context, id string, o CommitOptions) (La
 	if err := s.EnsureSpace(ctx, 0); err != nil {
 		return Layer{}, err
 	}
-	if existing, err := s.Layer(ctx, l.ID); err == nil {
-		return existing, s.rebase(ctx, c, existing.ID)
-	}
-	if err := s.insertIncomplete(ctx, l, id); err != nil {
+	existing, release, err := s.claimLayer(ctx, l, id)
+	if err != nil {
 		return Layer{}, err
+	}
+	defer release()
+	if existing != nil {
+		return *existing, s.rebase(ctx, c, existing.ID)
 	}
 	if err := s.updateContainer(ctx, id, `UPDATE containers SET promoting=? WHERE id=?`, l.ID, id); err != nil {
 		return Layer{}, err

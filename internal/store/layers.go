@@ -88,8 +88,14 @@ func (s *Store) ApplyLayer(ctx context.Context, parent string, diffID digest.Dig
 	if err := s.EnsureSpace(ctx, 0); err != nil {
 		return Layer{}, err
 	}
-	if err := s.insertIncomplete(ctx, Layer{ID: id, Parent: parent, DiffID: diffID}, ""); err != nil {
+	existing, release, err := s.claimLayer(ctx, Layer{ID: id, Parent: parent, DiffID: diffID}, "")
+	if err != nil {
 		return Layer{}, err
+	}
+	defer release()
+	if existing != nil {
+		_, _ = io.Copy(io.Discard, r)
+		return *existing, nil
 	}
 	size, err := s.fillLayer(ctx, id, parent, diffID, r)
 	if err != nil {
@@ -130,7 +136,7 @@ func (s *Store) insertIncomplete(ctx context.Context, l Layer, promoteFrom strin
 		case err != nil:
 			return err
 		case state == "incomplete" && alive(own) && own != owner:
-			return fmt.Errorf("layer %s is being made by another kiln process (%s); try again when it is done", l.ID, own)
+			return fmt.Errorf("%w: layer %s (%s)", errLayerBusy, l.ID, own)
 		default:
 			if _, err := tx.ExecContext(ctx, `DELETE FROM layers WHERE id=?`, l.ID); err != nil {
 				return err

@@ -185,6 +185,13 @@ func (d *Driver) Mount(ctx context.Context, id string, readOnly bool) (string, e
 	if err := unix.Mount("overlay", target, "overlay", flags, opts); err != nil {
 		return "", fmt.Errorf("mounting snapshot %s: %w", id, err)
 	}
+	// A private mount has no peers in the mount namespaces other processes
+	// (a RUN step's runtime) copy from ours, so their use of the copy can
+	// never make our unmount busy.
+	if err := unix.Mount("", target, "", unix.MS_PRIVATE, ""); err != nil {
+		_ = unix.Unmount(target, unix.MNT_DETACH)
+		return "", fmt.Errorf("making snapshot %s's mount private: %w", id, err)
+	}
 	return target, nil
 }
 

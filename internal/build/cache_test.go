@@ -1,0 +1,171 @@
+package build
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kiln-build/kiln/internal/container"
+)
+
+const cacheDockerfile = `FROM busybox
+COPY a.txt /a.txt
+RUN cat /a.txt > /a.copy
+COPY b.txt /b.txt
+RUN cat /b.txt > /b.copy
+`
+
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		must(t, os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644))
+	}
+}
+
+// TestCacheRules: a rebuild hits every step; changing b.txt invalidates
+// exactly the steps from COPY b.txt on; --no-cache rebuilds all; with a
+// fixed timestamp cached and uncached builds give the same image ID.
+func TestCacheRules(t *testing.T) {
+	st := testStore(t)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"a.txt": "a\n", "b.txt": "b\n"})
+	ts := time.Unix(1700000000, 0)
+	fixed := func(o *Options) { o.Commit.Timestamp = &ts }
+
+	first, out, err := buildIn(t, st, dir, cacheDockerfile, fixed)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if n := strings.Count(out, "Using cache"); n != 0 {
+		t.Errorf("first build hit the cache %d times:\n%s", n, out)
+	}
+	again, out, err := buildIn(t, st, dir, cacheDockerfile, fixed)
+	must(t, err)
+	if n := strings.Count(out, "Using cache"); n != 4 || again.ID != first.ID {
+		t.Errorf("rebuild: %d hits (want 4), ID %s (want %s)\n%s", n, again.ID, first.ID, out)
+	}
+
+	writeFiles(t, dir, map[string]string{"b.txt": "b changed\n"})
+	changed, out, err := buildIn(t, st, dir, cacheDockerfile, fixed)
+	must(t, err)
+	if n := strings.Count(out, "Using cache"); n != 2 || changed.ID == first.ID {
+		t.Errorf("after changing b.txt: %d hits (want 2), ID %s\n%s", n, changed.ID, out)
+	}
+	if got, _ := os.ReadFile(filepath.Join(rootOf(t, st, changed), "b.copy")); string(got) != "b changed\n" {
+		t.Errorf("b.copy = %q", got)
+	}
+
+	nocache, out, err := buildIn(t, st, dir, cacheDockerfile, func(o *Options) { fixed(o); o.Cache.NoCache = true })
+	must(t, err)
+	if n := strings.Count(out, "Using cache"); n != 0 || nocache.ID != changed.ID {
+		t.Errorf("--no-cache: %d hits, ID %s, want the cached build's %s\n%s", n, nocache.ID, changed.ID, out)
+	}
+	nolayers, out, err := buildIn(t, st, dir, cacheDockerfile, func(o *Options) { fixed(o); o.Cache.Layers = false })
+	must(t, err)
+	if strings.Contains(out, "Using cache") {
+		t.Errorf("--layers=false used the cache:\n%s", out)
+	}
+	if got, _ := os.ReadFile(filepath.Join(rootOf(t, st, nolayers), "a.copy")); string(got) != "a\n" {
+		t.Errorf("--layers=false: a.copy = %q", got)
+	}
+}
+
+// TestFailedBuildLeavesNothing: a failing RUN and a cancelled build
+// leave no working containers, and the next build works.
+func TestFailedBuildLeavesNothing(t *testing.T) {
+	st := testStore(t)
+	dir := t.TempDir()
+	ctx := context.Background()
+	if _, _, err := buildIn(t, st, dir, "FROM busybox\nRUN touch /x\nRUN exit 7\n", nil); err == nil {
+		t.Fatal("build with RUN exit 7 succeeded")
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		_, err := Build(cctx, st, Options{ContextDir: dir, DockerfileName: "Dockerfile",
+			Dockerfile: []byte("FROM busybox\nRUN sleep 30\n"), Cache: CacheOptions{Layers: true}})
+		done <- err
+	}()
+	time.Sleep(700 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("cancelled build succeeded")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("cancelled build did not stop")
+	}
+	cs, err := container.All(ctx, st)
+	must(t, err)
+	if len(cs) != 0 {
+		t.Errorf("%d containers left after failed builds", len(cs))
+	}
+	if _, out, err := buildIn(t, st, dir, "FROM busybox\nRUN echo ok > /ok\n", nil); err != nil {
+		t.Fatalf("next build: %v\n%s", err, out)
+	}
+}
+
+// TestParallelBuildsShareCache: builds running at once on one store
+// share the cache safely and agree on the result.
+func TestParallelBuildsShareCache(t *testing.T) {
+	st := testStore(t)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"a.txt": "a\n", "b.txt": "b\n"})
+	ts := time.Unix(1700000000, 0)
+	var wg sync.WaitGroup
+	ids := make([]string, 4)
+	errs := make([]error, 4)
+	for i := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			img, _, err := buildIn(t, st, dir, cacheDockerfile, func(o *Options) { o.Commit.Timestamp = &ts })
+			ids[i], errs[i] = img.ID, err
+		}()
+	}
+	wg.Wait()
+	for i := range ids {
+		if errs[i] != nil {
+			t.Fatalf("build %d: %v", i, errs[i])
+		}
+		if ids[i] != ids[0] {
+			t.Errorf("build %d made %s, build 0 made %s", i, ids[i], ids[0])
+		}
+	}
+}
+
+// TestStagesInParallel: two independent stages overlap in time.
+func TestStagesInParallel(t *testing.T) {
+	st := testStore(t)
+	dir := t.TempDir()
+	df := `FROM busybox AS one
+RUN sleep 1 && date +%s%N > /t1
+FROM busybox AS two
+RUN sleep 1 && date +%s%N > /t2
+FROM busybox
+COPY --from=one /t1 /t1
+COPY --from=two /t2 /t2
+`
+	start := time.Now()
+	img, out, err := buildIn(t, st, dir, df, func(o *Options) { o.Jobs = 2 })
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if d := time.Since(start); d > 1900*time.Millisecond {
+		t.Errorf("two 1 s stages took %v: they did not run in parallel", d)
+	}
+	root := rootOf(t, st, img)
+	for _, f := range []string{"t1", "t2"} {
+		if _, err := os.Stat(filepath.Join(root, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	if !strings.Contains(out, "[1/3] STEP") || !strings.Contains(out, "[2/3] STEP") {
+		t.Errorf("output lacks stage prefixes:\n%s", out)
+	}
+}
