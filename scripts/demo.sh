@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # kiln's main job end to end: install what is needed, build kiln, make a
 # busybox base image from Debian's busybox-static, run the Buildah-style
-# script with a real `make install`, and run the resulting image.
+# script with a real `make install`, run the resulting image, then build
+# a two-stage Containerfile with `kiln build` and run that image.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
@@ -42,5 +43,23 @@ echo "== the result"
 kiln images
 r=$(kiln from hello)
 kiln run "$r" -- /usr/local/bin/hello "it runs"
+kiln rm "$r" >/dev/null
+
+echo "== kiln build: a two-stage Containerfile, then the same build from the cache"
+app="$demo/app"
+mkdir -p "$app"
+cp "$src/hello" "$app/hello"
+cat > "$app/Containerfile" <<'EOF'
+FROM localhost/busybox AS builder
+COPY hello /src/hello
+RUN sed 's/hello from kiln/hello from a kiln build/' /src/hello > /hello && chmod 755 /hello
+FROM localhost/busybox
+COPY --from=builder /hello /usr/local/bin/hello
+ENTRYPOINT ["/usr/local/bin/hello"]
+EOF
+kiln build -t built "$app"
+kiln build -t built "$app" | grep -- '--> Using cache' | wc -l | xargs echo "steps from the cache:"
+r=$(kiln from built)
+kiln run "$r" -- /usr/local/bin/hello "it was built"
 kiln rm "$r" >/dev/null
 echo "demo OK"
