@@ -294,7 +294,12 @@ func (s *Store) CommitLayer(ctx context.Context, id string, o CommitOptions) (La
 		return Layer{}, fmt.Errorf("reading changes of container %s: %w", c.Name, err)
 	}
 	l := Layer{ID: ChainID(c.Layer, h.digest()), Parent: c.Layer, DiffID: h.digest(), Size: h.n, MTimeBound: o.MTimeBound}
-	if err := s.EnsureSpace(ctx, 0); err != nil {
+	need := int64(0)
+	if s.driver.Name() == "vfs" { // its promotion copies the whole tree
+		need, _ = s.chainSize(ctx, c.Layer)
+		need += h.n
+	}
+	if err := s.EnsureSpace(ctx, need); err != nil {
 		return Layer{}, err
 	}
 	existing, release, err := s.claimLayer(ctx, l, id)

@@ -39,6 +39,12 @@ func (s *Store) recover(ctx context.Context) error {
 	}
 	for _, l := range layers {
 		if err := s.recoverLayer(ctx, l.id, l.state, l.extra); err != nil {
+			if errors.Is(s.noSpace(ctx, err), ErrNoSpace) {
+				// Finished by a later process once space is freed; the
+				// store stays usable meanwhile (rm, prune).
+				s.log.Warn("recovery of a layer must wait for free space", "layer", l.id, "error", err)
+				continue
+			}
 			return err
 		}
 	}

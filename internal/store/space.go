@@ -45,7 +45,10 @@ func (e *SpaceError) Error() string {
 		if e.Need > 0 {
 			fmt.Fprintf(&b, " and this write needs about %s", HumanBytes(e.Need))
 		}
-		fmt.Fprintf(&b, ", below min_free_space %s in storage.conf: nothing was written", HumanBytes(e.Min))
+		if e.Min > 0 {
+			fmt.Fprintf(&b, ", which would leave less than min_free_space %s (storage.conf)", HumanBytes(e.Min))
+		}
+		b.WriteString(": nothing was written")
 	}
 	if e.Reclaimable >= 0 {
 		fmt.Fprintf(&b, "; `kiln prune` would reclaim about %s", HumanBytes(e.Reclaimable))
@@ -131,7 +134,7 @@ func (s *Store) EnsureSpace(ctx context.Context, need int64) error {
 	if err != nil {
 		return err
 	}
-	if minFree == 0 || free-need >= minFree {
+	if free-need >= minFree {
 		return nil
 	}
 	return &SpaceError{Root: s.root, Free: free, Total: total, Min: minFree, Need: need, Reclaimable: s.reclaimableOrUnknown(ctx)}

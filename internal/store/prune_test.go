@@ -1,0 +1,102 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// imageOn records an image whose own layer holds size bytes on parent.
+func imageOn(t *testing.T, s *Store, parent string, size int, names ...string) Image {
+	t.Helper()
+	ctx := context.Background()
+	tarball := oneFileTar(t, fmt.Sprintf("f%d-%d", size, len(names)), strings.Repeat("x", size))
+	l, err := s.ApplyLayer(ctx, parent, sha256Digest(tarball), bytes.NewReader(tarball))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := s.CreateImage(ctx, NewImage{TopLayer: l.ID, Config: []byte(`{"layer":"` + l.ID + `"}`),
+		Manifest: []byte(`{"config":"` + l.ID + `"}`), MediaType: "application/vnd.oci.image.manifest.v1+json", Names: names})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+func imageIDs(t *testing.T, s *Store) []string {
+	t.Helper()
+	imgs, err := s.Images(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, i := range imgs {
+		ids = append(ids, i.ID)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+func sorted(ids ...string) []string { sort.Strings(ids); return ids }
+
+// TestPruneBuildCacheBudget keeps the most recently used cache entries
+// that fit --keep-storage, removes the rest with their images, an
+// unnamed image and whatever only they used, and never an image a name
+// or a container holds.
+func TestPruneBuildCacheBudget(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, t.TempDir())
+	defer s.Close()
+	base := imageOn(t, s, "", 1000, "localhost/base:latest")
+	used := imageOn(t, s, base.TopLayer, 1000)
+	if _, err := s.CreateContainer(ctx, "c", used.ID, used.TopLayer, nil); err != nil {
+		t.Fatal(err)
+	}
+	dangling := imageOn(t, s, base.TopLayer, 5000)
+	var cached []Image
+	for i, size := range []int{100 << 10, 200 << 10, 300 << 10} { // oldest use first
+		img := imageOn(t, s, base.TopLayer, size)
+		cached = append(cached, img)
+		if err := s.CachePut(ctx, fmt.Sprintf("key%d", i), img.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.db.sql.Exec(`UPDATE build_cache SET last_used=? WHERE key=?`, int64(i+1)*1e9, fmt.Sprintf("key%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, err := s.Reclaimable(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before.BuildCache < 600<<10 || before.Images < 5000 {
+		t.Errorf("Reclaimable = %+v, want the cache's 600K and the unnamed image's 5000 bytes at least", before)
+	}
+	rep, err := s.Prune(ctx, PruneOptions{BuildCache: true, KeepStorage: 350 << 10, BlobGrace: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.CacheEntries != 2 {
+		t.Errorf("removed %d cache entries, want the 2 least recently used", rep.CacheEntries)
+	}
+	if diff := cmp.Diff(sorted(base.ID, used.ID, cached[2].ID), imageIDs(t, s)); diff != "" {
+		t.Errorf("images after prune (-want +got):\n%s", diff)
+	}
+	if rep.Reclaimed < 300<<10 || len(rep.Images) != 3 {
+		t.Errorf("prune reclaimed %d bytes and removed %d images, want over 300K and 3 (%s and two cache images)", rep.Reclaimed, len(rep.Images), dangling.ID[:12])
+	}
+	// --all: every image no container uses goes, the cache too.
+	if _, err := s.Prune(ctx, PruneOptions{All: true, BuildCache: true, BlobGrace: -1}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(sorted(used.ID), imageIDs(t, s)); diff != "" {
+		t.Errorf("images after prune --all (-want +got):\n%s", diff)
+	}
+	if rep, err := s.Check(ctx, CheckOptions{BlobGrace: -1}); err != nil || len(rep.Problems) != 0 {
+		t.Errorf("check after prune: %+v, %v", rep.Problems, err)
+	}
+}
