@@ -1,0 +1,105 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// kilnIn runs kiln with stdin and returns stdout, stderr and the code.
+func (e *env) kilnIn(stdin []byte, a ...string) (string, string, int) {
+	e.t.Helper()
+	cmd := exec.Command(kilnBin, e.args(a...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(stdin), &out, &errb
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return out.String(), errb.String(), ee.ExitCode()
+	} else if err != nil {
+		e.t.Fatal(err)
+	}
+	return out.String(), errb.String(), 0
+}
+
+// TestBuildCLI: the build verb as Buildah users call it: bud alias, a
+// Containerfile found in the context, -t, -q prints only the ID,
+// --iidfile, --build-arg, -f - and a tar context on stdin; the image
+// runs with kiln run.
+func TestBuildCLI(t *testing.T) {
+	e := newEnv(t, "")
+	e.busybox()
+	dir := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(dir, "Containerfile"), []byte("FROM localhost/busybox\nARG WHO=nobody\nCOPY msg /msg\nRUN echo \"$WHO\" >> /msg\nCMD [\"cat\", \"/msg\"]\n"), 0o644))
+	must(t, os.WriteFile(filepath.Join(dir, "msg"), []byte("hello\n"), 0o644))
+	iid := filepath.Join(t.TempDir(), "iid")
+	out := e.mustKiln("bud", "-t", "greet", "--build-arg", "WHO=kiln", "--iidfile", iid, dir)
+	if !strings.Contains(out, "STEP 1/5: FROM localhost/busybox") || !strings.Contains(out, "Successfully tagged localhost/greet:latest") {
+		t.Errorf("build output:\n%s", out)
+	}
+	id := out[strings.LastIndex(out, "\n")+1:]
+	if b, _ := os.ReadFile(iid); string(b) != "sha256:"+id {
+		t.Errorf("iidfile %q, printed ID %q", b, id)
+	}
+	q := e.mustKiln("build", "-q", "-t", "greet", "--build-arg", "WHO=kiln", dir)
+	if q != id {
+		t.Errorf("-q printed %q, want only %q", q, id)
+	}
+	c := e.mustKiln("from", "greet")
+	if got := e.mustKiln("run", c, "--", "cat", "/msg"); got != "hello\nkiln" {
+		t.Errorf("run: %q", got)
+	}
+
+	var tarball bytes.Buffer
+	tarCmd := exec.Command("tar", "-C", dir, "-c", ".")
+	tarCmd.Stdout = &tarball
+	must(t, tarCmd.Run())
+	sout, serr, code := e.kilnIn(tarball.Bytes(), "build", "-q", "--build-arg", "WHO=kiln", "-")
+	if code != 0 || strings.TrimSpace(sout) != id {
+		t.Errorf("tar context on stdin: exit %d, %q (want %s): %s", code, sout, id, serr)
+	}
+	sout, serr, code = e.kilnIn([]byte("FROM localhost/busybox\nRUN echo from-stdin > /f\n"), "build", "-q", "-f", "-", dir)
+	if code != 0 || len(strings.TrimSpace(sout)) != 64 {
+		t.Errorf("-f -: exit %d, %q: %s", code, sout, serr)
+	}
+}
+
+// TestBuildBadInput: errors name the file and line or the step; a failing
+// RUN passes its exit status through; nothing is left behind.
+func TestBuildBadInput(t *testing.T) {
+	e := newEnv(t, "")
+	e.busybox()
+	cases := []struct {
+		name, dockerfile string
+		args             []string
+		code             int
+		msg              string
+	}{
+		{"syntax", "FROM localhost/busybox\nBOGUS x\n", nil, 125, "Dockerfile:2: unknown instruction: BOGUS"},
+		{"target", "FROM localhost/busybox AS a\n", []string{"--target", "nope"}, 125, `--target "nope" names no stage`},
+		{"missing file", "FROM localhost/busybox\nCOPY nothere /\n", nil, 125, "nothere"},
+		{"failing run", "FROM localhost/busybox\nRUN exit 4\n", nil, 4, `building at STEP "RUN exit 4"`},
+		{"missing image", "FROM localhost/does-not-exist\n", []string{"--pull=never"}, 125, "does-not-exist"},
+		{"bad format", "FROM localhost/busybox\n", []string{"--format", "tarball"}, 125, "tarball"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(tc.dockerfile), 0o644))
+			_, errOut, code := e.kiln(append(append([]string{"build"}, tc.args...), dir)...)
+			if code != tc.code || !strings.Contains(errOut, tc.msg) {
+				t.Errorf("exit %d (want %d), stderr %q (want it to contain %q)", code, tc.code, errOut, tc.msg)
+			}
+		})
+	}
+	if out := e.mustKiln("containers", "-q"); out != "" {
+		t.Errorf("containers left after failed builds: %s", out)
+	}
+	if _, _, code := e.kiln("build", "-q", t.TempDir()); code != 125 {
+		t.Errorf("a context without a Dockerfile: exit %d, want 125", code)
+	}
+}
