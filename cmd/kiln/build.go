@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -88,7 +90,10 @@ func newBuildCommand() *cobra.Command {
 }
 
 func runBuild(cmd *cobra.Command, o buildOptions, args []string) error {
-	ctx := cmd.Context()
+	// Ctrl-C or SIGTERM stops the build cleanly: its containers and
+	// mounts are removed before kiln exits.
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	bo, err := buildSpec(cmd, o)
 	if err != nil {
 		return err
@@ -127,6 +132,9 @@ func runBuild(cmd *cobra.Command, o buildOptions, args []string) error {
 		bo.Out = cmd.OutOrStdout()
 	}
 	res, err := build.Build(ctx, st, bo)
+	if ctx.Err() != nil && cmd.Context().Err() == nil {
+		return &exitError{code: 130, err: fmt.Errorf("build interrupted: %w", err)}
+	}
 	var ee *build.ExitError
 	if errors.As(err, &ee) {
 		return &exitError{code: ee.Code, err: err}

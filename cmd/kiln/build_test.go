@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // kilnIn runs kiln with stdin and returns stdout, stderr and the code.
@@ -102,4 +103,37 @@ func TestBuildBadInput(t *testing.T) {
 	if _, _, code := e.kiln("build", "-q", t.TempDir()); code != 125 {
 		t.Errorf("a context without a Dockerfile: exit %d, want 125", code)
 	}
+}
+
+// TestBuildInterrupt: Ctrl-C in a RUN stops the build within seconds,
+// leaves no container or mount behind, and the next build works.
+func TestBuildInterrupt(t *testing.T) {
+	e := newEnv(t, "")
+	e.busybox()
+	dir := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM localhost/busybox\nRUN sleep 60\n"), 0o644))
+	cmd := exec.Command(kilnBin, e.args("build", dir)...)
+	must(t, cmd.Start())
+	time.Sleep(1500 * time.Millisecond)
+	must(t, cmd.Process.Signal(os.Interrupt))
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("interrupted build exited 0")
+		}
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("build did not stop within 20 s of SIGINT")
+	}
+	if out := e.mustKiln("containers", "-q"); out != "" {
+		t.Errorf("containers left: %s", out)
+	}
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(mounts), e.root) {
+		t.Errorf("mounts left under %s", e.root)
+	}
+	must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM localhost/busybox\nRUN echo ok\n"), 0o644))
+	e.mustKiln("build", "-q", dir)
 }
