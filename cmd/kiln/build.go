@@ -24,7 +24,8 @@ type buildOptions struct {
 	Secrets, SSH, Volumes, BuildContexts, Outputs              []string
 	CapAdd, CapDrop                                            []string
 	Target, Format, Pull, IIDFile, Isolation, Network, Runtime string
-	IgnoreFile                                                 string
+	IgnoreFile, CacheTo                                        string
+	CacheFrom                                                  []string
 	Layers, NoCache, Quiet, Squash, Rm, ForceRm                bool
 	PullAlways, PullNever                                      bool
 	Jobs                                                       int
@@ -81,7 +82,9 @@ func newBuildCommand() *cobra.Command {
 	f.StringArrayVar(&o.CapAdd, "cap-add", nil, "add a capability to RUN steps")
 	f.StringArrayVar(&o.CapDrop, "cap-drop", nil, "drop a capability from RUN steps")
 	o.registryFlags.add(f)
-	addIgnoredFlags(f, "platform", "arch", "os", "variant", "cache-from", "cache-to", "cache-ttl", "compress", "disable-compression",
+	f.StringArrayVar(&o.CacheFrom, "cache-from", nil, "registry repository to take cached steps from")
+	f.StringVar(&o.CacheTo, "cache-to", "", "registry repository to send cached steps to")
+	addIgnoredFlags(f, "platform", "arch", "os", "variant", "cache-ttl", "compress", "disable-compression",
 		"dns", "dns-option", "dns-search", "http-proxy", "identity-label", "logfile", "memory", "memory-swap", "shm-size", "ulimit",
 		"userns", "cgroup-parent", "cpu-period", "cpu-quota", "cpu-shares", "cpuset-cpus", "cpuset-mems", "device", "security-opt",
 		"sign-by", "omit-history", "retry", "retry-delay", "stdin", "unsetenv", "ipc", "pid", "uts", "cgroupns", "no-hostname", "no-hosts",
@@ -130,6 +133,13 @@ func runBuild(cmd *cobra.Command, o buildOptions, args []string) error {
 	}
 	if !o.Quiet {
 		bo.Out = cmd.OutOrStdout()
+	}
+	rc, err := newRegistryCache(st, o)
+	if err != nil {
+		return err
+	}
+	if rc != nil {
+		bo.Remote = rc
 	}
 	res, err := build.Build(ctx, st, bo)
 	if ctx.Err() != nil && cmd.Context().Err() == nil {

@@ -137,3 +137,28 @@ func TestBuildInterrupt(t *testing.T) {
 	must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM localhost/busybox\nRUN echo ok\n"), 0o644))
 	e.mustKiln("build", "-q", dir)
 }
+
+// TestBuildRemoteCache: a build on one store sends its steps to a
+// registry with --cache-to; a build on another store that never shared a
+// disk with it takes every step from there with --cache-from and makes
+// the same image.
+func TestBuildRemoteCache(t *testing.T) {
+	reg := plainRegistry(t)
+	a := newEnv(t, "")
+	a.busybox()
+	a.mustKiln("push", "--tls-verify=false", "localhost/busybox", "docker://"+reg+"/busybox:latest")
+	dir := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM "+reg+"/busybox\nCOPY f /f\nRUN cat /f > /g\nENV X=1\n"), 0o644))
+	must(t, os.WriteFile(filepath.Join(dir, "f"), []byte("data\n"), 0o644))
+	a.mustKiln("pull", "-q", "--tls-verify=false", "docker://"+reg+"/busybox:latest")
+	idA := a.mustKiln("build", "-q", "--tls-verify=false", "--cache-to", reg+"/cache", dir)
+
+	b := newEnv(t, "")
+	out := b.mustKiln("build", "--tls-verify=false", "--cache-from", reg+"/cache", dir)
+	if n := strings.Count(out, "Using cache"); n != 3 {
+		t.Errorf("--cache-from: %d steps from the cache, want 3:\n%s", n, out)
+	}
+	if idB := out[strings.LastIndex(out, "\n")+1:]; idB != idA {
+		t.Errorf("store B built %s, store A %s", idB, idA)
+	}
+}

@@ -26,7 +26,8 @@ type builder struct {
 	sem     chan struct{}
 
 	mu      sync.Mutex
-	cleanup []string // image IDs of stage results to remove after the build
+	cleanup []string     // image IDs of stage results to remove after the build
+	steps   []cachedStep // step results for --cache-to
 }
 
 // stageResult is a stage's outcome, published when done closes.
@@ -67,6 +68,9 @@ func Build(ctx context.Context, st *store.Store, o Options) (Result, error) {
 	img, err := b.runStages(ctx, needed, target)
 	b.removeStageImages(context.WithoutCancel(ctx), img.ID)
 	if err != nil {
+		return Result{}, err
+	}
+	if err := b.exportCache(ctx); err != nil {
 		return Result{}, err
 	}
 	if unused := b.args.unused(o.Args); len(unused) > 0 && b.o.Logger != nil {

@@ -45,6 +45,9 @@ type Options struct {
 	// Resolve finds (pulling when the pull policy says so) the image a
 	// FROM, COPY --from or RUN --mount from= names; nil means local only.
 	Resolve func(ctx context.Context, ref string) (store.Image, error)
+	// Remote, when set, shares the cache through a registry
+	// (--cache-from, --cache-to).
+	Remote RemoteCache
 	// Out receives the step headers and the output of RUN steps; nil
 	// discards them.
 	Out    io.Writer
@@ -102,4 +105,13 @@ type Result struct {
 	ImageID string
 	// Digest is its manifest digest.
 	Digest string
+}
+
+// RemoteCache shares step results beyond one store, by cache key. Fetch
+// is asked on a local miss and returns the step's image, stored locally,
+// when the remote has it; Store receives every step's result at the end
+// of a successful build.
+type RemoteCache interface {
+	Fetch(ctx context.Context, key string) (store.Image, bool, error)
+	Store(ctx context.Context, key string, img store.Image) error
 }

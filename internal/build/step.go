@@ -51,9 +51,15 @@ func (r *stageRun) do(ctx context.Context, text string, parts []string, layer bo
 		if err != nil {
 			return err
 		}
+		if !ok {
+			if img, ok, err = r.fetchRemote(ctx, key); err != nil {
+				return err
+			}
+		}
 		if ok {
 			r.b.out.line(r.s, len(r.b.df.stages), "--> Using cache %s", img.ID)
 			r.hits = append(r.hits, key)
+			r.b.recordStep(key, img)
 			return r.useImage(ctx, img)
 		}
 	}
@@ -76,6 +82,7 @@ func (r *stageRun) do(ctx context.Context, text string, parts []string, layer bo
 	if err := r.b.st.CachePut(ctx, key, img.ID); err != nil {
 		return err
 	}
+	r.b.recordStep(key, img)
 	r.b.out.line(r.s, len(r.b.df.stages), "--> %s", shortID(img.ID))
 	return nil
 }
@@ -142,4 +149,44 @@ func (r *stageRun) expander(used map[string]struct{}) func(string) (string, erro
 		}
 		return res.Result, nil
 	}
+}
+
+// fetchRemote asks the remote cache for a step missing locally.
+func (r *stageRun) fetchRemote(ctx context.Context, key string) (store.Image, bool, error) {
+	if r.b.o.Remote == nil {
+		return store.Image{}, false, nil
+	}
+	img, ok, err := r.b.o.Remote.Fetch(ctx, key)
+	if err != nil || !ok {
+		return store.Image{}, false, err
+	}
+	return img, true, r.b.st.CachePut(ctx, key, img.ID)
+}
+
+// recordStep remembers a step's result for --cache-to.
+func (b *builder) recordStep(key string, img store.Image) {
+	if b.o.Remote == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.steps = append(b.steps, cachedStep{key: key, image: img})
+}
+
+type cachedStep struct {
+	key   string
+	image store.Image
+}
+
+// exportCache sends every step's result to the remote cache.
+func (b *builder) exportCache(ctx context.Context) error {
+	if b.o.Remote == nil {
+		return nil
+	}
+	for _, s := range b.steps {
+		if err := b.o.Remote.Store(ctx, s.key, s.image); err != nil {
+			return fmt.Errorf("exporting the build cache: %w", err)
+		}
+	}
+	return nil
 }
