@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/kiln-build/kiln/internal/image"
 	"github.com/kiln-build/kiln/internal/run"
 	"github.com/kiln-build/kiln/internal/store"
+	"github.com/kiln-build/kiln/internal/transport"
 )
 
 type buildOptions struct {
@@ -31,6 +33,7 @@ type buildOptions struct {
 	Jobs                                                       int
 	Timestamp                                                  int64
 	registryFlags
+	platformFlags
 }
 
 func init() {
@@ -127,7 +130,11 @@ func runBuild(cmd *cobra.Command, o buildOptions, args []string) error {
 	if err != nil {
 		return err
 	}
-	ps := pullSettings{Registry: o.registryFlags, Quiet: o.Quiet, Progress: cmd.ErrOrStderr()}
+	p, err := buildPlatform(o)
+	if err != nil {
+		return err
+	}
+	ps := pullSettings{Registry: o.registryFlags, Platform: p, Quiet: o.Quiet, Progress: cmd.ErrOrStderr()}
 	bo.Resolve = func(ctx context.Context, ref string) (store.Image, error) {
 		return ensureImage(ctx, st, ref, policy, ps)
 	}
@@ -336,3 +343,17 @@ func envBool(name string, def bool) bool {
 }
 
 var _ io.Reader = os.Stdin
+
+// buildPlatform accepts --platform (and --os/--arch/--variant) naming
+// this machine's platform: kiln builds without emulation.
+func buildPlatform(o buildOptions) (transport.Platform, error) {
+	p, err := o.platformFlags.platform()
+	if err != nil {
+		return p, err
+	}
+	if (p.OS != "" && p.OS != "linux") || (p.Architecture != "" && p.Architecture != runtime.GOARCH) {
+		return p, usageErrorf("platform %s/%s needs emulation, which kiln does not do: build on a %s/%s machine or leave --platform out",
+			p.OS, p.Architecture, "linux", runtime.GOARCH)
+	}
+	return p, nil
+}

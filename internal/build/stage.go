@@ -100,6 +100,9 @@ func (r *stageRun) resolveBase(ctx context.Context) (store.Image, string, error)
 		return store.Image{}, "", fmt.Errorf("%s:%d: FROM %s: %w", r.b.df.name, r.s.line, r.s.base, err)
 	}
 	name := res.Result
+	if err := r.checkPlatform(); err != nil {
+		return store.Image{}, "", err
+	}
 	desc := "FROM " + name
 	if r.s.name != "" {
 		desc += " AS " + r.s.name
@@ -268,4 +271,21 @@ func (r *stageRun) squash(ctx context.Context) (store.Image, error) {
 		Format: r.b.o.Commit.Format, Timestamp: r.b.o.Commit.Timestamp,
 		CreatedBy: createdBy(r.lastText), Squash: true,
 	})
+}
+
+// checkPlatform refuses FROM --platform naming another machine's
+// platform: kiln builds without emulation.
+func (r *stageRun) checkPlatform() error {
+	if r.s.platform == "" {
+		return nil
+	}
+	p, _, err := r.lex.ProcessWord(r.s.platform, envGetter{args: r.b.global})
+	if err != nil {
+		return err
+	}
+	host := "linux/" + runtime.GOARCH
+	if p != host && !strings.HasPrefix(p, host+"/") {
+		return fmt.Errorf("%s:%d: FROM --platform=%s needs emulation, which kiln does not do (this machine is %s)", r.b.df.name, r.s.line, p, host)
+	}
+	return nil
 }
