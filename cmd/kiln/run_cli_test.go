@@ -165,3 +165,29 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestRunKilledThenRm kills kiln with SIGKILL during a run: a later
+// kiln rm of the container works and no mount under the store is left.
+func TestRunKilledThenRm(t *testing.T) {
+	e := newEnv(t, "")
+	e.busybox()
+	for _, iso := range runIsolations(t) {
+		c := e.mustKiln("from", "busybox")
+		cmd := exec.Command(kilnBin, e.args("run", "--isolation", iso, c, "--", "sh", "-c", "echo ready; exec sleep 30")...)
+		var out syncBuffer
+		cmd.Stdout = &out
+		must(t, cmd.Start())
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(out.String(), "ready") && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		must(t, cmd.Process.Kill())
+		cmd.Wait()
+		if _, errOut, code := e.kiln("rm", c); code != 0 {
+			t.Errorf("%s: kiln rm after kill -9: exit %d: %s", iso, code, errOut)
+		}
+		if b, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(b), e.root) {
+			t.Errorf("%s: mounts left under the store:\n%s", iso, b)
+		}
+	}
+}

@@ -26,10 +26,13 @@
 // Leaks: the chroot isolation's mounts live in the child's private mount
 // namespace, and the child dies with its parent (parent-death signal), so
 // killing kiln with SIGKILL leaves no mounts on the host. The OCI runtime is
-// killed with its parent too; a container it leaves behind (its state lives
-// under RunDir) is deleted with "runc delete --force" by the next Run that
-// uses the same RunDir (a lock file per run tells a dead run's container
-// from a live one). Mount points Run created in the root filesystem are
+// killed with its parent too, but the container's processes are not; a
+// container left behind (its state lives under RunDir) is deleted with
+// "runc delete --force" by the next Run that uses the same RunDir, or by
+// Cleanup, which also removes a dead run's bundle and /etc files (a lock
+// file per run, taken before anything is written, tells a dead run from a
+// live one). Whoever removes a working container should call Cleanup on
+// its RunDir first. Mount points Run created in the root filesystem are
 // not removed when kiln is killed.
 //
 // Terminal: runc allocates the pty itself; the chroot isolation does as

@@ -153,3 +153,33 @@ func TestSharedRunDir(t *testing.T) {
 		})
 	}
 }
+
+// TestCleanupAfterKill: Cleanup ends the OCI container a killed kiln left
+// running, without a new run.
+func TestCleanupAfterKill(t *testing.T) {
+	requiresRoot(t)
+	if _, err := exec.LookPath("runc"); err != nil {
+		t.Skip("needs runc")
+	}
+	root, runDir := busyboxRootfs(t), t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperRun$")
+	cmd.Env = append(os.Environ(), helperEnv+"="+strings.Join([]string{"oci", root, runDir, "7773"}, "|"))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(func() bool { return findProcess("sleep", "7773") != 0 }) {
+		cmd.Process.Kill()
+		t.Fatal("the process did not start")
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	if err := Cleanup(runDir); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(func() bool { return findProcess("sleep", "7773") == 0 }) {
+		t.Errorf("the container's process outlived Cleanup")
+	}
+	if entries, _ := os.ReadDir(runDir); len(entries) != 0 {
+		t.Errorf("run directory not cleaned: %v", entries)
+	}
+}

@@ -63,12 +63,7 @@ func runOCI(ctx context.Context, p *plan) (int, error) {
 	if err != nil {
 		return 125, err
 	}
-	stateRoot := filepath.Join(p.o.RunDir, "runtime-state")
-	unlock, err := lockRun(stateRoot, p.id)
-	if err != nil {
-		return 125, err
-	}
-	defer unlock()
+	stateRoot := filepath.Join(p.o.RunDir, stateDir)
 	deleteStale(rt, stateRoot)
 	bundle := filepath.Join(p.o.RunDir, "bundle-"+p.id)
 	if err := os.Mkdir(bundle, 0o700); err != nil {
@@ -211,7 +206,7 @@ func lockFree(p string) bool {
 }
 
 func deleteContainer(rt, stateRoot, id string) {
-	if _, err := os.Stat(filepath.Join(stateRoot, id)); err != nil {
+	if _, err := os.Stat(filepath.Join(stateRoot, id)); err != nil || rt == "" {
 		return
 	}
 	cmd := exec.Command(rt, "--root", stateRoot, "delete", "--force", id)
@@ -246,4 +241,52 @@ func runtimeError(logFile string) error {
 		return fmt.Errorf("oci runtime: %s: %w", msg, ErrNotExecutable)
 	}
 	return fmt.Errorf("oci runtime: %s", msg)
+}
+
+// stateDir is the RunDir subdirectory holding the OCI runtime's state and
+// every run's lock file.
+const stateDir = "runtime-state"
+
+// Cleanup deletes what runs in RunDir runDir left behind when their kiln
+// process was killed: OCI containers still running (with their
+// processes) and their state, bundles, generated /etc files and chroot
+// configs. Runs still alive (their lock is held) are left alone. It is
+// safe to call at any time, for example before a working container is
+// removed; a missing runDir is not an error.
+func Cleanup(runDir string) error {
+	stateRoot := filepath.Join(runDir, stateDir)
+	if _, err := os.Stat(stateRoot); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if rt, err := findRuntime("runc", Options{}); err == nil {
+		deleteStale(rt, stateRoot)
+	}
+	entries, err := os.ReadDir(runDir)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range entries {
+		id, ok := runFileID(e.Name())
+		if !ok || !lockFree(filepath.Join(stateRoot, id+".lock")) {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(runDir, e.Name())); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	deleteStale("", stateRoot) // the dead runs' lock files
+	os.Remove(stateRoot)       // only when empty
+	return errors.Join(errs...)
+}
+
+// runFileID returns the run ID of a file or directory a run made in
+// RunDir.
+func runFileID(name string) (string, bool) {
+	for _, prefix := range []string{"bundle-", "etc-", "chroot-"} {
+		if id, ok := strings.CutPrefix(name, prefix); ok {
+			return strings.TrimSuffix(id, ".json"), true
+		}
+	}
+	return "", false
 }

@@ -33,6 +33,7 @@ type plan struct {
 	mounts   []specs.Mount // generated /etc files first, then Options.Mounts
 	created  []string      // placeholders created in the rootfs, to remove
 	runFiles []string      // files and dirs created in RunDir, to remove
+	unlock   func()        // releases the run's lock (see lockRun)
 }
 
 // prepare validates o and resolves everything against the rootfs. On
@@ -64,6 +65,11 @@ func prepare(o Options) (p *plan, err error) {
 	}()
 	if err := os.MkdirAll(o.RunDir, 0o700); err != nil {
 		return p, fmt.Errorf("creating run directory: %w", err)
+	}
+	// The lock comes before any file in RunDir, so Cleanup never takes a
+	// live run's files for a dead one's.
+	if p.unlock, err = lockRun(filepath.Join(o.RunDir, stateDir), p.id); err != nil {
+		return p, err
 	}
 	if p.user, err = resolveUser(root, o.User); err != nil {
 		return p, err
@@ -110,6 +116,10 @@ func (p *plan) cleanup() error {
 		}
 	}
 	p.runFiles = nil
+	if p.unlock != nil {
+		p.unlock()
+		p.unlock = nil
+	}
 	return errors.Join(errs...)
 }
 
