@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/kiln-build/kiln/internal/image"
 	"github.com/kiln-build/kiln/internal/store"
 )
 
@@ -19,6 +20,7 @@ import (
 type expectation struct {
 	Args    map[string]string `json:"args"`
 	Target  string            `json:"target"`
+	Format  string            `json:"format"`
 	Secrets map[string]string `json:"secrets"`
 	// Parent: parent/Dockerfile is built first and named localhost/parent.
 	Parent bool `json:"parent"`
@@ -75,6 +77,9 @@ func runCase(t *testing.T, st *store.Store, dir string) {
 	must(t, err)
 	img, out, err := buildIn(t, st, ctxDir, string(df), func(o *Options) {
 		o.Args, o.Target, o.Ignore = exp.Args, exp.Target, ignore
+		if exp.Format == "oci" {
+			o.Commit.Format = image.FormatOCI
+		}
 		o.Run.Secrets = map[string]Secret{}
 		for id, v := range exp.Secrets {
 			p := filepath.Join(secretDir, id)

@@ -243,18 +243,22 @@ func (r *stageRun) finish(ctx context.Context) (store.Image, error) {
 	if err := r.b.st.CacheTouch(ctx, r.hits); err != nil {
 		return store.Image{}, err
 	}
-	if r.final && r.b.o.Commit.Squash {
+	if !r.final {
+		return r.cur, nil
+	}
+	if r.b.o.Commit.Squash {
 		img, err := r.squash(ctx)
 		if err != nil {
 			return store.Image{}, err
 		}
 		r.cur = img
 	}
-	if r.final && len(r.b.o.Tags) > 0 {
-		if err := r.b.st.AddNames(ctx, r.cur.ID, r.b.o.Tags); err != nil {
-			return store.Image{}, err
-		}
+	r.warnDockerOnly()
+	img, err := container.Reformat(ctx, r.b.st, r.cur, r.b.o.Commit.Format, r.b.o.Tags)
+	if err != nil {
+		return store.Image{}, err
 	}
+	r.cur = img
 	return r.cur, nil
 }
 
@@ -288,4 +292,14 @@ func (r *stageRun) checkPlatform() error {
 		return fmt.Errorf("%s:%d: FROM --platform=%s needs emulation, which kiln does not do (this machine is %s)", r.b.df.name, r.s.line, p, host)
 	}
 	return nil
+}
+
+// warnDockerOnly says which fields an OCI image drops, as Buildah does.
+func (r *stageRun) warnDockerOnly() {
+	if r.b.o.Commit.Format != image.FormatOCI || r.b.o.Logger == nil {
+		return
+	}
+	if f := r.config().DockerOnlyFields(); len(f) > 0 {
+		r.b.o.Logger.Warn(fmt.Sprintf("%v: not supported for OCI image format, will be ignored; use --format docker to keep them", f))
+	}
 }

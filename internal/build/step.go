@@ -10,14 +10,14 @@ import (
 	"time"
 
 	"github.com/kiln-build/kiln/internal/container"
+	"github.com/kiln-build/kiln/internal/image"
 	"github.com/kiln-build/kiln/internal/store"
 )
 
 // cacheVersion changes whenever what a key covers changes.
 const cacheVersion = "kiln-build-cache-v1"
 
-// key is a step's cache key: the parent image, the output format and
-// timestamp, the instruction, and the parts the step adds (args used,
+// key is a step's cache key: the parent image, the timestamp, the instruction, and the parts the step adds (args used,
 // file digests).
 func (r *stageRun) key(text string, parts []string) string {
 	h := sha256.New()
@@ -29,7 +29,7 @@ func (r *stageRun) key(text string, parts []string) string {
 	if parent == "" {
 		parent = "scratch"
 	}
-	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%t\x00%s\x00", cacheVersion, parent, r.b.o.Commit.Format, ts, r.clearOnBuild, text)
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%t\x00%s\x00", cacheVersion, parent, ts, r.clearOnBuild, text)
 	for _, p := range parts {
 		fmt.Fprintf(h, "%s\x00", p)
 	}
@@ -87,14 +87,17 @@ func (r *stageRun) do(ctx context.Context, text string, parts []string, layer bo
 	return nil
 }
 
-// commit commits the working container as an unnamed image.
+// commit commits the working container as an unnamed image. Step images
+// are kept in Docker's format, which keeps every field a later step may
+// read (SHELL, ONBUILD, HEALTHCHECK); the final image is written in the
+// asked format by finish.
 func (r *stageRun) commit(ctx context.Context, text string, layer bool) (store.Image, error) {
 	c, err := r.container(ctx)
 	if err != nil {
 		return store.Image{}, err
 	}
 	img, err := c.Commit(ctx, container.CommitOptions{
-		Format: r.b.o.Commit.Format, Timestamp: r.b.o.Commit.Timestamp,
+		Format: image.FormatDocker, Timestamp: r.b.o.Commit.Timestamp,
 		CreatedBy: createdBy(text), EmptyLayer: !layer,
 	})
 	if err != nil {

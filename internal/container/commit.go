@@ -69,30 +69,65 @@ func (c *Container) Commit(ctx context.Context, o CommitOptions) (store.Image, e
 
 // writeImage records config cfg on layer top as an image in format o.Format.
 func (c *Container) writeImage(ctx context.Context, cfg *image.Config, top string, o CommitOptions) (store.Image, error) {
-	rawCfg, err := cfg.Marshal(o.Format)
-	if err != nil {
-		return store.Image{}, err
-	}
-	chain, err := c.st.LayerChain(ctx, top)
-	if err != nil {
-		return store.Image{}, err
-	}
-	layers := make([]ocispec.Descriptor, 0, len(chain))
-	for _, l := range chain {
-		layers = append(layers, ocispec.Descriptor{MediaType: o.Format.LayerMediaType(""), Digest: l.DiffID, Size: l.Size})
-	}
-	manifest, err := image.NewManifest(o.Format, image.FromBytes(o.Format.ConfigMediaType(), rawCfg), layers, c.State.ImageAnnotations)
-	if err != nil {
-		return store.Image{}, err
-	}
-	img, err := c.st.CreateImage(ctx, store.NewImage{
-		TopLayer: top, Config: rawCfg, Manifest: manifest, MediaType: o.Format.ManifestMediaType(),
-		Names: o.Names, Created: *cfg.Created,
-	})
+	img, err := storeImage(ctx, c.st, cfg, top, o.Format, c.State.ImageAnnotations, o.Names)
 	if err != nil {
 		return store.Image{}, err
 	}
 	c.State.Config.RootFS = cfg.RootFS
 	c.State.Config.History = cfg.History
 	return img, c.Save(ctx)
+}
+
+// storeImage writes config cfg and a manifest for the chain ending at top
+// in format f, and records the image under names.
+func storeImage(ctx context.Context, st *store.Store, cfg *image.Config, top string, f image.Format, annotations map[string]string, names []string) (store.Image, error) {
+	rawCfg, err := cfg.Marshal(f)
+	if err != nil {
+		return store.Image{}, err
+	}
+	chain, err := st.LayerChain(ctx, top)
+	if err != nil {
+		return store.Image{}, err
+	}
+	layers := make([]ocispec.Descriptor, 0, len(chain))
+	for _, l := range chain {
+		layers = append(layers, ocispec.Descriptor{MediaType: f.LayerMediaType(""), Digest: l.DiffID, Size: l.Size})
+	}
+	manifest, err := image.NewManifest(f, image.FromBytes(f.ConfigMediaType(), rawCfg), layers, annotations)
+	if err != nil {
+		return store.Image{}, err
+	}
+	return st.CreateImage(ctx, store.NewImage{
+		TopLayer: top, Config: rawCfg, Manifest: manifest, MediaType: f.ManifestMediaType(),
+		Names: names, Created: *cfg.Created,
+	})
+}
+
+// Reformat records img again in format f (its config and manifest
+// rewritten, its layers shared) under names, and returns the new image;
+// an image already in format f is only named.
+func Reformat(ctx context.Context, st *store.Store, img store.Image, f image.Format, names []string) (store.Image, error) {
+	raw, err := st.ImageConfig(img)
+	if err != nil {
+		return store.Image{}, err
+	}
+	cfg, err := image.ParseConfig(raw)
+	if err != nil {
+		return store.Image{}, err
+	}
+	rawManifest, err := st.ImageManifest(img)
+	if err != nil {
+		return store.Image{}, err
+	}
+	m, err := image.ParseManifest(rawManifest)
+	if err != nil {
+		return store.Image{}, err
+	}
+	if m.MediaType == f.ManifestMediaType() {
+		return img, st.AddNames(ctx, img.ID, names)
+	}
+	if cfg.Created == nil {
+		cfg.Created = &img.Created
+	}
+	return storeImage(ctx, st, cfg, img.TopLayer, f, m.Annotations, names)
 }
