@@ -102,3 +102,18 @@ func (r *stageRun) sshMount(rm *runMounts, mt *instructions.Mount, n int) (strin
 	rm.env = append(rm.env, "SSH_AUTH_SOCK="+target)
 	return target, nil
 }
+
+// scriptMount puts a heredoc script at heredocPath, executable.
+func (r *stageRun) scriptMount(rm *runMounts, script string) error {
+	dir, err := os.MkdirTemp(r.b.st.RunRoot(), "heredoc-")
+	if err != nil {
+		return err
+	}
+	rm.cleanups = append(rm.cleanups, func(context.Context) { os.RemoveAll(dir) })
+	file := filepath.Join(dir, "script")
+	if err := os.WriteFile(file, []byte(script), 0o755); err != nil {
+		return err
+	}
+	rm.late = append(rm.late, specs.Mount{Destination: heredocPath, Type: "bind", Source: file, Options: []string{"bind", "ro"}})
+	return nil
+}

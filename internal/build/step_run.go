@@ -29,7 +29,7 @@ func (r *stageRun) runStep(ctx context.Context, c *instructions.RunCommand) erro
 	if err := c.Expand(r.expander(used)); err != nil {
 		return err
 	}
-	argv, err := r.runArgs(c)
+	argv, script, err := r.runArgs(c)
 	if err != nil {
 		return err
 	}
@@ -39,30 +39,39 @@ func (r *stageRun) runStep(ctx context.Context, c *instructions.RunCommand) erro
 		return err
 	}
 	mounts := instructions.GetMounts(c)
-	parts := append([]string{"argv:" + strings.Join(argv, "\x01"), "net:" + network.String()}, argsParts(env)...)
+	parts := append([]string{"argv:" + strings.Join(argv, "\x01"), "script:" + script, "net:" + network.String()}, argsParts(env)...)
 	mparts, err := r.mountKeyParts(ctx, mounts)
 	if err != nil {
 		return err
 	}
 	parts = append(parts, mparts...)
 	return r.do(ctx, "RUN "+strings.Join(c.CmdLine, " "), parts, true, func(ctx context.Context, ctr *container.Container) error {
-		return r.execRun(ctx, ctr, argv, env, network, mounts)
+		return r.execRun(ctx, ctr, runSpec{argv: argv, script: script, env: env, network: network, mounts: mounts})
 	})
 }
 
+// heredocPath is where a RUN heredoc with a "#!" line is mounted and
+// executed from, as BuildKit does; /dev is a tmpfs, so nothing of it
+// reaches the layer.
+const heredocPath = "/dev/pipes/kiln-heredoc"
+
 // runArgs is the process's argv: exec form as written, shell form
-// through SHELL; a lone heredoc is the script itself.
-func (r *stageRun) runArgs(c *instructions.RunCommand) ([]string, error) {
+// through SHELL; a lone heredoc is the script itself, run by the shell,
+// or, when it starts with "#!", as an executable file (script).
+func (r *stageRun) runArgs(c *instructions.RunCommand) (argv []string, script string, err error) {
 	if !c.PrependShell {
 		if len(c.CmdLine) == 0 {
-			return nil, fmt.Errorf("RUN needs a command")
+			return nil, "", fmt.Errorf("RUN needs a command")
 		}
-		return append([]string{}, c.CmdLine...), nil
+		return append([]string{}, c.CmdLine...), "", nil
 	}
-	script := strings.Join(c.CmdLine, " ")
+	script = strings.Join(c.CmdLine, " ")
 	if len(c.Files) > 0 {
 		if len(c.Files) == 1 && isHeredocMarker(script) {
 			script = c.Files[0].Data
+			if strings.HasPrefix(script, "#!") {
+				return []string{heredocPath}, script, nil
+			}
 		} else {
 			var b strings.Builder
 			b.WriteString(script)
@@ -72,7 +81,7 @@ func (r *stageRun) runArgs(c *instructions.RunCommand) ([]string, error) {
 			script = b.String()
 		}
 	}
-	return append(r.shell(), script), nil
+	return append(r.shell(), script), "", nil
 }
 
 // isHeredocMarker reports whether s is only "<<EOF" (with - or quotes).
@@ -128,23 +137,36 @@ func (r *stageRun) runNetwork(c *instructions.RunCommand) (run.Network, error) {
 	return r.b.o.Run.Network, nil
 }
 
-// execRun mounts the container and runs argv in it.
-func (r *stageRun) execRun(ctx context.Context, ctr *container.Container, argv, env []string, network run.Network, mounts []*instructions.Mount) error {
+// runSpec is one RUN's process.
+type runSpec struct {
+	argv, env []string
+	script    string // mounted at heredocPath when set
+	network   run.Network
+	mounts    []*instructions.Mount
+}
+
+// execRun mounts the container and runs the process in it.
+func (r *stageRun) execRun(ctx context.Context, ctr *container.Container, rs runSpec) error {
 	root, err := ctr.Mount(ctx)
 	if err != nil {
 		return err
 	}
 	defer ctr.Unmount(context.WithoutCancel(ctx), false)
-	rm, err := r.prepareMounts(ctx, root, mounts)
+	rm, err := r.prepareMounts(ctx, root, rs.mounts)
 	defer rm.release(context.WithoutCancel(ctx))
 	if err != nil {
 		return err
 	}
+	if rs.script != "" {
+		if err := r.scriptMount(rm, rs.script); err != nil {
+			return err
+		}
+	}
 	cfg := r.config().Config
 	ro := run.Options{
 		ContainerID: ctr.ID(), Rootfs: root, RunDir: filepath.Join(r.b.st.RunRoot(), "run", ctr.ID()),
-		Args: argv, Env: append(env, rm.env...), User: cfg.User, WorkingDir: cfg.WorkingDir,
-		Network: network, Mounts: append(append(rm.specs, r.b.o.Run.Mounts...), rm.late...),
+		Args: rs.argv, Env: append(rs.env, rm.env...), User: cfg.User, WorkingDir: cfg.WorkingDir,
+		Network: rs.network, Mounts: append(append(rm.specs, r.b.o.Run.Mounts...), rm.late...),
 		CapAdd: r.b.o.Run.CapAdd, CapDrop: r.b.o.Run.CapDrop,
 		Stdout: r.b.out, Stderr: r.b.out, Isolation: r.b.o.Run.Isolation, Runtime: r.b.o.Run.Runtime,
 		Logger: r.b.o.Logger,
