@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/internal/store"
@@ -13,6 +15,8 @@ import (
 type manifestPushOptions struct {
 	All, Quiet, Rm, RemoveSignatures bool
 	Format, DigestFile               string
+	CompressionFormat                string
+	CompressionLevel                 int
 	registryFlags
 	retryFlags
 }
@@ -34,8 +38,8 @@ func newManifestPushCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			copts := transport.CopyOptions{RemoveSignatures: o.RemoveSignatures, Logger: logger}
-			if copts.Format, err = transport.ParseFormat(o.Format); err != nil {
+			copts, err := pushCopyOptions(pushOptions{Format: o.Format, CompressionFormat: o.CompressionFormat, CompressionLevel: o.CompressionLevel, RemoveSignatures: o.RemoveSignatures})
+			if err != nil {
 				return err
 			}
 			ctx := cmd.Context()
@@ -54,9 +58,11 @@ func newManifestPushCommand() *cobra.Command {
 	f.BoolVar(&o.RemoveSignatures, "remove-signatures", false, "do not copy signatures")
 	f.StringVarP(&o.Format, "format", "f", "", "manifest type: oci or v2s2 (default: keep)")
 	f.StringVar(&o.DigestFile, "digestfile", "", "write the digest of the pushed list to this file")
+	f.StringVar(&o.CompressionFormat, "compression-format", "", "compression for uncompressed layers: gzip (default) or zstd")
+	f.IntVar(&o.CompressionLevel, "compression-level", 0, "compression level")
 	o.registryFlags.add(f)
 	o.retryFlags.add(f)
-	addIgnoredFlags(f, "sign-by", "compression-format", "compression-level", "force-compression", "add-compression")
+	addIgnoredFlags(f, "sign-by", "force-compression", "add-compression")
 	return cmd
 }
 
@@ -68,6 +74,9 @@ func pushManifestList(cmd *cobra.Command, st *store.Store, name string, ref tran
 	ml, err := st.ManifestList(ctx, name)
 	if err != nil {
 		return listNotFound(name, err)
+	}
+	if ml, err = refreshLocalInstances(ctx, st, ml); err != nil {
+		return err
 	}
 	sys := o.systemContext()
 	o.retryFlags.apply(sys, &copts)
@@ -106,4 +115,49 @@ func putIndexOnly(cmd *cobra.Command, ref transport.Ref, sys *transport.SystemCo
 		return "", err
 	}
 	return digest.FromBytes(ml.Index), nil
+}
+
+// refreshLocalInstances points the entries of local images at the
+// manifests those images have now: an image keeps its ID (its config)
+// when it is pulled again, but may then have another manifest (layers
+// compressed by a registry round trip). Platform and annotations stay.
+func refreshLocalInstances(ctx context.Context, st *store.Store, ml store.ManifestList) (store.ManifestList, error) {
+	moved := map[digest.Digest]ocispec.Descriptor{}
+	for d, where := range ml.Instances {
+		if !isFullImageID(where) {
+			continue
+		}
+		img, err := st.Image(ctx, where)
+		if err != nil {
+			return ml, fmt.Errorf("instance %s of %s: %w", d, ml.Name, err)
+		}
+		if img.ManifestDigest == d {
+			continue
+		}
+		raw, err := st.ImageManifest(img)
+		if err != nil {
+			return ml, err
+		}
+		moved[d] = ocispec.Descriptor{MediaType: img.ManifestType, Digest: img.ManifestDigest, Size: int64(len(raw))}
+	}
+	if len(moved) == 0 {
+		return ml, nil
+	}
+	raw, err := transport.EditIndex(ml.Index, func(in []ocispec.Descriptor) ([]ocispec.Descriptor, error) {
+		for i, m := range in {
+			if n, ok := moved[m.Digest]; ok {
+				in[i].MediaType, in[i].Digest, in[i].Size = n.MediaType, n.Digest, n.Size
+			}
+		}
+		return in, nil
+	})
+	if err != nil {
+		return ml, err
+	}
+	ml.Index = raw
+	for old, n := range moved {
+		ml.Instances[n.Digest] = ml.Instances[old]
+		delete(ml.Instances, old)
+	}
+	return ml, nil
 }

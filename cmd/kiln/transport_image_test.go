@@ -63,28 +63,7 @@ func TestTransportImageVerbs(t *testing.T) {
 		t.Errorf("inspect --config: %s", cfg)
 	}
 
-	// Copies keep the manifest digest; conversions are readable by skopeo.
-	dir := t.TempDir()
-	e.mustKiln("image", "copy", "-q", "--src-tls-verify=false", "--dest-tls-verify=false", repo+":1", repo+"-copy:c")
-	var cp inspectOut
-	decodeJSON(t, e.mustKiln("image", "inspect", "--tls-verify=false", repo+"-copy:c"), &cp)
-	if cp.Digest != info.Digest {
-		t.Errorf("registry-to-registry copy changed the digest: %s, want %s", cp.Digest, info.Digest)
-	}
-	e.mustKiln("image", "copy", "-q", "--src-tls-verify=false", "--dest-tls-verify=false", "--format", "v2s2", repo+":1", repo+"-v2s2:c")
-	if raw := runPeer(t, "skopeo", "inspect", "--raw", "--tls-verify=false", repo+"-v2s2:c"); !strings.Contains(raw, "application/vnd.docker.distribution.manifest.v2+json") {
-		t.Errorf("image copy --format v2s2 wrote %s", raw)
-	}
-	e.mustKiln("image", "copy", "-q", "--src-tls-verify=false", repo+":1", "oci:"+dir+"/oci:x")
-	e.mustKiln("image", "copy", "-q", "--src-tls-verify=false", repo+":1", "docker-archive:"+dir+"/a.tar:bb:1")
-	for _, ref := range []string{"oci:" + dir + "/oci:x", "docker-archive:" + dir + "/a.tar"} {
-		var s, k inspectOut
-		decodeJSON(t, runPeer(t, "skopeo", "inspect", ref), &s)
-		decodeJSON(t, e.mustKiln("image", "inspect", ref), &k)
-		if !cmp.Equal(s.Layers, k.Layers) || len(s.Layers) != len(info.Layers) {
-			t.Errorf("inspect %s: skopeo sees layers %v, kiln %v", ref, s.Layers, k.Layers)
-		}
-	}
+	checkImageCopies(t, e, repo, info)
 
 	tags := e.mustKiln("image", "tags", "--tls-verify=false", repo)
 	var tl struct {
@@ -113,6 +92,35 @@ func TestTransportImageVerbs(t *testing.T) {
 	if errOut := e.fails("image", "inspect", "--tls-verify=false", repo+":2"); !strings.Contains(errOut, "bb") {
 		t.Errorf("inspecting a deleted image: %q", errOut)
 	}
+}
+
+// checkImageCopies copies repo:1 to another repository (keeping its
+// digest), converted to Docker schema 2, to an OCI layout and to a
+// docker-archive, and has skopeo read each.
+func checkImageCopies(t *testing.T, e *env, repo string, info inspectOut) {
+	t.Helper()
+	dir := t.TempDir()
+	e.mustKiln("image", "copy", "-q", "--src-tls-verify=false", "--dest-tls-verify=false", repo+":1", repo+"-copy:c")
+	var cp inspectOut
+	decodeJSON(t, e.mustKiln("image", "inspect", "--tls-verify=false", repo+"-copy:c"), &cp)
+	if cp.Digest != info.Digest {
+		t.Errorf("registry-to-registry copy changed the digest: %s, want %s", cp.Digest, info.Digest)
+	}
+	e.mustKiln("image", "copy", "-q", "--src-tls-verify=false", "--dest-tls-verify=false", "--format", "v2s2", repo+":1", repo+"-v2s2:c")
+	if raw := runPeer(t, "skopeo", "inspect", "--raw", "--tls-verify=false", repo+"-v2s2:c"); !strings.Contains(raw, "application/vnd.docker.distribution.manifest.v2+json") {
+		t.Errorf("image copy --format v2s2 wrote %s", raw)
+	}
+	e.mustKiln("image", "copy", "-q", "--src-tls-verify=false", repo+":1", "oci:"+dir+"/oci:x")
+	e.mustKiln("image", "copy", "-q", "--src-tls-verify=false", repo+":1", "docker-archive:"+dir+"/a.tar:bb:1")
+	for _, ref := range []string{"oci:" + dir + "/oci:x", "docker-archive:" + dir + "/a.tar"} {
+		var s, k inspectOut
+		decodeJSON(t, runPeer(t, "skopeo", "inspect", ref), &s)
+		decodeJSON(t, e.mustKiln("image", "inspect", ref), &k)
+		if !cmp.Equal(s.Layers, k.Layers) || len(s.Layers) != len(info.Layers) {
+			t.Errorf("inspect %s: skopeo sees layers %v, kiln %v", ref, s.Layers, k.Layers)
+		}
+	}
+
 	if errOut := e.fails("image", "delete", "oci:"+dir+"/oci:x"); !strings.Contains(errOut, "not supported") {
 		t.Errorf("deleting from an OCI layout: %q", errOut)
 	}
@@ -223,6 +231,10 @@ func TestTransportManifestList(t *testing.T) {
 		t.Fatal(err)
 	}
 	runPeer(t, "skopeo", "inspect", "--override-arch", "arm64", "--override-variant", "v8", "oci:"+dir+":all")
+	e.mustKiln("push", "-q", "--tls-verify=false", "mylist", "docker://"+host+"/viapush:1")
+	if got := runPeer(t, "skopeo", "inspect", "--raw", "--tls-verify=false", "docker://"+host+"/viapush:1"); got != raw {
+		t.Errorf("kiln push of a manifest list wrote %s, want %s", got, raw)
+	}
 	e.mustKiln("manifest", "remove", "mylist", armDigest)
 	decodeJSON(t, e.mustKiln("manifest", "inspect", "mylist"), &idx)
 	if len(idx.Manifests) != 1 {
