@@ -1,0 +1,90 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// nestedDockerBuild is a CI job inside a container: it makes a base
+// image, then runs `kiln build` of a two-stage Dockerfile, twice (the
+// second from the cache), with the default isolation.
+const nestedDockerBuild = `set -eu
+k() { kiln --root /store --runroot /run/kiln "$@"; }
+c=$(k from scratch)
+mp=$(k mount "$c")
+mkdir -p "$mp/bin" "$mp/etc"
+cp /bin/busybox "$mp/bin/busybox"
+for a in sh cat echo id ls; do ln -s busybox "$mp/bin/$a"; done
+cp /etc/passwd /etc/group "$mp/etc/"
+k commit --rm "$c" localhost/base >/dev/null
+mkdir -p /tmp/ctx
+cp /ctx/hello.txt /tmp/ctx/
+cat > /tmp/ctx/Dockerfile <<'DF'
+FROM localhost/base AS builder
+COPY hello.txt /src/
+RUN cat /src/hello.txt > /artifact && id -u >> /artifact
+FROM localhost/base
+COPY --from=builder /artifact /app/artifact
+RUN mkdir -m 1777 /tmp
+USER app
+RUN id -u > /tmp/user
+CMD ["cat", "/app/artifact"]
+DF
+k build -q -t localhost/built /tmp/ctx
+k build -t localhost/built /tmp/ctx | grep -c 'Using cache'
+echo inside-done
+`
+
+// TestBuildInsideRuncContainer: kiln build works with kiln itself in a
+// container (chroot isolation picked by itself, the store on a volume),
+// and the host reads and runs what it built.
+func TestBuildInsideRuncContainer(t *testing.T) {
+	e := newEnv(t, "")
+	runc, err := exec.LookPath("runc")
+	if err != nil {
+		t.Skip("needs runc")
+	}
+	dir := t.TempDir()
+	rootfs, ctxDir := filepath.Join(dir, "rootfs"), filepath.Join(dir, "ctx")
+	store := filepath.Join(e.root, "root")
+	for _, d := range []string{store, ctxDir} {
+		must(t, os.MkdirAll(d, 0o755))
+	}
+	must(t, os.WriteFile(filepath.Join(ctxDir, "hello.txt"), []byte("built inside\n"), 0o644))
+	nestedRootfs(t, rootfs)
+	must(t, os.WriteFile(filepath.Join(rootfs, "build.sh"), []byte(nestedDockerBuild), 0o755))
+	bundle := filepath.Join(dir, "bundle")
+	writeNestedSpec(t, runc, bundle, rootfs, []specs.Mount{
+		{Destination: "/store", Type: "bind", Source: store, Options: []string{"rbind", "rw"}},
+		{Destination: "/ctx", Type: "bind", Source: ctxDir, Options: []string{"rbind", "ro"}},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	state := filepath.Join(dir, "runc-state")
+	id := "kiln-nested-build-" + filepath.Base(dir)
+	cmd := exec.CommandContext(ctx, runc, "--root", state, "run", "--bundle", bundle, id)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	runErr := cmd.Run()
+	exec.Command(runc, "--root", state, "delete", "--force", id).Run()
+	if runErr != nil || !strings.Contains(out.String(), "inside-done") {
+		t.Fatalf("kiln build inside the container failed: %v\n%s", runErr, out.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 3 || len(lines[0]) != 64 || lines[1] != "7" {
+		t.Errorf("inside: want the image ID, 7 cached steps, inside-done; got:\n%s", out.String())
+	}
+	c := e.mustKiln("from", "localhost/built")
+	if got := e.mustKiln("run", "--isolation", "oci", c, "--", "cat", "/app/artifact", "/tmp/user"); got != "built inside\n0\n1000" {
+		t.Errorf("host run of the image built inside = %q", got)
+	}
+	e.mustKiln("rm", c)
+}
