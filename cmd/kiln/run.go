@@ -94,6 +94,10 @@ func runRun(cmd *cobra.Command, o runOptions, args []string) error {
 	if err := os.MkdirAll(ro.RunDir, 0o700); err != nil {
 		return err
 	}
+	// What a kiln killed during an earlier run left here goes first.
+	if err := run.Cleanup(ro.RunDir); err != nil {
+		logger.Warn("cleaning up after an earlier run", "err", err)
+	}
 	signal.Ignore(syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Reset(syscall.SIGINT, syscall.SIGTERM)
 	code, err := run.Run(ctx, ro)
