@@ -162,3 +162,41 @@ func TestBuildRemoteCache(t *testing.T) {
 		t.Errorf("store B built %s, store A %s", idB, idA)
 	}
 }
+
+// TestBuildFlags: --label/--annotation on the final image, --squash,
+// --output local and tar, --build-context, -v for RUN, and the warning
+// for a build arg nothing uses.
+func TestBuildFlags(t *testing.T) {
+	e := newEnv(t, "")
+	e.busybox()
+	dir, extra, vol := t.TempDir(), t.TempDir(), t.TempDir()
+	must(t, os.WriteFile(filepath.Join(extra, "x.txt"), []byte("from a named context\n"), 0o644))
+	must(t, os.WriteFile(filepath.Join(vol, "v.txt"), []byte("from a volume\n"), 0o644))
+	df := "FROM localhost/busybox\nCOPY --from=extra x.txt /x.txt\nRUN cat /vol/v.txt > /v.txt\nRUN echo two > /two\n"
+	must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644))
+	outDir, outTar := t.TempDir(), filepath.Join(t.TempDir(), "out.tar")
+	_, errOut, code := e.kiln("build", "-q", "-t", "flags", "--label", "l=1", "--annotation", "a=2", "--squash",
+		"--build-context", "extra="+extra, "-v", vol+":/vol:ro", "--build-arg", "UNUSED=1",
+		"--output", "type=local,dest="+outDir, "--output", "type=tar,dest="+outTar, dir)
+	if code != 0 {
+		t.Fatalf("build: exit %d: %s", code, errOut)
+	}
+	if !strings.Contains(errOut, "UNUSED") {
+		t.Errorf("no warning about the unused build arg: %q", errOut)
+	}
+	if got := e.mustKiln("inspect", "--format", "{{.OCIv1.Config.Labels}} {{len .OCIv1.RootFS.DiffIDs}} {{.ImageAnnotations}}", "flags"); got != "map[l:1] 1 map[a:2]" {
+		t.Errorf("labels, layer count, annotations = %q", got)
+	}
+	for _, f := range []string{"x.txt", "v.txt", "two", "bin/busybox"} {
+		if _, err := os.Stat(filepath.Join(outDir, f)); err != nil {
+			t.Errorf("--output local: %v", err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(outDir, "vol")); err == nil {
+		t.Error("--output local: the RUN volume's mount point is in the image")
+	}
+	list, err := exec.Command("tar", "-tf", outTar).Output()
+	if err != nil || !strings.Contains(string(list), "x.txt") || !strings.Contains(string(list), "bin/busybox") {
+		t.Errorf("--output tar: %v\n%s", err, list)
+	}
+}

@@ -107,8 +107,13 @@ func inspectImage(ctx context.Context, st *store.Store, ref string) (any, error)
 	if len(img.Names) > 0 {
 		name = img.Names[0]
 	}
+	m, err := image.ParseManifest(rawMan)
+	if err != nil {
+		return nil, err
+	}
 	return imageInspect{
 		Type: "kiln 0.1", FromImage: name, FromImageID: img.ID, FromImageDigest: string(img.ManifestDigest),
 		Config: string(rawCfg), Manifest: string(rawMan), OCIv1: cfg.OCI(), Docker: cfg.Docker(), History: cfg.History,
+		ImageAnnotations: m.Annotations,
 	}, nil
 }

@@ -254,7 +254,12 @@ func (r *stageRun) finish(ctx context.Context) (store.Image, error) {
 		r.cur = img
 	}
 	r.warnDockerOnly()
-	img, err := container.Reformat(ctx, r.b.st, r.cur, r.b.o.Commit.Format, r.b.o.Tags)
+	ann := map[string]string{}
+	for _, a := range r.b.o.Commit.Annotations {
+		k, v, _ := strings.Cut(a, "=")
+		ann[k] = v
+	}
+	img, err := container.Reformat(ctx, r.b.st, r.cur, r.b.o.Commit.Format, ann, r.b.o.Tags)
 	if err != nil {
 		return store.Image{}, err
 	}

@@ -199,8 +199,8 @@ func kvText(kvs instructions.KeyValuePairs) string {
 	return strings.Join(parts, " ")
 }
 
-// finalStep is the config step --label and --annotation add to the
-// target stage.
+// finalStep is the config step --label adds to the target stage
+// (--annotation goes to the final manifest, see finish).
 type finalStep struct {
 	text  string
 	parts []string
@@ -209,12 +209,11 @@ type finalStep struct {
 
 func (r *stageRun) finalConfig() *finalStep {
 	co := r.b.o.Commit
-	if !r.final || (len(co.Labels) == 0 && len(co.Annotations) == 0) {
+	if !r.final || len(co.Labels) == 0 {
 		return nil
 	}
 	text := "LABEL " + strings.Join(co.Labels, " ")
-	parts := append(append([]string{}, co.Labels...), co.Annotations...)
-	return &finalStep{text: text, parts: parts, apply: func(c *container.Container) error {
+	return &finalStep{text: text, parts: co.Labels, apply: func(c *container.Container) error {
 		cc := &c.State.Config.Config
 		if cc.Labels == nil && len(co.Labels) > 0 {
 			cc.Labels = map[string]string{}
@@ -222,13 +221,6 @@ func (r *stageRun) finalConfig() *finalStep {
 		for _, l := range co.Labels {
 			k, v, _ := strings.Cut(l, "=")
 			cc.Labels[k] = v
-		}
-		if c.State.ImageAnnotations == nil && len(co.Annotations) > 0 {
-			c.State.ImageAnnotations = map[string]string{}
-		}
-		for _, a := range co.Annotations {
-			k, v, _ := strings.Cut(a, "=")
-			c.State.ImageAnnotations[k] = v
 		}
 		return nil
 	}}

@@ -103,10 +103,11 @@ func storeImage(ctx context.Context, st *store.Store, cfg *image.Config, top str
 	})
 }
 
-// Reformat records img again in format f (its config and manifest
-// rewritten, its layers shared) under names, and returns the new image;
-// an image already in format f is only named.
-func Reformat(ctx context.Context, st *store.Store, img store.Image, f image.Format, names []string) (store.Image, error) {
+// Reformat records img again in format f with the manifest annotations
+// added (its config and manifest rewritten, its layers shared) under
+// names, and returns the new image; an image already in format f is only
+// named when there is nothing to add.
+func Reformat(ctx context.Context, st *store.Store, img store.Image, f image.Format, annotations map[string]string, names []string) (store.Image, error) {
 	raw, err := st.ImageConfig(img)
 	if err != nil {
 		return store.Image{}, err
@@ -123,11 +124,21 @@ func Reformat(ctx context.Context, st *store.Store, img store.Image, f image.For
 	if err != nil {
 		return store.Image{}, err
 	}
-	if m.MediaType == f.ManifestMediaType() {
+	if m.MediaType == f.ManifestMediaType() && len(annotations) == 0 {
 		return img, st.AddNames(ctx, img.ID, names)
 	}
 	if cfg.Created == nil {
 		cfg.Created = &img.Created
 	}
-	return storeImage(ctx, st, cfg, img.TopLayer, f, m.Annotations, names)
+	merged := map[string]string{}
+	for k, v := range m.Annotations {
+		merged[k] = v
+	}
+	for k, v := range annotations {
+		merged[k] = v
+	}
+	if len(merged) == 0 {
+		merged = nil
+	}
+	return storeImage(ctx, st, cfg, img.TopLayer, f, merged, names)
 }
