@@ -44,4 +44,3 @@ func TestAddURL(t *testing.T) {
 		t.Errorf("404: exit %d, %q", code, errOut)
 	}
 }
-
