@@ -200,3 +200,45 @@ func TestBuildFlags(t *testing.T) {
 		t.Errorf("--output tar: %v\n%s", err, list)
 	}
 }
+
+// TestBuildGitContext: a git repository as the context, at a ref and in
+// a subdirectory ("#ref:subdir"); --build-arg-file; --force-rm=false
+// keeps the failed step's container.
+func TestBuildGitContext(t *testing.T) {
+	e := newEnv(t, "")
+	e.busybox()
+	repo := t.TempDir()
+	git := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command("git", append([]string{"-C", repo, "-c", "user.name=t", "-c", "user.email=t@example.com"}, args...)...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	git("init", "-q", "-b", "main")
+	must(t, os.MkdirAll(filepath.Join(repo, "app"), 0o755))
+	must(t, os.WriteFile(filepath.Join(repo, "app/Dockerfile"), []byte("FROM localhost/busybox\nARG V\nCOPY v.txt /\nRUN echo $V >> /v.txt\n"), 0o644))
+	must(t, os.WriteFile(filepath.Join(repo, "app/v.txt"), []byte("release\n"), 0o644))
+	git("add", ".")
+	git("commit", "-q", "-m", "one")
+	git("tag", "v1")
+	must(t, os.WriteFile(filepath.Join(repo, "app/v.txt"), []byte("later\n"), 0o644))
+	git("commit", "-q", "-am", "two")
+	argFile := filepath.Join(t.TempDir(), "args")
+	must(t, os.WriteFile(argFile, []byte("# comment\nV=from-file\n"), 0o644))
+	e.mustKiln("build", "-q", "-t", "fromgit", "--build-arg-file", argFile, repo+"#v1:app")
+	c := e.mustKiln("from", "fromgit")
+	if got := e.mustKiln("run", c, "--", "cat", "/v.txt"); got != "release\nfrom-file" {
+		t.Errorf("built from git at v1 = %q", got)
+	}
+	e.mustKiln("rm", c)
+
+	dir := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM localhost/busybox\nRUN echo partial > /p && exit 3\n"), 0o644))
+	if _, _, code := e.kiln("build", "--force-rm=false", dir); code != 3 {
+		t.Errorf("failing RUN: exit %d, want 3", code)
+	}
+	if out := e.mustKiln("containers", "-q"); out == "" {
+		t.Error("--force-rm=false: the failed step's container is gone")
+	}
+}

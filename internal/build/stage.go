@@ -38,7 +38,7 @@ type stageRun struct {
 	cmdSet       bool // a CMD ran in this stage
 }
 
-func (b *builder) runStage(ctx context.Context, s *stage, final bool, _ int) (store.Image, error) {
+func (b *builder) runStage(ctx context.Context, s *stage, final bool, _ int) (img store.Image, err error) {
 	r := &stageRun{b: b, s: s, final: final, lex: b.df.lexer(), args: newArgSet()}
 	base, desc, err := r.resolveBase(ctx)
 	if err != nil {
@@ -59,7 +59,13 @@ func (b *builder) runStage(ctx context.Context, s *stage, final bool, _ int) (st
 		return store.Image{}, err
 	}
 	defer b.release()
-	defer r.removeContainer(context.WithoutCancel(ctx))
+	defer func() {
+		if err != nil && b.o.Commit.KeepContainers && r.ctr != nil {
+			b.out.line(s, len(b.df.stages), "--> keeping container %s of the failed step (--force-rm=false)", r.ctr.Name())
+			return
+		}
+		r.removeContainer(context.WithoutCancel(ctx))
+	}()
 	if err := r.useImage(ctx, base); err != nil {
 		return store.Image{}, err
 	}
