@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,22 +9,6 @@ import (
 	"testing"
 	"time"
 )
-
-// kilnIn runs kiln with stdin and returns stdout, stderr and the code.
-func (e *env) kilnIn(stdin []byte, a ...string) (string, string, int) {
-	e.t.Helper()
-	cmd := exec.Command(kilnBin, e.args(a...)...)
-	var out, errb bytes.Buffer
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(stdin), &out, &errb
-	err := cmd.Run()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return out.String(), errb.String(), ee.ExitCode()
-	} else if err != nil {
-		e.t.Fatal(err)
-	}
-	return out.String(), errb.String(), 0
-}
 
 // TestBuildCLI: the build verb as Buildah users call it: bud alias, a
 // Containerfile found in the context, -t, -q prints only the ID,
@@ -59,11 +42,11 @@ func TestBuildCLI(t *testing.T) {
 	tarCmd := exec.Command("tar", "-C", dir, "-c", ".")
 	tarCmd.Stdout = &tarball
 	must(t, tarCmd.Run())
-	sout, serr, code := e.kilnIn(tarball.Bytes(), "build", "-q", "--build-arg", "WHO=kiln", "-")
+	sout, serr, code := e.run(tarball.String(), nil, "build", "-q", "--build-arg", "WHO=kiln", "-")
 	if code != 0 || strings.TrimSpace(sout) != id {
 		t.Errorf("tar context on stdin: exit %d, %q (want %s): %s", code, sout, id, serr)
 	}
-	sout, serr, code = e.kilnIn([]byte("FROM localhost/busybox\nRUN echo from-stdin > /f\n"), "build", "-q", "-f", "-", dir)
+	sout, serr, code = e.run("FROM localhost/busybox\nRUN echo from-stdin > /f\n", nil, "build", "-q", "-f", "-", dir)
 	if code != 0 || len(strings.TrimSpace(sout)) != 64 {
 		t.Errorf("-f -: exit %d, %q: %s", code, sout, serr)
 	}

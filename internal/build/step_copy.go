@@ -31,13 +31,25 @@ type copySpec struct {
 	checksum string
 }
 
-func (r *stageRun) copyStep(ctx context.Context, c *instructions.CopyCommand) error {
-	used := map[string]struct{}{}
+// expandable is what COPY and ADD expand: words, then heredoc bodies.
+type expandable interface {
+	instructions.SupportsSingleWordExpansion
+	instructions.SupportsSingleWordExpansionRaw
+}
+
+// expandCopy expands a COPY or ADD and returns the expander it used.
+func (r *stageRun) expandCopy(c expandable, used map[string]struct{}) (func(string) (string, error), error) {
 	exp := r.expander(used)
 	if err := c.Expand(exp); err != nil {
-		return err
+		return nil, err
 	}
-	if err := c.ExpandRaw(exp); err != nil {
+	return exp, c.ExpandRaw(exp)
+}
+
+func (r *stageRun) copyStep(ctx context.Context, c *instructions.CopyCommand) error {
+	used := map[string]struct{}{}
+	exp, err := r.expandCopy(c, used)
+	if err != nil {
 		return err
 	}
 	from, err := exp(c.From)
@@ -50,11 +62,7 @@ func (r *stageRun) copyStep(ctx context.Context, c *instructions.CopyCommand) er
 
 func (r *stageRun) addStep(ctx context.Context, c *instructions.AddCommand) error {
 	used := map[string]struct{}{}
-	exp := r.expander(used)
-	if err := c.Expand(exp); err != nil {
-		return err
-	}
-	if err := c.ExpandRaw(exp); err != nil {
+	if _, err := r.expandCopy(c, used); err != nil {
 		return err
 	}
 	sp := copySpec{text: c.String(), sd: c.SourcesAndDest, chown: c.Chown, chmod: c.Chmod, excludes: c.ExcludePatterns, add: c.Unpack == nil || *c.Unpack, checksum: c.Checksum}
