@@ -126,7 +126,11 @@ func (b *buildahPeer) cmd(ctx context.Context, args ...string) *exec.Cmd {
 
 func (b *buildahPeer) build(ctx context.Context, t *testing.T, c diffCase, dockerfile, tag, dir string) peerResult {
 	start := time.Now()
-	args := append([]string{"bud", "--format", "docker", "--layers", "--pull=never"}, peerArgs(c, dockerfile, tag)...)
+	format := "docker"
+	if c.exp.Format == "oci" {
+		format = "oci"
+	}
+	args := append([]string{"bud", "--format", format, "--layers", "--pull=never"}, peerArgs(c, dockerfile, tag)...)
 	out, err := runTool(b.cmd(ctx, args...))
 	r := peerResult{out: out, err: err}
 	if err == nil {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kiln-build/kiln/internal/image"
 	"github.com/kiln-build/kiln/internal/store"
 )
 
@@ -168,6 +169,9 @@ func kilnDiffBuild(ctx context.Context, t *testing.T, st *store.Store, c diffCas
 	must(t, err)
 	img, out, err := buildIn(t, st, c.ctx, string(df), func(o *Options) {
 		o.Args, o.Target, o.Ignore = c.exp.Args, c.exp.Target, ignore
+		if c.exp.Format == "oci" {
+			o.Commit.Format = image.FormatOCI
+		}
 		o.Run.Secrets = map[string]Secret{}
 		for id, p := range c.secrets {
 			o.Run.Secrets[id] = Secret{Src: p}
