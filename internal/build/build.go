@@ -52,6 +52,14 @@ func Build(ctx context.Context, st *store.Store, o Options) (Result, error) {
 	if b.bctx, err = newBuildContext(o.ContextDir, o.Ignore); err != nil {
 		return Result{}, err
 	}
+	if err := b.bctx.remember(ctx, st); err != nil {
+		return Result{}, err
+	}
+	defer func() {
+		if err := b.bctx.save(context.WithoutCancel(ctx), st); err != nil && b.o.Logger != nil {
+			b.o.Logger.Warn("remembering context file digests", "error", err)
+		}
+	}()
 	target, err := df.target(o.Target)
 	if err != nil {
 		return Result{}, err

@@ -1,6 +1,7 @@
 package build
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -16,6 +17,8 @@ import (
 
 	cfs "github.com/containerd/continuity/fs"
 	"github.com/moby/patternmatcher"
+
+	"github.com/kiln-build/kiln/internal/store"
 )
 
 // ErrOutsideContext is wrapped when a source path leaves the context.
@@ -29,17 +32,12 @@ type buildContext struct {
 	pm  *patternmatcher.PatternMatcher
 
 	mu     sync.Mutex
-	hashes map[string]fileHash // by host path
-}
-
-type fileHash struct {
-	size, mtime int64
-	ino         uint64
-	sum         string
+	hashes map[string]store.FileHash // by host path: remembered, then computed
+	fresh  map[string]store.FileHash // computed in this build, to remember
 }
 
 func newBuildContext(dir string, ignore []string) (*buildContext, error) {
-	bc := &buildContext{hashes: map[string]fileHash{}}
+	bc := &buildContext{hashes: map[string]store.FileHash{}, fresh: map[string]store.FileHash{}}
 	if dir != "" {
 		abs, err := filepath.Abs(dir)
 		if err != nil {
@@ -153,18 +151,44 @@ func (bc *buildContext) hashTree(h io.Writer, root, top string, confine bool) er
 	})
 }
 
-// fileSum is a file's content digest, remembered for this build by path,
-// size, mtime and inode.
+// remember loads the digests the store remembers for the context's
+// files, so that a rebuild reads only files whose stat data changed.
+func (bc *buildContext) remember(ctx context.Context, st *store.Store) error {
+	if bc.dir == "" {
+		return nil
+	}
+	known, err := st.FileHashes(ctx, bc.dir)
+	if err != nil {
+		return err
+	}
+	bc.mu.Lock()
+	defer bc.mu.Unlock()
+	for p, h := range known {
+		bc.hashes[p] = h
+	}
+	return nil
+}
+
+// save stores the digests computed in this build.
+func (bc *buildContext) save(ctx context.Context, st *store.Store) error {
+	bc.mu.Lock()
+	defer bc.mu.Unlock()
+	return st.PutFileHashes(ctx, bc.fresh)
+}
+
+// fileSum is a file's content digest, remembered by path, size, mtime,
+// ctime and inode.
 func (bc *buildContext) fileSum(p string, fi fs.FileInfo) (string, error) {
-	key := fileHash{size: fi.Size(), mtime: fi.ModTime().UnixNano()}
+	key := store.FileHash{Size: fi.Size(), MTime: fi.ModTime().UnixNano()}
 	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
-		key.ino = sys.Ino
+		key.Ino = sys.Ino
+		key.CTime = sys.Ctim.Nano()
 	}
 	bc.mu.Lock()
 	old, ok := bc.hashes[p]
 	bc.mu.Unlock()
-	if ok && old.size == key.size && old.mtime == key.mtime && old.ino == key.ino {
-		return old.sum, nil
+	if ok && old.Size == key.Size && old.MTime == key.MTime && old.CTime == key.CTime && old.Ino == key.Ino {
+		return old.Sum, nil
 	}
 	f, err := os.Open(p)
 	if err != nil {
@@ -175,9 +199,9 @@ func (bc *buildContext) fileSum(p string, fi fs.FileInfo) (string, error) {
 	if _, err := io.Copy(sh, f); err != nil {
 		return "", fmt.Errorf("reading %s: %w", p, err)
 	}
-	key.sum = hex.EncodeToString(sh.Sum(nil))
+	key.Sum = hex.EncodeToString(sh.Sum(nil))
 	bc.mu.Lock()
-	bc.hashes[p] = key
+	bc.hashes[p], bc.fresh[p] = key, key
 	bc.mu.Unlock()
-	return key.sum, nil
+	return key.Sum, nil
 }

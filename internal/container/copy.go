@@ -78,7 +78,7 @@ func (c *Container) Copy(ctx context.Context, o CopyOptions) error {
 		if fi, err := statIn(root, dest); err == nil && fi.IsDir() {
 			intoDir = true
 		}
-		cp := copier{root: root, owner: owner, mode: mode, add: o.Add, exclude: o.Exclude}
+		cp := copier{root: root, owner: owner, mode: mode, add: o.Add, exclude: o.Exclude, dirs: map[string]string{}}
 		for _, s := range srcs {
 			if err := cp.copySource(ctx, s, dest, intoDir); err != nil {
 				return err
@@ -178,6 +178,7 @@ type copier struct {
 	mode    *os.FileMode
 	add     bool
 	exclude func(string, bool) (bool, bool)
+	dirs    map[string]string // container directory -> resolved host path
 }
 
 func (cp copier) copySource(ctx context.Context, src, dest string, intoDir bool) error {
@@ -258,6 +259,10 @@ func (cp copier) copyTree(ctx context.Context, src, dest string) error {
 // mkdirIn makes directory p (in the container) and its parents, and
 // returns its resolved host path.
 func (cp copier) mkdirIn(p string) (string, error) {
+	p = path.Clean("/" + p)
+	if full, ok := cp.dirs[p]; ok {
+		return full, nil
+	}
 	full, err := cfs.RootPath(cp.root, p)
 	if err != nil {
 		return "", err
@@ -265,6 +270,9 @@ func (cp copier) mkdirIn(p string) (string, error) {
 	if err := os.MkdirAll(full, 0o755); err != nil {
 		return "", fmt.Errorf("creating %s in the container: %w", p, err)
 	}
+	// A directory stays one for the rest of the copy (copyEntry replaces
+	// only non-directories), so its resolution can be reused.
+	cp.dirs[p] = full
 	return full, nil
 }
 
@@ -277,10 +285,9 @@ func (cp copier) copyEntry(src, target string, fi os.FileInfo) error {
 	}
 	full := filepath.Join(parent, path.Base(target))
 	if fi.IsDir() {
-		if target == "/" || target == "." {
-			full = cp.root
-		}
-		if err := os.MkdirAll(full, 0o755); err != nil {
+		// A directory may land on a symlink in the container: follow it
+		// inside the root, never on the host.
+		if full, err = cp.mkdirIn(target); err != nil {
 			return err
 		}
 		if err := os.Chmod(full, cp.modeFor(fi)); err != nil {

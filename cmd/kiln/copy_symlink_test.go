@@ -1,0 +1,41 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestCopyDirOntoSymlink: copying a directory onto a container path that
+// is an absolute symlink follows it inside the container's root: the
+// host directory of the same name keeps its mode and times.
+func TestCopyDirOntoSymlink(t *testing.T) {
+	e := newEnv(t, "")
+	e.busybox()
+	host := t.TempDir() // stands for the host's /etc
+	must(t, os.Chmod(host, 0o755))
+	old := time.Unix(1500000000, 0)
+	must(t, os.Chtimes(host, old, old))
+	src := t.TempDir()
+	must(t, os.Chmod(src, 0o700))
+	must(t, os.WriteFile(filepath.Join(src, "f"), []byte("x"), 0o644))
+
+	c := e.mustKiln("from", "localhost/busybox")
+	mp := e.mustKiln("mount", c)
+	must(t, os.MkdirAll(filepath.Join(mp, "x"), 0o755))
+	must(t, os.Symlink(host, filepath.Join(mp, "x/t")))
+	e.mustKiln("copy", c, src, "/x/t")
+
+	fi, err := os.Stat(host)
+	must(t, err)
+	if fi.Mode().Perm() != 0o755 || !fi.ModTime().Equal(old) {
+		t.Errorf("host directory changed: mode %o, mtime %v", fi.Mode().Perm(), fi.ModTime())
+	}
+	if _, err := os.Stat(filepath.Join(host, "f")); err == nil {
+		t.Error("the copy wrote into the host directory")
+	}
+	if _, err := os.Stat(filepath.Join(mp, host, "f")); err != nil {
+		t.Errorf("the copy did not land inside the container at the link's target: %v", err)
+	}
+}
