@@ -256,12 +256,16 @@ func report(t *testing.T, known map[string]knownDifference, name, what string, p
 		return "ok"
 	}
 	var unknown []string
+	byReason := map[string][]string{}
 	for _, p := range probs {
 		if k, ok := knownFor(known, name, what, p); ok {
-			t.Logf("%s (known: %s): %s", what, k.Reason, p)
+			byReason[k.Reason] = append(byReason[k.Reason], p)
 			continue
 		}
 		unknown = append(unknown, p)
+	}
+	for _, reason := range sortedKeys(byReason) {
+		t.Logf("%s, known (%s):\n  %s", what, reason, strings.Join(byReason[reason], "\n  "))
 	}
 	if len(unknown) > 0 {
 		t.Errorf("%s:\n  %s", what, strings.Join(unknown, "\n  "))
