@@ -84,16 +84,16 @@ func must(t *testing.T, err error) {
 	}
 }
 
-// runOnTerminal runs args with the chroot isolation and a terminal, in
-// the background; the returned channel yields the exit status.
-func runOnTerminal(t *testing.T, tt *testTerminal, user string, args ...string) <-chan int {
+// runOnTerminal runs args with a terminal, in the background; the
+// returned channel yields the exit status.
+func runOnTerminal(t *testing.T, tt *testTerminal, iso Isolation, user string, args ...string) <-chan int {
 	root := busyboxRootfs(t)
 	done := make(chan int, 1)
 	go func() {
 		code, err := Run(context.Background(), Options{
 			ContainerID: "tty", Rootfs: root, RunDir: t.TempDir(), Args: args, User: user,
 			Stdin: tt.slave, Stdout: tt.slave, Stderr: tt.slave,
-			Terminal: true, Isolation: IsolationChroot,
+			Terminal: true, Isolation: iso,
 		})
 		if err != nil {
 			t.Errorf("Run: %v", err)
@@ -114,16 +114,22 @@ func waitExit(t *testing.T, tt *testTerminal, done <-chan int) int {
 	return -1
 }
 
-// TestChrootTerminal: the command gets a pty of the container's own
-// devpts as its controlling terminal, owned by its user, with kiln's
-// window size; input typed on kiln's terminal reaches it; kiln's
-// terminal is raw during the run and restored after.
-func TestChrootTerminal(t *testing.T) {
+// TestTerminal: under both isolations the command gets a pty of the
+// container's own devpts as its controlling terminal, owned by its user,
+// with kiln's window size; input typed on kiln's terminal reaches it;
+// kiln's terminal is raw during the run and restored after.
+func TestTerminal(t *testing.T) {
 	requiresRoot(t)
+	for _, iso := range isolations(t) {
+		t.Run(iso.String(), func(t *testing.T) { terminalCase(t, iso) })
+	}
+}
+
+func terminalCase(t *testing.T, iso Isolation) {
 	tt := newTestTerminal(t, 33, 111)
 	before, err := unix.IoctlGetTermios(int(tt.slave.Fd()), unix.TCGETS)
 	must(t, err)
-	done := runOnTerminal(t, tt, "alice", "sh", "-c",
+	done := runOnTerminal(t, tt, iso, "alice", "sh", "-c",
 		`tty; stty size; stat -c %u $(tty); test -t 0 -a -t 1 -a -t 2 && echo all-tty; echo ready; read line; echo "got $line"; exit 4`)
 	tt.waitFor(t, "ready")
 	during, err := unix.IoctlGetTermios(int(tt.slave.Fd()), unix.TCGETS)
@@ -153,7 +159,7 @@ func TestChrootTerminal(t *testing.T) {
 func TestChrootTerminalResize(t *testing.T) {
 	requiresRoot(t)
 	tt := newTestTerminal(t, 24, 80)
-	done := runOnTerminal(t, tt, "", "sh", "-c",
+	done := runOnTerminal(t, tt, IsolationChroot, "", "sh", "-c",
 		`trap 'stty size; exit 0' WINCH; stty size; echo ready; while :; do sleep 0.05; done`)
 	tt.waitFor(t, "ready")
 	tt.resize(t, 50, 132)
