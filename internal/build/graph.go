@@ -14,11 +14,14 @@ func (b *builder) deps(s *stage) ([]*stage, error) {
 	lex := b.df.lexer()
 	env := envGetter{args: b.global}
 	var refs []string
+	var out []*stage
 	base, _, err := lex.ProcessWord(s.base, env)
 	if err != nil {
 		return nil, fmt.Errorf("%s:%d: %w", b.df.name, s.line, err)
 	}
-	refs = append(refs, base)
+	if d, ok := b.df.lookupNamed(base, s.index); ok {
+		out = append(out, d)
+	}
 	for _, c := range s.commands {
 		switch c := c.(type) {
 		case *instructions.CopyCommand:
@@ -29,7 +32,6 @@ func (b *builder) deps(s *stage) ([]*stage, error) {
 			refs = append(refs, mountFroms(c)...)
 		}
 	}
-	var out []*stage
 	for _, ref := range refs {
 		ref, _, err := lex.ProcessWord(ref, env)
 		if err != nil {

@@ -94,8 +94,23 @@ func locate(name string, err error) error {
 }
 
 // lookupStage finds a stage by name (case-insensitively) or index among
-// the stages before limit (-1: all stages).
+// the stages before limit (-1: all stages), as --from does.
 func (df *dockerfile) lookupStage(ref string, limit int) (*stage, bool) {
+	if s, ok := df.lookupNamed(ref, limit); ok {
+		return s, true
+	}
+	if limit < 0 {
+		limit = len(df.stages)
+	}
+	if i, err := strconv.Atoi(ref); err == nil && i >= 0 && i < limit {
+		return df.stages[i], true
+	}
+	return nil, false
+}
+
+// lookupNamed finds a stage by name only, as FROM does: "FROM 0" names
+// an image, not the first stage.
+func (df *dockerfile) lookupNamed(ref string, limit int) (*stage, bool) {
 	if limit < 0 {
 		limit = len(df.stages)
 	}
@@ -104,9 +119,6 @@ func (df *dockerfile) lookupStage(ref string, limit int) (*stage, bool) {
 		if s.name != "" && s.name == ref {
 			return s, true
 		}
-	}
-	if i, err := strconv.Atoi(ref); err == nil && i >= 0 && i < limit {
-		return df.stages[i], true
 	}
 	return nil, false
 }

@@ -116,7 +116,7 @@ func (r *stageRun) resolveBase(ctx context.Context) (store.Image, string, error)
 	if name == "" {
 		return store.Image{}, "", fmt.Errorf("%s:%d: FROM needs an image: %q expands to nothing", r.b.df.name, r.s.line, r.s.base)
 	}
-	if dep, ok := r.b.df.lookupStage(name, r.s.index); ok {
+	if dep, ok := r.b.df.lookupNamed(name, r.s.index); ok {
 		img, err := r.b.waitStage(ctx, dep)
 		return img, desc, err
 	}

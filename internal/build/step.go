@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -36,8 +37,12 @@ func (r *stageRun) key(text string, parts []string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// stepFunc applies a step to the working container.
+// stepFunc applies a step to the working container. A step that may
+// add a layer returns errNoChange when it changed no file.
 type stepFunc func(ctx context.Context, c *container.Container) error
+
+// errNoChange tells do to record the step without a layer.
+var errNoChange = errors.New("no change")
 
 // do runs one step through the cache: a hit moves to the cached image;
 // a miss applies fn to the working container and, with --layers, commits
@@ -67,7 +72,11 @@ func (r *stageRun) do(ctx context.Context, text string, parts []string, layer bo
 	if err != nil {
 		return err
 	}
-	if err := fn(ctx, c); err != nil {
+	err = fn(ctx, c)
+	if errors.Is(err, errNoChange) {
+		layer, err = false, nil
+	}
+	if err != nil {
 		return err
 	}
 	if !cache.Layers {

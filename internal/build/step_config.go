@@ -34,11 +34,37 @@ func (r *stageRun) configInstruction(ctx context.Context, cmd instructions.Comma
 			return err
 		}
 	}
+	if wd, ok := cmd.(*instructions.WorkdirCommand); ok {
+		return r.workdirStep(ctx, wd, used)
+	}
 	apply, text, err := r.configChange(cmd, used)
 	if err != nil {
 		return err
 	}
 	return r.configStep(ctx, text, r.usedArgs(used), apply)
+}
+
+// workdirStep sets the working directory and creates it, owned by the
+// current USER, as BuildKit does; a layer only when it was missing.
+func (r *stageRun) workdirStep(ctx context.Context, c *instructions.WorkdirCommand, used map[string]struct{}) error {
+	wd := c.Path
+	if !path.IsAbs(wd) {
+		wd = path.Join("/", r.config().Config.WorkingDir, wd)
+	}
+	wd = path.Clean(wd)
+	user := r.config().Config.User
+	return r.do(ctx, "WORKDIR "+c.Path, append(r.usedArgs(used), "dir:"+wd, "user:"+user), true, func(ctx context.Context, ctr *container.Container) error {
+		ctr.State.Config = ctr.State.Config.Clone()
+		ctr.State.Config.Config.WorkingDir = wd
+		created, err := ctr.MkdirAll(ctx, wd, user)
+		if err != nil {
+			return err
+		}
+		if !created {
+			return errNoChange
+		}
+		return nil
+	})
 }
 
 // configChange maps an instruction to its change and its history text.
@@ -78,14 +104,6 @@ func (r *stageRun) configChange(cmd instructions.Command, used map[string]struct
 		}), "VOLUME " + fmt.Sprint(c.Volumes), nil
 	case *instructions.UserCommand:
 		return cc(func(cc *image.ContainerConfig) { cc.User = c.User }), "USER " + c.User, nil
-	case *instructions.WorkdirCommand:
-		return cc(func(cc *image.ContainerConfig) {
-			wd := c.Path
-			if !path.IsAbs(wd) {
-				wd = path.Join("/", cc.WorkingDir, wd)
-			}
-			cc.WorkingDir = path.Clean(wd)
-		}), "WORKDIR " + c.Path, nil
 	case *instructions.StopSignalCommand:
 		return cc(func(cc *image.ContainerConfig) { cc.StopSignal = c.Signal }), "STOPSIGNAL " + c.Signal, nil
 	case *instructions.OnbuildCommand:

@@ -141,23 +141,39 @@ func (r *stageRun) copyInto(ctx context.Context, c *container.Container, sp copy
 		o.Sources = srcs
 		return c.Copy(ctx, o)
 	}
-	base := o.ContextDir + o.FromRoot
 	for _, s := range srcs {
-		matches, err := filepath.Glob(filepath.Join(base, s))
-		if err != nil || len(matches) == 0 {
-			return fmt.Errorf("copy source %q: %w", s, container.ErrSourceMissing)
+		if err := copyParents(ctx, c, o, s, sp.sd.DestPath); err != nil {
+			return err
 		}
-		for _, m := range matches {
-			rel, _ := filepath.Rel(base, m)
-			po := o
-			po.Sources = []string{rel}
-			po.Dest = path.Join(sp.sd.DestPath, path.Dir(filepath.ToSlash(rel))) + "/"
-			if fi, err := os.Stat(m); err == nil && fi.IsDir() {
-				po.Dest = path.Join(sp.sd.DestPath, filepath.ToSlash(rel)) + "/"
-			}
-			if err := c.Copy(ctx, po); err != nil {
-				return err
-			}
+	}
+	return nil
+}
+
+// copyParents copies the matches of source s keeping their directories
+// (COPY --parents): the path below the source root, or below a "/./"
+// marker in s, is kept under dest.
+func copyParents(ctx context.Context, c *container.Container, o container.CopyOptions, s, dest string) error {
+	root := o.ContextDir + o.FromRoot // one of them is set
+	base := root
+	clean := strings.TrimPrefix(s, "./")
+	if prefix, rest, ok := strings.Cut(clean, "/./"); ok {
+		base, clean = filepath.Join(base, prefix), rest
+	}
+	matches, err := filepath.Glob(filepath.Join(base, clean))
+	if err != nil || len(matches) == 0 {
+		return fmt.Errorf("copy source %q: %w", s, container.ErrSourceMissing)
+	}
+	for _, m := range matches {
+		rel, _ := filepath.Rel(base, m)
+		fromRoot, _ := filepath.Rel(root, m)
+		po := o
+		po.Sources = []string{fromRoot}
+		po.Dest = path.Join(dest, path.Dir(filepath.ToSlash(rel))) + "/"
+		if fi, err := os.Stat(m); err == nil && fi.IsDir() {
+			po.Dest = path.Join(dest, filepath.ToSlash(rel)) + "/"
+		}
+		if err := c.Copy(ctx, po); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -172,9 +188,10 @@ func isNamedDir(contexts map[string]string, dir string) bool {
 	return false
 }
 
-// excluder combines the ignore file (for the build context) with the
-// step's --exclude patterns.
-func (r *stageRun) excluder(root string, excludes []string) (func(string, bool) (bool, bool), error) {
+// excluder combines the ignore file (for the build context, relative to
+// it) with the step's --exclude patterns (relative to the source copied,
+// as BuildKit matches them).
+func (r *stageRun) excluder(root string, excludes []string) (func(string, string, bool) (bool, bool), error) {
 	var pm *patternmatcher.PatternMatcher
 	if len(excludes) > 0 {
 		var err error
@@ -182,11 +199,7 @@ func (r *stageRun) excluder(root string, excludes []string) (func(string, bool) 
 			return nil, fmt.Errorf("--exclude: %w", err)
 		}
 	}
-	base := root
-	if base == "" {
-		base = r.b.bctx.dir
-	}
-	return func(p string, isDir bool) (bool, bool) {
+	return func(top, p string, isDir bool) (bool, bool) {
 		if root == "" {
 			if skip, tree := r.b.bctx.excluded(p, isDir); skip {
 				return skip, tree
@@ -195,7 +208,7 @@ func (r *stageRun) excluder(root string, excludes []string) (func(string, bool) 
 		if pm == nil {
 			return false, false
 		}
-		rel, err := filepath.Rel(base, p)
+		rel, err := filepath.Rel(top, p)
 		if err != nil {
 			return false, false
 		}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	cfs "github.com/containerd/continuity/fs"
 
@@ -38,8 +39,9 @@ type CopyOptions struct {
 	// resolved inside FromRoot: ".." and symlinks never lead out of it.
 	Confine bool
 	// Exclude, when set, is asked about every file and directory a source
-	// expands to (by host path); skipTree skips a directory's subtree.
-	Exclude func(hostPath string, isDir bool) (skip, skipTree bool)
+	// expands to: top is the source directory being walked (or the base
+	// of a glob), hostPath the entry; skipTree skips a directory's subtree.
+	Exclude func(top, hostPath string, isDir bool) (skip, skipTree bool)
 }
 
 // ErrSourceMissing is wrapped when a copy source does not exist.
@@ -142,7 +144,7 @@ func expandSources(o CopyOptions) ([]string, error) {
 			}
 			if o.Exclude != nil {
 				if fi, err := os.Lstat(m); err == nil {
-					if skip, _ := o.Exclude(m, fi.IsDir()); skip && m != filepath.Clean(base) {
+					if skip, _ := o.Exclude(base, m, fi.IsDir()); skip && m != filepath.Clean(base) {
 						continue
 					}
 				}
@@ -177,7 +179,7 @@ type copier struct {
 	owner   ownership
 	mode    *os.FileMode
 	add     bool
-	exclude func(string, bool) (bool, bool)
+	exclude func(string, string, bool) (bool, bool)
 	dirs    map[string]string // container directory -> resolved host path
 }
 
@@ -241,8 +243,14 @@ func (cp copier) copyTree(ctx context.Context, src, dest string) error {
 			return err
 		}
 		rel, _ := filepath.Rel(src, p)
-		if cp.exclude != nil && rel != "." {
-			if skip, tree := cp.exclude(p, d.IsDir()); tree && d.IsDir() {
+		if rel == "." {
+			// A directory copies its contents: the destination keeps its
+			// own metadata, or is made as any missing parent is.
+			_, err := cp.mkdirIn(dest)
+			return err
+		}
+		if cp.exclude != nil {
+			if skip, tree := cp.exclude(src, p, d.IsDir()); tree && d.IsDir() {
 				return filepath.SkipDir
 			} else if skip {
 				return nil
@@ -263,17 +271,55 @@ func (cp copier) mkdirIn(p string) (string, error) {
 	if full, ok := cp.dirs[p]; ok {
 		return full, nil
 	}
+	if p != "/" {
+		if _, err := cp.mkdirIn(path.Dir(p)); err != nil {
+			return "", err
+		}
+	}
 	full, err := cfs.RootPath(cp.root, p)
 	if err != nil {
 		return "", err
 	}
-	if err := os.MkdirAll(full, 0o755); err != nil {
-		return "", fmt.Errorf("creating %s in the container: %w", p, err)
+	fi, err := os.Lstat(full)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if err := cp.makeDirs(full); err != nil {
+			return "", fmt.Errorf("creating %s in the container: %w", p, err)
+		}
+	case err != nil:
+		return "", err
+	case !fi.IsDir():
+		return "", fmt.Errorf("creating %s in the container: %w", p, syscall.ENOTDIR)
 	}
 	// A directory stays one for the rest of the copy (copyEntry replaces
 	// only non-directories), so its resolution can be reused.
 	cp.dirs[p] = full
 	return full, nil
+}
+
+// makeDirs makes full (resolved inside the root, so free of symlinks
+// where it does not exist yet) and its missing parents. The directories
+// a copy creates belong to --chown's owner, as in Docker and Buildah.
+func (cp copier) makeDirs(full string) error {
+	var missing []string
+	for d := full; d != cp.root && len(d) > len(cp.root); d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); err == nil {
+			break
+		}
+		missing = append(missing, d)
+	}
+	if err := os.MkdirAll(full, 0o755); err != nil {
+		return err
+	}
+	if cp.owner.keep {
+		return nil
+	}
+	for _, d := range missing {
+		if err := os.Lchown(d, cp.owner.uid, cp.owner.gid); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // copyEntry copies one file, directory or symlink to target (a path in
