@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -46,5 +47,51 @@ func TestAddURL(t *testing.T) {
 	bad := fmt.Sprintf("FROM busybox\nADD --checksum=%s %s/files/remote.txt /checked.txt\n", sum, srv.URL)
 	if _, _, err := buildIn(t, st, t.TempDir(), bad, nil); err == nil || !strings.Contains(err.Error(), "checksum mismatch") {
 		t.Errorf("changed content with the old --checksum: %v, want a checksum mismatch", err)
+	}
+}
+
+// TestAddGit: ADD of a git repository URL clones it (at #ref) into the
+// destination, without .git unless --keep-git-dir.
+func TestAddGit(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("needs git")
+	}
+	st := testStore(t)
+	work, served := t.TempDir(), t.TempDir()
+	git := func(dir string, args ...string) {
+		t.Helper()
+		cmd := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=t", "-c", "user.email=t@example.com"}, args...)...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	git(work, "init", "-q", "-b", "main")
+	must(t, os.WriteFile(filepath.Join(work, "README"), []byte("v1\n"), 0o644))
+	git(work, "add", ".")
+	git(work, "commit", "-q", "-m", "one")
+	git(work, "tag", "v1")
+	must(t, os.WriteFile(filepath.Join(work, "README"), []byte("v2\n"), 0o644))
+	git(work, "commit", "-q", "-am", "two")
+	bare := filepath.Join(served, "repo.git")
+	if out, err := exec.Command("git", "clone", "-q", "--bare", work, bare).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	git(bare, "update-server-info") // served over git's "dumb" HTTP protocol
+	srv := httptest.NewServer(http.FileServer(http.Dir(served)))
+	defer srv.Close()
+	df := fmt.Sprintf("FROM busybox\nADD %s/repo.git#v1 /src/\nADD --keep-git-dir=true %s/repo.git /full/\n", srv.URL, srv.URL)
+	img, out, err := buildIn(t, st, t.TempDir(), df, nil)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	root := rootOf(t, st, img)
+	if b, _ := os.ReadFile(filepath.Join(root, "src/README")); string(b) != "v1\n" {
+		t.Errorf("/src/README = %q, want the v1 tag's", b)
+	}
+	if _, err := os.Stat(filepath.Join(root, "src/.git")); err == nil {
+		t.Error("/src/.git exists without --keep-git-dir")
+	}
+	if _, err := os.Stat(filepath.Join(root, "full/.git")); err != nil {
+		t.Errorf("--keep-git-dir: %v", err)
 	}
 }

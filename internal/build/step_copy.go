@@ -9,6 +9,7 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -20,15 +21,16 @@ import (
 
 // copySpec is what COPY and ADD have in common.
 type copySpec struct {
-	text     string
-	sd       instructions.SourcesAndDest
-	from     string
-	chown    string
-	chmod    string
-	excludes []string
-	parents  bool
-	add      bool // ADD: archives unpack, URLs download
-	checksum string
+	text       string
+	sd         instructions.SourcesAndDest
+	from       string
+	chown      string
+	chmod      string
+	excludes   []string
+	parents    bool
+	add        bool // ADD: archives unpack, URLs download, git repositories clone
+	checksum   string
+	keepGitDir bool
 }
 
 // expandable is what COPY and ADD expand: words, then heredoc bodies.
@@ -65,15 +67,15 @@ func (r *stageRun) addStep(ctx context.Context, c *instructions.AddCommand) erro
 	if _, err := r.expandCopy(c, used); err != nil {
 		return err
 	}
-	sp := copySpec{text: c.String(), sd: c.SourcesAndDest, chown: c.Chown, chmod: c.Chmod, excludes: c.ExcludePatterns, add: c.Unpack == nil || *c.Unpack, checksum: c.Checksum}
+	sp := copySpec{text: c.String(), sd: c.SourcesAndDest, chown: c.Chown, chmod: c.Chmod, excludes: c.ExcludePatterns,
+		add: c.Unpack == nil || *c.Unpack, checksum: c.Checksum, keepGitDir: c.KeepGitDir != nil && *c.KeepGitDir}
 	return r.copyFiles(ctx, sp, used)
 }
 
 // copyFiles runs a COPY or ADD: sources from the context, a stage, an
 // image, a named context, heredocs or URLs; keyed by their content.
 func (r *stageRun) copyFiles(ctx context.Context, sp copySpec, used map[string]struct{}) error {
-	srcs := sp.sd.SourcePaths
-	if n := len(srcs) + len(sp.sd.SourceContents); n > 1 && !strings.HasSuffix(sp.sd.DestPath, "/") {
+	if n := len(sp.sd.SourcePaths) + len(sp.sd.SourceContents); n > 1 && !strings.HasSuffix(sp.sd.DestPath, "/") {
 		return fmt.Errorf("when using %s with more than one source file, the destination must be a directory and end with a /", strings.Fields(sp.text)[0])
 	}
 	var cleanups []func(context.Context)
@@ -93,6 +95,7 @@ func (r *stageRun) copyFiles(ctx context.Context, sp copySpec, used map[string]s
 	if staged != "" {
 		cleanups = append(cleanups, func(context.Context) { os.RemoveAll(staged) })
 	}
+	srcs := sp.sd.SourcePaths // what is left after staging URLs and heredocs
 	parts := append(r.usedArgs(used), "chown:"+sp.chown, "chmod:"+sp.chmod, fmt.Sprintf("add:%t", sp.add), "excl:"+strings.Join(sp.excludes, "\x01"))
 	if len(srcs) > 0 {
 		d, err := r.sourceDigest(ctx, sp.from, srcs)
@@ -114,8 +117,19 @@ func (r *stageRun) copyFiles(ctx context.Context, sp copySpec, used map[string]s
 				return err
 			}
 		}
-		if staged != "" {
-			return r.copyInto(ctx, c, sp, stagedNames(staged), staged, false)
+		if staged == "" {
+			return nil
+		}
+		if names := stagedNames(staged); len(names) > 0 {
+			if err := r.copyInto(ctx, c, sp, names, staged, false); err != nil {
+				return err
+			}
+		}
+		trees, _ := os.ReadDir(filepath.Join(staged, stagedTrees))
+		for _, t := range trees {
+			if err := r.copyInto(ctx, c, sp, []string{filepath.Join(stagedTrees, t.Name())}, staged, false); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
@@ -223,7 +237,7 @@ func (r *stageRun) excluder(root string, excludes []string) (func(string, string
 func (r *stageRun) sourceDigest(ctx context.Context, from string, srcs []string) (string, error) {
 	if from == "" {
 		for _, s := range srcs {
-			if strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") {
+			if strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") || isGitURL(s) {
 				continue
 			}
 			if err := checkSource(s); err != nil {
@@ -246,7 +260,7 @@ func (r *stageRun) sourceDigest(ctx context.Context, from string, srcs []string)
 func localOnly(srcs []string) []string {
 	var out []string
 	for _, s := range srcs {
-		if !strings.HasPrefix(s, "http://") && !strings.HasPrefix(s, "https://") {
+		if !strings.HasPrefix(s, "http://") && !strings.HasPrefix(s, "https://") && !isGitURL(s) {
 			out = append(out, s)
 		}
 	}
@@ -256,16 +270,18 @@ func localOnly(srcs []string) []string {
 // stageExtraSources writes heredoc sources and downloads ADD's URLs into
 // a temporary directory and removes them from sp's sources.
 func (r *stageRun) stageExtraSources(ctx context.Context, sp *copySpec) (string, error) {
-	var urls []string
-	var local []string
+	var urls, repos, local []string
 	for _, s := range sp.sd.SourcePaths {
-		if sp.add && (strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://")) {
+		switch {
+		case sp.add && isGitURL(s):
+			repos = append(repos, s)
+		case sp.add && (strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://")):
 			urls = append(urls, s)
-		} else {
+		default:
 			local = append(local, s)
 		}
 	}
-	if len(urls) == 0 && len(sp.sd.SourceContents) == 0 {
+	if len(urls) == 0 && len(repos) == 0 && len(sp.sd.SourceContents) == 0 {
 		return "", nil
 	}
 	sp.sd.SourcePaths = local
@@ -285,14 +301,65 @@ func (r *stageRun) stageExtraSources(ctx context.Context, sp *copySpec) (string,
 			return "", err
 		}
 	}
+	for i, repo := range repos {
+		tree := filepath.Join(dir, stagedTrees, strconv.Itoa(i))
+		if err := os.MkdirAll(tree, 0o755); err != nil {
+			os.RemoveAll(dir)
+			return "", err
+		}
+		if err := r.stageGit(ctx, repo, tree, sp.keepGitDir); err != nil {
+			os.RemoveAll(dir)
+			return "", err
+		}
+	}
 	return dir, nil
 }
 
+// isGitURL reports whether an ADD source names a git repository.
+func isGitURL(s string) bool {
+	if strings.HasPrefix(s, "git@") || strings.HasPrefix(s, "git://") {
+		return true
+	}
+	base, _, _ := strings.Cut(s, "#")
+	return (strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "ssh://")) && strings.HasSuffix(base, ".git")
+}
+
+// stageGit clones repo ("URL#ref[:subdir]") and moves its files into dir;
+// .git stays out unless keepGitDir.
+func (r *stageRun) stageGit(ctx context.Context, repo, dir string, keepGitDir bool) error {
+	src, err := gitSource(ctx, repo, r.b.st.RunRoot())
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	ents, err := os.ReadDir(src.Dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if e.Name() == ".git" && !keepGitDir {
+			continue
+		}
+		if err := os.Rename(filepath.Join(src.Dir, e.Name()), filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stagedTrees holds, in a staging directory, the trees whose contents
+// are copied (git checkouts), one per source.
+const stagedTrees = ".kiln-trees"
+
+// stagedNames lists the staged files copied one by one (heredocs and
+// downloads).
 func stagedNames(dir string) []string {
 	ents, _ := os.ReadDir(dir)
 	var out []string
 	for _, e := range ents {
-		out = append(out, e.Name())
+		if e.Name() != stagedTrees {
+			out = append(out, e.Name())
+		}
 	}
 	sort.Strings(out)
 	return out
