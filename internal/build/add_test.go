@@ -3,6 +3,7 @@ package build
 import (
 	"crypto/sha256"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -93,5 +94,30 @@ func TestAddGit(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(root, "full/.git")); err != nil {
 		t.Errorf("--keep-git-dir: %v", err)
+	}
+}
+
+// TestRunMountSSH: RUN --mount=type=ssh sees the build's agent socket at
+// $SSH_AUTH_SOCK, and the socket's mount point stays out of the layer.
+func TestRunMountSSH(t *testing.T) {
+	st := testStore(t)
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	l, err := net.Listen("unix", sock)
+	must(t, err)
+	defer l.Close()
+	df := "FROM busybox\nRUN --mount=type=ssh test -S \"$SSH_AUTH_SOCK\" && echo \"$SSH_AUTH_SOCK\" > /ssh\n"
+	img, out, err := buildIn(t, st, t.TempDir(), df, func(o *Options) { o.Run.SSHAuthSock = sock })
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	root := rootOf(t, st, img)
+	if b, _ := os.ReadFile(filepath.Join(root, "ssh")); string(b) != "/run/buildkit/ssh_agent.0\n" {
+		t.Errorf("/ssh = %q", b)
+	}
+	if _, err := os.Lstat(filepath.Join(root, "run/buildkit")); err == nil {
+		t.Error("the agent socket's mount point is in the image")
+	}
+	if _, _, err := buildIn(t, st, t.TempDir(), "FROM busybox\nRUN --mount=type=ssh,required=true true\n", nil); err == nil {
+		t.Error("a required ssh mount without --ssh did not fail")
 	}
 }
