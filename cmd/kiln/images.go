@@ -134,7 +134,7 @@ func trunc(id string, noTrunc bool) string {
 func imageRows(img store.Image, json bool) []imageRow {
 	base := imageRow{
 		ID: img.ID, Names: img.Names, Digest: string(img.ManifestDigest),
-		CreatedAt: humanTime(img.Created), Size: humanSize(img.Size),
+		CreatedAt: humanTime(img.Created), Size: store.HumanBytes(img.Size),
 		Created: img.Created.Unix(), CreatedAtRaw: img.Created,
 	}
 	if json || len(img.Names) == 0 {
@@ -186,19 +186,6 @@ func plural(n int, unit string) string {
 	return fmt.Sprintf("%d %ss", n, unit)
 }
 
-func humanSize(n int64) string {
-	units := []string{"B", "kB", "MB", "GB", "TB"}
-	f := float64(n)
-	i := 0
-	for f >= 1000 && i < len(units)-1 {
-		f /= 1000
-		i++
-	}
-	if i == 0 {
-		return fmt.Sprintf("%d %s", n, units[0])
-	}
-	return fmt.Sprintf("%.3g %s", f, units[i])
-}
 
 // imageFilter builds the predicate of --filter and a name argument.
 func imageFilter(ctx context.Context, st *store.Store, filters, args []string) (func(store.Image) bool, error) {
