@@ -308,12 +308,20 @@ func (s *Store) CommitLayer(ctx context.Context, id string, o CommitOptions) (La
 	}
 	defer release()
 	if existing != nil {
-		return *existing, s.rebase(ctx, c, existing.ID)
+		err := s.rebase(ctx, c, existing.ID)
+		if errors.Is(err, errBusy) {
+			// Equal content exists: the container only moves onto it.
+			err = s.updateContainer(ctx, id, `UPDATE containers SET layer=? WHERE id=?`, existing.ID, id)
+		}
+		return *existing, err
 	}
 	if err := s.updateContainer(ctx, id, `UPDATE containers SET promoting=? WHERE id=?`, l.ID, id); err != nil {
 		return Layer{}, err
 	}
 	remount, err := s.quiesce(ctx, c)
+	if errors.Is(err, errBusy) {
+		return s.copyCommit(ctx, c, l, o)
+	}
 	if err != nil {
 		return Layer{}, errors.Join(err, s.abandonPromotion(context.WithoutCancel(ctx), l.ID, id))
 	}
@@ -338,7 +346,7 @@ func (s *Store) quiesce(ctx context.Context, c Container) (func() error, error) 
 		return func() error { return nil }, nil
 	}
 	if err := s.driver.Unmount(ctx, c.ID); err != nil {
-		return nil, fmt.Errorf("container %s is busy (a process has files open in its mount): %w", c.Name, err)
+		return nil, fmt.Errorf("container %s: %w: %w", c.Name, errBusy, err)
 	}
 	return func() error {
 		_, err := s.driver.Mount(ctx, c.ID, false)
