@@ -186,7 +186,6 @@ func plural(n int, unit string) string {
 	return fmt.Sprintf("%d %ss", n, unit)
 }
 
-
 // imageFilter builds the predicate of --filter and a name argument.
 func imageFilter(ctx context.Context, st *store.Store, filters, args []string) (func(store.Image) bool, error) {
 	var preds []func(store.Image) bool
