@@ -82,11 +82,18 @@ func (s *Store) removeLayerFiles(ctx context.Context, id string) error {
 // removeUnusedBlobs deletes those of blobs that no image or layer names.
 func (s *Store) removeUnusedBlobs(ctx context.Context, blobs []digest.Digest) {
 	for _, d := range blobs {
-		var one int
-		err := s.db.sql.QueryRowContext(ctx, `SELECT 1 FROM images WHERE id=? OR manifest_digest=?
-			UNION ALL SELECT 1 FROM layer_blobs WHERE digest=? LIMIT 1`, d.Encoded(), d, d).Scan(&one)
-		if err == sql.ErrNoRows {
-			_ = os.Remove(s.blobPath(d))
-		}
+		// Check and remove under the write lock: a writer recording a
+		// reference to d (CreateImage, AddLayerBlob) makes sure, under the
+		// same lock, that the file is there.
+		_ = s.db.tx(ctx, func(tx *sql.Tx) error {
+			var one int
+			err := tx.QueryRowContext(ctx, `SELECT 1 FROM images WHERE id=? OR manifest_digest=?
+				UNION ALL SELECT 1 FROM layer_blobs WHERE digest=? LIMIT 1`, d.Encoded(), d, d).Scan(&one)
+			if err == sql.ErrNoRows {
+				_ = os.Remove(s.blobPath(d))
+				return nil
+			}
+			return err
+		})
 	}
 }

@@ -55,6 +55,12 @@ func (s *Store) CreateImage(ctx context.Context, n NewImage) (Image, error) {
 		return Image{}, err
 	}
 	err = s.db.tx(ctx, func(tx *sql.Tx) error {
+		// An image removed at the same time may have taken these blobs
+		// away after they were written (removeUnusedBlobs): put them back
+		// under the lock that removal takes too.
+		if err := s.restoreBlobs(ctx, n.Config, n.Manifest); err != nil {
+			return err
+		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO images(id, top_layer, manifest_digest, manifest_type, created, size) VALUES(?,?,?,?,?,?)
 			ON CONFLICT(id) DO UPDATE SET manifest_digest=excluded.manifest_digest, manifest_type=excluded.manifest_type`,
 			id, n.TopLayer, mDigest, n.MediaType, n.Created.UnixNano(), size)
@@ -302,4 +308,17 @@ func (s *Store) DeleteImage(ctx context.Context, id string) error {
 	}
 	s.removeUnusedBlobs(ctx, blobs)
 	return s.GC(ctx)
+}
+
+// restoreBlobs writes again any of docs whose blob file is missing.
+func (s *Store) restoreBlobs(ctx context.Context, docs ...[]byte) error {
+	for _, b := range docs {
+		if s.HasBlob(digest.FromBytes(b)) {
+			continue
+		}
+		if _, err := s.PutBlobBytes(ctx, b); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -218,6 +218,9 @@ func (s *Store) LayerBlobs(ctx context.Context, layerID string) ([]LayerBlob, er
 // of the layer.
 func (s *Store) AddLayerBlob(ctx context.Context, layerID string, b LayerBlob) error {
 	return s.db.tx(ctx, func(tx *sql.Tx) error {
+		if !s.HasBlob(b.Digest) { // removed by a concurrent image removal
+			return fmt.Errorf("%w: %s (removed while it was being recorded; try again)", ErrBlobUnknown, b.Digest)
+		}
 		_, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO layer_blobs(layer_id, digest, media_type, size) VALUES(?,?,?,?)`, layerID, b.Digest, b.MediaType, b.Size)
 		return err
 	})
