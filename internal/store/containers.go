@@ -362,21 +362,37 @@ func (s *Store) abandonPromotion(ctx context.Context, layerID, ctrID string) err
 
 // rebase puts the container on an existing layer whose content equals
 // the container's writes: they are dropped and the snapshot remade.
+// The container is marked first (promoting = "rebase:LAYER", owned by
+// this process), so that recovery finishes a rebase whose process died.
 func (s *Store) rebase(ctx context.Context, c Container, layer string) error {
 	remount, err := s.quiesce(ctx, c)
 	if err != nil {
 		return err
 	}
-	if err := s.driver.Remove(ctx, c.ID); err != nil {
-		return err
+	if err := s.updateContainer(ctx, c.ID, `UPDATE containers SET promoting=?, owner=? WHERE id=?`, rebasePrefix+layer, owner, c.ID); err != nil {
+		return errors.Join(err, remount())
 	}
-	if err := s.driver.Create(ctx, c.ID, layer); err != nil {
-		return err
-	}
-	if err := s.updateContainer(ctx, c.ID, `UPDATE containers SET layer=? WHERE id=?`, layer, c.ID); err != nil {
+	if err := s.finishRebase(ctx, c.ID, layer); err != nil {
 		return err
 	}
 	return remount()
+}
+
+// rebasePrefix marks a container's promoting column during a rebase.
+const rebasePrefix = "rebase:"
+
+// finishRebase remakes the container's snapshot on layer and records it.
+// It is idempotent, for recovery.
+func (s *Store) finishRebase(ctx context.Context, id, layer string) error {
+	if s.driver.Exists(id) {
+		if err := s.driver.Remove(ctx, id); err != nil {
+			return err
+		}
+	}
+	if err := s.driver.Create(ctx, id, layer); err != nil {
+		return err
+	}
+	return s.updateContainer(ctx, id, `UPDATE containers SET layer=?, promoting='' WHERE id=?`, layer, id)
 }
 
 // ContainerDiff writes the container's current changes as a layer tar.

@@ -73,3 +73,36 @@ func must(t *testing.T, err error) {
 }
 
 func digestOf(b []byte) digest.Digest { return digest.NewDigestFromBytes(digest.SHA256, sha256Sum(b)) }
+
+// TestRecoverInterruptedRebase: a commit that died while moving a
+// container onto an existing equal layer (its snapshot removed, not yet
+// remade) is finished by the next Open: the container mounts, on the
+// layer, with its files.
+func TestRecoverInterruptedRebase(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openTest(t, dir)
+	base := oneFileTar(t, "f", "data")
+	l, err := s.ApplyLayer(ctx, "", digestOf(base), bytes.NewReader(base))
+	must(t, err)
+	c, err := s.CreateContainer(ctx, "c", "", "", []byte("{}"))
+	must(t, err)
+	// Play the first half of rebase as a process that then died.
+	must(t, s.updateContainer(ctx, c.ID, `UPDATE containers SET promoting=?, owner=? WHERE id=?`, rebasePrefix+l.ID, "999999999:0", c.ID))
+	must(t, s.driver.Remove(ctx, c.ID))
+	s.Close()
+
+	s = openTest(t, dir)
+	defer s.Close()
+	got, err := s.Container(ctx, c.ID)
+	must(t, err)
+	if got.Layer != l.ID {
+		t.Errorf("container layer %q, want %q", got.Layer, l.ID)
+	}
+	mp, err := s.Mount(ctx, c.ID)
+	must(t, err)
+	defer s.Unmount(ctx, c.ID, true)
+	if b, err := os.ReadFile(filepath.Join(mp, "f")); err != nil || string(b) != "data" {
+		t.Errorf("f = %q, %v", b, err)
+	}
+}

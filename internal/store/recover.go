@@ -57,6 +57,15 @@ func (s *Store) recover(ctx context.Context) error {
 			return err
 		}
 	}
+	rebasing, err := collect(`SELECT id, state, owner, promoting FROM containers WHERE promoting LIKE '` + rebasePrefix + `%'`)
+	if err != nil {
+		return err
+	}
+	for _, c := range rebasing {
+		if err := s.finishRebase(ctx, c.id, strings.TrimPrefix(c.extra, rebasePrefix)); err != nil {
+			return err
+		}
+	}
 	if err := s.recoverMountCounts(ctx); err != nil {
 		return err
 	}
