@@ -34,7 +34,8 @@ type builder struct {
 func (b *bench) builders(cold bool) []builder {
 	kiln := func(extra ...string) func(string, string, bool) []string {
 		return func(dir, tag string, noCache bool) []string {
-			args := append([]string{"build", "--isolation", "oci", "-t", tag, "-f", filepath.Join(dir, "Dockerfile")}, extra...)
+			// docker format as for buildah: OCI configs have no ONBUILD.
+			args := append([]string{"build", "--isolation", "oci", "--format", "docker", "-t", tag, "-f", filepath.Join(dir, "Dockerfile")}, extra...)
 			if noCache {
 				args = append(args, "--no-cache")
 			}
@@ -84,7 +85,7 @@ func (b *bench) buildWorkload(bc buildCase, runs int, available bool) *workload 
 		w.skip = "kiln build not available"
 		return w
 	}
-	dir := b.path("ctx", strings.ReplaceAll(bc.name, " ", "-"))
+	dir := b.path("ctx", slug(bc.name))
 	for _, bl := range b.builders(bc.cold) {
 		v := &variant{name: bl.name, kiln: bl.kiln, vs: bl.vs, note: bl.note, env: bl.env}
 		tag := func(i int) string {
@@ -220,4 +221,15 @@ RUN ls /out | wc -l > /count
 				return writeContext(dir, "FROM localhost/busybox\nRUN dd if=/dev/zero of=/big bs=1M count=1024 2>/dev/null\n", nil)
 			}},
 	}
+}
+
+// slug makes a directory name of a workload name: buildah reads a comma
+// in -f's path as a list separator.
+func slug(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return '-'
+	}, s)
 }

@@ -56,7 +56,7 @@ func describeMachine(ctx context.Context, b *bench) machine {
 	m.versions = [][2]string{
 		{"kiln", kilnVersion},
 		{"buildah", first("buildah", "--version")},
-		{"docker (client, server)", first(b.dockerBin, "version", "--format", "{{.Client.Version}}, {{.Server.Version}}", "-H", "unix://"+b.dockerSock)},
+		{"docker (client, server)", first(b.docker("version", "--format", "{{.Client.Version}}, {{.Server.Version}}")...)},
 		{"skopeo", first("skopeo", "--version")},
 		{"runc", first("runc", "--version")},
 		{"docker-registry", first("docker-registry", "--version")},

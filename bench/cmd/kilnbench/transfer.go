@@ -3,14 +3,27 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
 )
 
-// pullWorkload: pull the 1 GiB image from the local registry into the
-// tool's store (kiln pull against skopeo copy into buildah's store).
+// pullWorkload: pull the 1 GiB image from the local registry into an
+// empty store (kiln pull against skopeo copy into containers-storage).
+// Each pull starts from an empty store, so nothing of the image is there.
 func (b *bench) pullWorkload(runs int) *workload {
-	w := &workload{name: "pull 1 GiB", what: "pull a 1 GiB image (busybox + 256 × 4 MiB random files, gzip) from docker-registry on loopback into the store", runs: runs}
+	w := &workload{name: "pull 1 GiB", what: "pull a 1 GiB image (busybox + 256 × 4 MiB random files, gzip) from docker-registry on loopback into an empty store", runs: runs}
 	src := func() string { return b.registryAddr() + "/bench/big:src" }
-	kv := &variant{name: "kiln", kiln: true}
+	kilnStore, csStore := b.path("pull", "kiln"), b.path("pull", "containers-storage")
+	empty := func(dir string) func(ctx context.Context, i int) error {
+		return func(ctx context.Context, i int) error {
+			unmountUnder(dir)
+			return os.RemoveAll(dir)
+		}
+	}
+	kv := &variant{name: "kiln", kiln: true, prep: empty(kilnStore)}
+	kv.done = func(ctx context.Context) error { return empty(kilnStore)(ctx, 0) }
 	kv.once = func(ctx context.Context) error {
 		if err := b.makeBig(ctx, b.tools()[0]); err != nil {
 			return err
@@ -21,21 +34,20 @@ func (b *bench) pullWorkload(runs int) *workload {
 		_, err := sh(ctx, nil, b.kiln("push", "--quiet", "--tls-verify=false", "localhost/bench/big", "docker://"+src())...)
 		return err
 	}
-	kv.prep = func(ctx context.Context, i int) error { sh(ctx, nil, b.kiln("rmi", src())...); return nil }
 	kv.steps = func(i int) [][]string {
-		return [][]string{b.kiln("pull", "--quiet", "--tls-verify=false", "docker://"+src())}
+		return [][]string{{b.kilnBin, "--root", filepath.Join(kilnStore, "root"), "--runroot", filepath.Join(kilnStore, "run"),
+			"pull", "--quiet", "--tls-verify=false", "docker://" + src()}}
 	}
-	kv.done = func(ctx context.Context) error { sh(ctx, nil, b.kiln("rmi", src())...); return nil }
 	sv := &variant{name: "skopeo copy", vs: "kiln"}
+	sv.done = func(ctx context.Context) error { return empty(csStore)(ctx, 0) }
 	sv.prep = func(ctx context.Context, i int) error {
-		sh(ctx, nil, b.buildah("rmi", src())...)
 		removeBlobInfoCache()
-		return nil
+		return empty(csStore)(ctx, i)
 	}
 	sv.steps = func(i int) [][]string {
-		return [][]string{{"skopeo", "copy", "--quiet", "--src-tls-verify=false", "docker://" + src(), b.buildahStore(src())}}
+		dst := fmt.Sprintf("containers-storage:[overlay@%s+%s]%s", filepath.Join(csStore, "root"), filepath.Join(csStore, "run"), src())
+		return [][]string{{"skopeo", "copy", "--quiet", "--src-tls-verify=false", "docker://" + src(), dst}}
 	}
-	sv.done = func(ctx context.Context) error { sh(ctx, nil, b.buildah("rmi", src())...); return nil }
 	w.variants = []*variant{kv, sv}
 	w.goals = []goal{ratioGoal("kiln", "skopeo copy", 1.0), memoryGoal(memLimit)}
 	return w
@@ -93,4 +105,23 @@ func (b *bench) daemonWorkload(runs int) *workload {
 	w.variants = []*variant{kv, bv}
 	w.goals = []goal{memoryGoal(memLimit)}
 	return w
+}
+
+// unmountUnder unmounts every mount at or below dir, deepest first
+// (containers-storage's overlay driver bind-mounts its own directory).
+func unmountUnder(dir string) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	var points []string
+	for line := range strings.SplitSeq(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
+			points = append(points, f[4])
+		}
+	}
+	for i := len(points) - 1; i >= 0; i-- {
+		syscall.Unmount(points[i], syscall.MNT_DETACH)
+	}
 }

@@ -56,6 +56,7 @@ func (w *workload) execute(ctx context.Context, lg *log.Logger) {
 		lg.Printf("%s: skipped: %s", w.name, w.skip)
 		return
 	}
+	lg.Printf("%s: setting up", w.name)
 	for _, v := range w.variants {
 		if v.once != nil {
 			if err := v.once(ctx); err != nil {
