@@ -53,6 +53,9 @@ func describeMachine(ctx context.Context, b *bench) machine {
 			kilnVersion += " " + strings.TrimSpace(v)
 		}
 	}
+	if c := os.Getenv("KILN_COMMIT"); c != "" {
+		kilnVersion += " (commit " + c + ")"
+	}
 	m.versions = [][2]string{
 		{"kiln", kilnVersion},
 		{"buildah", first("buildah", "--version")},
