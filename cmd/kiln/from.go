@@ -14,6 +14,8 @@ type fromOptions struct {
 	Quiet  bool
 	Format string
 	registryFlags
+	retryFlags
+	platformFlags
 }
 
 func init() { register(newFromCommand) }
@@ -35,7 +37,9 @@ func newFromCommand() *cobra.Command {
 	f.BoolVarP(&o.Quiet, "quiet", "q", false, "do not print progress while pulling")
 	f.StringVarP(&o.Format, "format", "f", "oci", "format of the image's manifest and metadata")
 	o.registryFlags.add(f)
-	addIgnoredFlags(f, "cap-add", "cap-drop", "cgroup-parent", "cidfile", "cpu-period", "cpu-quota", "cpu-shares", "cpuset-cpus", "cpuset-mems", "device", "dns", "dns-option", "dns-search", "http-proxy", "ipc", "isolation", "memory", "memory-swap", "network", "pid", "security-opt", "shm-size", "ulimit", "userns", "uts", "volume", "arch", "os", "variant", "platform", "decryption-key", "retry", "retry-delay")
+	o.retryFlags.add(f)
+	o.platformFlags.add(f)
+	addIgnoredFlags(f, "cap-add", "cap-drop", "cgroup-parent", "cidfile", "cpu-period", "cpu-quota", "cpu-shares", "cpuset-cpus", "cpuset-mems", "device", "dns", "dns-option", "dns-search", "http-proxy", "ipc", "isolation", "memory", "memory-swap", "network", "pid", "security-opt", "shm-size", "ulimit", "userns", "uts", "volume", "decryption-key")
 	return cmd
 }
 
@@ -51,7 +55,11 @@ func runFrom(cmd *cobra.Command, o fromOptions, ref string) error {
 		if err != nil {
 			return err
 		}
-		ps := pullSettings{Registry: o.registryFlags, Quiet: o.Quiet, Progress: cmd.ErrOrStderr()}
+		p, err := o.platformFlags.platform()
+		if err != nil {
+			return err
+		}
+		ps := pullSettings{Registry: o.registryFlags, Retry: o.retryFlags, Platform: p, Quiet: o.Quiet, Progress: cmd.ErrOrStderr()}
 		if _, err := ensureImage(ctx, st, ref, policy, ps); err != nil {
 			return err
 		}
