@@ -205,7 +205,7 @@ func buildSpec(cmd *cobra.Command, o buildOptions) (build.Options, error) {
 		return bo, err
 	}
 	bo.Commit.Labels, bo.Commit.Annotations, bo.Commit.Squash = o.Labels, o.Annotations, o.Squash
-	bo.Commit.KeepContainers = !o.ForceRm
+	bo.Commit.KeepOnFailure, bo.Commit.KeepOnSuccess = !o.ForceRm, !o.Rm
 	bo.Cache = build.CacheOptions{Layers: o.Layers, NoCache: o.NoCache}
 	bo.Target, bo.Jobs, bo.Logger = o.Target, o.Jobs, logger
 	if bo.Contexts, err = keyValues(o.BuildContexts, "--build-context"); err != nil {

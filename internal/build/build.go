@@ -39,7 +39,7 @@ type stageResult struct {
 
 // Build runs the build o describes in store st and returns the final
 // image. On error, the build's containers are gone (unless
-// KeepContainers) and the store holds only complete images.
+// KeepOnFailure) and the store holds only complete images.
 func Build(ctx context.Context, st *store.Store, o Options) (Result, error) {
 	df, err := parseDockerfile(o.DockerfileName, o.Dockerfile)
 	if err != nil {

@@ -64,9 +64,10 @@ type CommitOptions struct {
 	Labels, Annotations []string
 	// Squash makes the final image a single layer on top of nothing.
 	Squash bool
-	// KeepContainers keeps the build's working containers on failure
-	// (the opposite of --force-rm); successful steps always remove them.
-	KeepContainers bool
+	// KeepOnFailure keeps the failed stage's working container
+	// (--force-rm=false); KeepOnSuccess keeps each stage's last working
+	// container after a successful build (--rm=false).
+	KeepOnFailure, KeepOnSuccess bool
 }
 
 // CacheOptions select how steps are cached.

@@ -60,8 +60,8 @@ func (b *builder) runStage(ctx context.Context, s *stage, final bool, _ int) (im
 	}
 	defer b.release()
 	defer func() {
-		if err != nil && b.o.Commit.KeepContainers && r.ctr != nil {
-			b.out.line(s, len(b.df.stages), "--> keeping container %s of the failed step (--force-rm=false)", r.ctr.Name())
+		if r.ctr != nil && ((err != nil && b.o.Commit.KeepOnFailure) || (err == nil && b.o.Commit.KeepOnSuccess)) {
+			b.out.line(s, len(b.df.stages), "--> keeping container %s", r.ctr.Name())
 			return
 		}
 		r.removeContainer(context.WithoutCancel(ctx))
