@@ -22,7 +22,8 @@ func init() { driver.Register("btrfs", New) }
 
 // Driver is the btrfs driver.
 type Driver struct {
-	layout driver.Layout
+	layout    driver.Layout
+	quotaSize uint64 // per-container limit in bytes (quota.go); 0 for none
 }
 
 var _ driver.Driver = (*Driver)(nil)
@@ -39,7 +40,15 @@ func New(o driver.Options) (driver.Driver, error) {
 	if st.Type != unix.BTRFS_SUPER_MAGIC {
 		return nil, fmt.Errorf("%w: %s is not on btrfs (put the store on a btrfs filesystem, e.g. with `kiln storage setup` and STORAGE_DRIVER=btrfs, or use overlay)", driver.ErrUnsupported, o.Home)
 	}
-	return &Driver{layout: driver.Layout{Home: o.Home, Content: "fs"}}, nil
+	d := &Driver{layout: driver.Layout{Home: o.Home, Content: "fs"}}
+	var err error
+	if d.quotaSize, err = driver.SizeOption(o); err != nil {
+		return nil, err
+	}
+	if err := checkQuota(o.Home, d.quotaSize); err != nil {
+		return nil, err
+	}
+	return d, nil
 }
 
 // Name implements driver.Driver.
@@ -62,6 +71,9 @@ func (d *Driver) Create(ctx context.Context, id, parent string) error {
 		return err
 	}
 	return d.layout.Create(id, parent, func(content string) error {
+		if err := d.recordQuota(filepath.Dir(content)); err != nil {
+			return err
+		}
 		if parent == "" {
 			return subvolCreate(content)
 		}
@@ -77,10 +89,16 @@ func (d *Driver) ApplyDiff(ctx context.Context, id string, r io.Reader) (int64, 
 	return archive.Apply(ctx, d.layout.ContentDir(id), r, archive.ApplyOptions{})
 }
 
-// Mount implements driver.Driver: the subvolume is the whole tree.
+// Mount implements driver.Driver: the subvolume is the whole tree. A
+// writable mount puts a snapshot made with a size limit under it.
 func (d *Driver) Mount(ctx context.Context, id string, readOnly bool) (string, error) {
 	if !d.layout.Exists(id) {
 		return "", fmt.Errorf("%w: %s", driver.ErrNotExist, id)
+	}
+	if !readOnly {
+		if err := d.applyQuota(id); err != nil {
+			return "", err
+		}
 	}
 	return d.layout.ContentDir(id), nil
 }
@@ -105,7 +123,9 @@ func (d *Driver) Diff(ctx context.Context, id string, w io.Writer, opts driver.D
 }
 
 // Promote implements driver.Driver: the container's subvolume becomes the
-// layer and the container continues on a snapshot of it.
+// layer and the container continues on a snapshot of it. A size limit
+// moves with the container: lifted from the layer, set on the new
+// subvolume.
 func (d *Driver) Promote(ctx context.Context, from, to string) error {
 	err := d.layout.Promote(from, to, func(toContent, fromContent string) error {
 		if err := destroy(fromContent); err != nil {
@@ -116,7 +136,10 @@ func (d *Driver) Promote(ctx context.Context, from, to string) error {
 	if err != nil {
 		return fmt.Errorf("promoting snapshot %s to %s: %w", from, to, err)
 	}
-	return nil
+	if err := d.releaseQuota(from, to); err != nil {
+		return err
+	}
+	return d.applyQuota(from)
 }
 
 // Parent implements driver.Driver.
@@ -131,6 +154,7 @@ func (d *Driver) Remove(ctx context.Context, id string) error {
 	if err := driver.ValidID(id); err != nil {
 		return err
 	}
+	sid := d.dropQuota(id)
 	for _, sub := range []string{
 		d.layout.ContentDir(id),
 		filepath.Join(d.layout.Dir(id), ".tmp-"+d.layout.Content),
@@ -141,6 +165,7 @@ func (d *Driver) Remove(ctx context.Context, id string) error {
 			return fmt.Errorf("removing snapshot %s: %w", id, err)
 		}
 	}
+	d.forgetQgroup(sid)
 	return d.layout.Remove(id)
 }
 
@@ -152,8 +177,8 @@ func (d *Driver) Size(ctx context.Context, id string) (int64, error) {
 
 // Status implements driver.Driver.
 func (d *Driver) Status() [][2]string {
-	return [][2]string{
+	return append([][2]string{
 		{"Backing Filesystem", "btrfs"},
 		{"Snapshots", "subvolume snapshots (ioctl)"},
-	}
+	}, d.quotaStatus()...)
 }

@@ -72,19 +72,8 @@ type diskQuota struct {
 	_                          [8]byte
 }
 
-// quotaSize parses the "size" option ("10G", "512m", "1.5GiB"; binary
-// units), 0 when it is not set.
-func quotaSize(o driver.Options) (uint64, error) {
-	v := o.Opts["size"]
-	if v == "" {
-		return 0, nil
-	}
-	n, err := units.RAMInBytes(v)
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("bad overlay size option %q: want a size such as 10G", v)
-	}
-	return uint64(n), nil
-}
+// quotaSize parses the "size" option, 0 when it is not set.
+func quotaSize(o driver.Options) (uint64, error) { return driver.SizeOption(o) }
 
 // checkQuota refuses a size option the backing filesystem cannot enforce.
 func checkQuota(home string, size uint64) error {

@@ -29,6 +29,11 @@ func New(o driver.Options) (driver.Driver, error) {
 	if err := os.MkdirAll(o.Home, 0o700); err != nil {
 		return nil, fmt.Errorf("creating vfs home: %w", err)
 	}
+	if size, err := driver.SizeOption(o); err != nil {
+		return nil, err
+	} else if size > 0 {
+		return nil, fmt.Errorf("%w: the vfs driver cannot limit a container's size (size=%s): use btrfs, or overlay on XFS with project quotas", driver.ErrUnsupported, o.Opts["size"])
+	}
 	return &Driver{layout: driver.Layout{Home: o.Home, Content: "dir"}}, nil
 }
 
