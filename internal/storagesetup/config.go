@@ -28,10 +28,16 @@ type Config struct {
 			// SpaceWarnPercent: `kiln info` warns when data, metadata or
 			// inodes are fuller than this (default 85).
 			SpaceWarnPercent string `toml:"space_warn_percent"`
-			Overlay          struct {
+			// Size is every container's size limit, whatever the driver;
+			// a driver's own table overrides it.
+			Size    string `toml:"size"`
+			Overlay struct {
 				MountOpt string `toml:"mountopt"`
 				Size     string `toml:"size"`
 			} `toml:"overlay"`
+			Btrfs struct {
+				Size string `toml:"size"`
+			} `toml:"btrfs"`
 		} `toml:"options"`
 	} `toml:"storage"`
 }
@@ -82,9 +88,6 @@ func Resolve(o Overrides) (Settings, error) {
 	if v := c.Storage.Options.SpaceWarnPercent; v != "" {
 		s.DriverOpts["space_warn_percent"] = v
 	}
-	if v := c.Storage.Options.Overlay.Size; v != "" {
-		s.DriverOpts["size"] = v
-	}
 	if v := c.Storage.Options.Overlay.MountOpt; v != "" {
 		s.DriverOpts["mountopt"] = v
 	}
@@ -92,12 +95,15 @@ func Resolve(o Overrides) (Settings, error) {
 	set(&s.Root, o.Root)
 	set(&s.RunRoot, o.RunRoot)
 	set(&s.Driver, o.Driver)
+	if v := confSize(c, s.Driver); v != "" {
+		s.DriverOpts["size"] = v
+	}
 	for _, kv := range o.Opts {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok {
 			return s, fmt.Errorf("bad --storage-opt %q: want KEY=VALUE", kv)
 		}
-		s.DriverOpts[strings.TrimPrefix(strings.TrimPrefix(k, "overlay."), "overlay2.")] = v
+		s.DriverOpts[trimDriverPrefix(k)] = v
 	}
 	return s, nil
 }
@@ -106,4 +112,30 @@ func set(dst *string, v string) {
 	if v != "" {
 		*dst = v
 	}
+}
+
+// confSize is the size limit storage.conf gives the driver: its own
+// table's ([storage.options.overlay] or [storage.options.btrfs]), else
+// [storage.options]' own. An unnamed driver is overlay, the default.
+func confSize(c Config, driver string) string {
+	o := c.Storage.Options
+	own := o.Overlay.Size
+	if driver == "btrfs" {
+		own = o.Btrfs.Size
+	}
+	if own != "" {
+		return own
+	}
+	return o.Size
+}
+
+// trimDriverPrefix turns a driver-qualified option (overlay.size,
+// overlay2.mountopt, btrfs.size) into the key drivers read.
+func trimDriverPrefix(k string) string {
+	for _, p := range []string{"overlay.", "overlay2.", "btrfs."} {
+		if strings.HasPrefix(k, p) {
+			return strings.TrimPrefix(k, p)
+		}
+	}
+	return k
 }

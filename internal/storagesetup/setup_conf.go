@@ -36,11 +36,19 @@ func (pl *planner) planStorageConf() error {
 		switch k {
 		case "min_free_space":
 			opts["min_free_space"] = v
-		default: // size, mountopt
-			tomlTable(opts, "overlay")[k] = v
-			if k == "size" && pl.plan.Driver == "overlay" && len(pl.devs) > 0 && !pl.req.Host.XFSQuota {
-				return fmt.Errorf("EXTRA_STORAGE_OPTIONS asks for overlay.size=%s, which needs XFS project quotas, and this kernel's XFS has no quota support", v)
+		case "size":
+			// Under the driver's own table, which containers-storage.conf
+			// readers know as well.
+			table := "overlay"
+			if pl.plan.Driver == "btrfs" {
+				table = "btrfs"
 			}
+			tomlTable(opts, table)[k] = v
+			if err := pl.checkSize(v); err != nil {
+				return err
+			}
+		default: // mountopt
+			tomlTable(opts, "overlay")[k] = v
 		}
 	}
 	done := reflect.DeepEqual(old, want)
@@ -75,4 +83,15 @@ func tomlTable(m map[string]any, name string) map[string]any {
 	t := map[string]any{}
 	m[name] = t
 	return t
+}
+
+// checkSize refuses a size limit the planned driver cannot enforce.
+func (pl *planner) checkSize(v string) error {
+	switch {
+	case pl.plan.Driver == "vfs":
+		return fmt.Errorf("EXTRA_STORAGE_OPTIONS asks for size=%s, and the vfs driver cannot limit a container's size: use btrfs, or overlay on XFS with project quotas", v)
+	case pl.plan.Driver == "overlay" && len(pl.devs) > 0 && !pl.req.Host.XFSQuota:
+		return fmt.Errorf("EXTRA_STORAGE_OPTIONS asks for overlay.size=%s, which needs XFS project quotas, and this kernel's XFS has no quota support (btrfs quota groups work: STORAGE_DRIVER=btrfs)", v)
+	}
+	return nil
 }

@@ -224,14 +224,14 @@ func parseStorageOpts(v string) ([]string, error) {
 		if !ok {
 			return nil, fmt.Errorf("EXTRA_STORAGE_OPTIONS: bad option %q: want KEY=VALUE", f)
 		}
-		k = strings.TrimPrefix(strings.TrimPrefix(k, "overlay2."), "overlay.")
+		k = trimDriverPrefix(k)
 		if strings.HasPrefix(k, "dm.") {
 			return nil, fmt.Errorf("EXTRA_STORAGE_OPTIONS: %s is a devicemapper option: %w", k, ErrDeviceMapper)
 		}
 		switch k {
 		case "size", "mountopt", "min_free_space":
 		default:
-			return nil, fmt.Errorf("EXTRA_STORAGE_OPTIONS: unknown option %q: kiln knows overlay.size, overlay.mountopt and min_free_space", k)
+			return nil, fmt.Errorf("EXTRA_STORAGE_OPTIONS: unknown option %q: kiln knows size (overlay.size, btrfs.size), overlay.mountopt and min_free_space", k)
 		}
 		out = append(out, k+"="+val)
 	}
