@@ -31,7 +31,12 @@ func newStorageExportCommand() *cobra.Command {
 original blobs (so digests stay), every layer, every working container with its
 writes, state, name and mount state, and the build cache. The format is described
 in docs/storage.md; index.json is written last, so a directory without it is not
-a finished export. Running export again on the same DIR reuses what is there.`,
+a finished export. Running export again on the same DIR reuses what is there.
+
+The export is one consistent point in time: it waits for commits and other
+writes under way in other kiln processes to finish, then keeps writers out
+until it is done (they wait, saying why, up to the storage option
+lock_timeout, default 10m); listings and other reads go on.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -40,6 +45,13 @@ a finished export. Running export again on the same DIR reuses what is there.`,
 				return err
 			}
 			defer st.Close()
+			// One consistent point in time: other kiln processes' writes
+			// wait (with a message) until the export is written.
+			unfreeze, err := st.Freeze(ctx, "kiln storage export --dir "+o.Dir)
+			if err != nil {
+				return err
+			}
+			defer unfreeze()
 			start := time.Now()
 			p := newStorageProgress(cmd.ErrOrStderr(), o.Quiet)
 			idx, err := st.Export(ctx, o.Dir, store.ExportOptions{Progress: p.callback()})

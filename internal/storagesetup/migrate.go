@@ -163,7 +163,7 @@ func (m *migration) copyStore(ctx context.Context) error {
 	if err := m.setPhase(phaseCopy); err != nil {
 		return err
 	}
-	unfreeze, err := old.Freeze(ctx)
+	unfreeze, err := old.Freeze(ctx, fmt.Sprintf("kiln storage migrate --driver %s", m.o.To))
 	if err != nil {
 		return err
 	}

@@ -285,6 +285,12 @@ type CommitOptions struct {
 // layer (remounted at the same path if it was mounted). The diff is read
 // once, to compute the diff ID.
 func (s *Store) CommitLayer(ctx context.Context, id string, o CommitOptions) (Layer, error) {
+	// A frozen store (an export) must not see the writes half moved.
+	release, err := s.holdWriters(ctx)
+	if err != nil {
+		return Layer{}, err
+	}
+	defer release()
 	c, err := s.Container(ctx, id)
 	if err != nil {
 		return Layer{}, err

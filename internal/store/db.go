@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -66,9 +68,12 @@ CREATE TABLE IF NOT EXISTS containers (
 var extraSchemas []string
 
 // database wraps the SQLite handle; every change goes through tx.
-type database struct{ sql *sql.DB }
+type database struct {
+	sql  *sql.DB
+	gate *gate // the writer lockout (freeze.go)
+}
 
-func openDatabase(ctx context.Context, path string) (*database, error) {
+func openDatabase(ctx context.Context, path string, g *gate) (*database, error) {
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(60000)")
 	q.Add("_pragma", "journal_mode(WAL)")
@@ -80,14 +85,20 @@ func openDatabase(ctx context.Context, path string) (*database, error) {
 		return nil, fmt.Errorf("opening store database %s: %w", path, err)
 	}
 	h.SetMaxOpenConns(4)
-	db := &database{sql: h}
+	db := &database{sql: h, gate: g}
+	if db.schemaCurrent(ctx) {
+		// Nothing to write: opening the store must not wait for a
+		// frozen store (an export), so listings go on meanwhile.
+		return db, nil
+	}
 	if err := db.tx(ctx, func(tx *sql.Tx) error {
 		for _, stmts := range append([]string{schema}, extraSchemas...) {
 			if _, err := tx.ExecContext(ctx, stmts); err != nil {
 				return err
 			}
 		}
-		return nil
+		_, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO settings(key, value) VALUES('schema', ?)`, schemaVersion())
+		return err
 	}); err != nil {
 		h.Close()
 		return nil, fmt.Errorf("preparing store database %s: %w", path, err)
@@ -95,11 +106,37 @@ func openDatabase(ctx context.Context, path string) (*database, error) {
 	return db, nil
 }
 
-func (db *database) close() error { return db.sql.Close() }
+func (db *database) close() error {
+	db.gate.close()
+	return db.sql.Close()
+}
+
+// schemaVersion names the schema this binary creates: a hash of its
+// statements.
+func schemaVersion() string {
+	h := sha256.New()
+	for _, stmts := range append([]string{schema}, extraSchemas...) {
+		h.Write([]byte(stmts))
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// schemaCurrent reports, with a read only, whether the database has
+// this binary's schema already.
+func (db *database) schemaCurrent(ctx context.Context) bool {
+	var v string
+	err := db.sql.QueryRowContext(ctx, `SELECT value FROM settings WHERE key='schema'`).Scan(&v)
+	return err == nil && v == schemaVersion()
+}
 
 // tx runs fn in one IMMEDIATE transaction and commits it when fn returns
-// nil. Keep fn short: it holds the store's write lock.
+// nil. Keep fn short: it holds the store's write lock. While another
+// process holds the store frozen (Freeze), it waits first.
 func (db *database) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	if err := db.gate.enter(ctx); err != nil {
+		return err
+	}
+	defer db.gate.leave()
 	tx, err := db.sql.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("starting store transaction: %w", err)
@@ -118,7 +155,11 @@ func (db *database) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 // the way out.
 func (db *database) driverName(ctx context.Context, want string) (string, error) {
 	var name string
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	err := db.sql.QueryRowContext(ctx, `SELECT value FROM settings WHERE key='driver'`).Scan(&name)
+	if err == nil {
+		return checkDriver(name, want)
+	}
+	err = db.tx(ctx, func(tx *sql.Tx) error {
 		err := tx.QueryRowContext(ctx, `SELECT value FROM settings WHERE key='driver'`).Scan(&name)
 		if errors.Is(err, sql.ErrNoRows) {
 			name = want
@@ -135,6 +176,11 @@ func (db *database) driverName(ctx context.Context, want string) (string, error)
 	if err != nil {
 		return "", err
 	}
+	return checkDriver(name, want)
+}
+
+// checkDriver refuses a driver other than the store's own.
+func checkDriver(name, want string) (string, error) {
 	if want == "overlay2" {
 		want = "overlay"
 	}

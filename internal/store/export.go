@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
@@ -568,22 +569,37 @@ func syncDir(dir string) error {
 }
 
 // Freeze keeps every other writer out of the store until the returned
-// function is called: it holds the database's write lock (writers in
-// other processes wait, then fail with "database is locked"). Reads go
-// on. For migrate, so that nothing is written after the export.
-func (s *Store) Freeze(ctx context.Context) (func() error, error) {
+// function is called, so that an export is one consistent point in
+// time: it waits (up to lock_timeout) for the writes and commits under
+// way in other processes to finish, then holds the store's lock file
+// exclusively, saying who holds it, and the database's write lock.
+// Writers in other processes wait for it with a message naming who,
+// up to their lock_timeout, then fail with ErrStoreFrozen. Reads, and
+// this process's own writes, go on. For export and migrate.
+func (s *Store) Freeze(ctx context.Context, who string) (func() error, error) {
+	thaw, err := s.db.gate.freeze(ctx, who)
+	if err != nil {
+		return nil, fmt.Errorf("locking store %s: %w", s.root, err)
+	}
 	tx, err := s.db.sql.BeginTx(ctx, nil)
 	if err != nil {
+		thaw()
 		return nil, fmt.Errorf("locking store %s: %w", s.root, err)
 	}
 	// BEGIN IMMEDIATE takes the lock; a write makes sure it is held.
 	if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO settings(key, value) VALUES('frozen', ?)`, owner); err != nil {
+		thaw()
 		return nil, errors.Join(fmt.Errorf("locking store %s: %w", s.root, err), tx.Rollback())
 	}
+	var once sync.Once
 	return func() error {
-		if err := tx.Rollback(); err != nil && !errors.Is(err, sql.ErrTxDone) {
-			return err
-		}
-		return nil
+		var err error
+		once.Do(func() {
+			if err = tx.Rollback(); errors.Is(err, sql.ErrTxDone) {
+				err = nil
+			}
+			thaw()
+		})
+		return err
 	}, nil
 }

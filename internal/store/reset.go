@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 
@@ -60,7 +61,11 @@ func (rep *ResetReport) count(ctx context.Context, root string) error {
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	db, err := openDatabase(ctx, path)
+	g, err := newGate(root, nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	db, err := openDatabase(ctx, path, g)
 	if err != nil {
 		return nil // too damaged to count: wipe all the same
 	}

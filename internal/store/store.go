@@ -67,7 +67,11 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 			return nil, fmt.Errorf("creating store directory: %w", err)
 		}
 	}
-	db, err := openDatabase(ctx, filepath.Join(o.Root, "kiln.db"))
+	g, err := newGate(o.Root, o.DriverOpts, o.Logger)
+	if err != nil {
+		return nil, err
+	}
+	db, err := openDatabase(ctx, filepath.Join(o.Root, "kiln.db"), g)
 	if err != nil {
 		return nil, err
 	}
