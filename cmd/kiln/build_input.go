@@ -90,7 +90,7 @@ func writeOutput(ctx context.Context, st *store.Store, imageID, spec string) err
 	if dest == "" || (typ != "local" && typ != "tar") {
 		return usageErrorf("--output %q: want type=local,dest=DIR or type=tar,dest=FILE", spec)
 	}
-	c, err := container.New(ctx, st, container.NewOptions{Image: imageID, Name: "kiln-output-" + imageID[:12] + fmt.Sprint(os.Getpid())})
+	c, err := container.New(ctx, st, container.NewOptions{Image: imageID, Name: "kiln-output-" + imageID[:12] + fmt.Sprint(os.Getpid()), Temporary: true})
 	if err != nil {
 		return err
 	}

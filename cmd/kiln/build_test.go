@@ -225,3 +225,34 @@ func TestBuildGitContext(t *testing.T) {
 		t.Error("--force-rm=false: the failed step's container is gone")
 	}
 }
+
+// TestBuildKilled: kill -9 of kiln in the middle of a RUN leaves a
+// container and a runtime process; the next build removes both and works,
+// and no mount of the store is left once the store is closed.
+func TestBuildKilled(t *testing.T) {
+	e := newEnv(t, "")
+	e.busybox()
+	dir := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM localhost/busybox\nRUN sleep 300\n"), 0o644))
+	cmd := exec.Command(kilnBin, e.args("build", dir)...)
+	must(t, cmd.Start())
+	time.Sleep(1500 * time.Millisecond)
+	must(t, cmd.Process.Kill())
+	_ = cmd.Wait()
+	if out := e.mustKiln("containers", "-q"); out == "" {
+		t.Fatal("no container left after kill -9: the test does not test anything")
+	}
+	must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM localhost/busybox\nRUN echo ok\n"), 0o644))
+	e.mustKiln("build", "-q", dir)
+	if out := e.mustKiln("containers", "-q"); out != "" {
+		t.Errorf("containers of the killed build left: %s", out)
+	}
+	if out, _ := exec.Command("pgrep", "-f", "sleep 300").Output(); len(out) > 0 {
+		t.Errorf("the killed build's RUN process is still running: %s", out)
+	}
+	e.mustKiln("unmount", "--all")
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(mounts), e.root) {
+		t.Errorf("mounts left under %s", e.root)
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -81,7 +80,7 @@ func runRun(cmd *cobra.Command, o runOptions, args []string) error {
 	defer c.Unmount(ctx, false)
 	cfg := c.Config().Config
 	ro.ContainerID, ro.Rootfs = c.ID(), root
-	ro.RunDir = filepath.Join(st.RunRoot(), "run", c.ID())
+	ro.RunDir = c.RunDir()
 	ro.Args = args[1:]
 	ro.Env = append(append([]string{}, cfg.Env...), o.Env...)
 	if ro.User == "" {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/kiln-build/kiln/internal/container"
 	"github.com/kiln-build/kiln/internal/store"
 )
 
@@ -46,6 +47,12 @@ func Build(ctx context.Context, st *store.Store, o Options) (Result, error) {
 		return Result{}, err
 	}
 	b := &builder{st: st, o: o, df: df, out: newOutput(o.Out), results: map[int]*stageResult{}}
+	// Containers of builds whose kiln was killed go first.
+	if n, err := container.RemoveAbandoned(ctx, st); err != nil {
+		return Result{}, fmt.Errorf("removing containers of interrupted builds: %w", err)
+	} else if n > 0 && o.Logger != nil {
+		o.Logger.Info(fmt.Sprintf("removed %d containers of interrupted builds", n))
+	}
 	if b.global, err = globalArgs(df, o.Args, &b.args); err != nil {
 		return Result{}, err
 	}

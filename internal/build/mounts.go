@@ -222,7 +222,7 @@ func (b *builder) mountImage(ctx context.Context, img store.Image) (string, func
 	var rnd [6]byte
 	_, _ = rand.Read(rnd[:])
 	name := "kiln-build-from-" + hex.EncodeToString(rnd[:])
-	c, err := container.New(ctx, b.st, container.NewOptions{Image: img.ID, Name: name})
+	c, err := container.New(ctx, b.st, container.NewOptions{Image: img.ID, Name: name, Temporary: true})
 	if err != nil {
 		return "", nil, err
 	}

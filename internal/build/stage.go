@@ -179,7 +179,7 @@ func (r *stageRun) container(ctx context.Context) (*container.Container, error) 
 	var rnd [6]byte
 	_, _ = rand.Read(rnd[:])
 	name := fmt.Sprintf("kiln-build-%s-%s", r.s.label(), hex.EncodeToString(rnd[:]))
-	c, err := container.New(ctx, r.b.st, container.NewOptions{Image: ref, Name: name})
+	c, err := container.New(ctx, r.b.st, container.NewOptions{Image: ref, Name: name, Temporary: true})
 	if err != nil {
 		return nil, err
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -164,7 +163,7 @@ func (r *stageRun) execRun(ctx context.Context, ctr *container.Container, rs run
 	}
 	cfg := r.config().Config
 	ro := run.Options{
-		ContainerID: ctr.ID(), Rootfs: root, RunDir: filepath.Join(r.b.st.RunRoot(), "run", ctr.ID()),
+		ContainerID: ctr.ID(), Rootfs: root, RunDir: ctr.RunDir(),
 		Args: rs.argv, Env: append(rs.env, rm.env...), User: cfg.User, WorkingDir: cfg.WorkingDir,
 		Network: rs.network, Mounts: append(append(rm.specs, r.b.o.Run.Mounts...), rm.late...),
 		CapAdd: r.b.o.Run.CapAdd, CapDrop: r.b.o.Run.CapDrop,

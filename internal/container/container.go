@@ -6,13 +6,17 @@ package container
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/kiln-build/kiln/internal/image"
+	"github.com/kiln-build/kiln/internal/run"
 	"github.com/kiln-build/kiln/internal/store"
 )
 
@@ -118,7 +122,41 @@ func (c *Container) Rename(ctx context.Context, name string) error {
 
 // Remove unmounts and deletes the container.
 func (c *Container) Remove(ctx context.Context) error {
+	// A run whose kiln was killed may have left its runtime container
+	// (and processes) behind: end them first.
+	if err := run.Cleanup(c.RunDir()); err != nil {
+		return fmt.Errorf("cleaning up the runs of container %s: %w", c.rec.Name, err)
+	}
+	_ = os.RemoveAll(c.RunDir())
 	return c.st.DeleteContainer(ctx, c.rec.ID)
+}
+
+// RunDir is the scratch directory runs in this container use (see
+// run.Options.RunDir).
+func (c *Container) RunDir() string { return filepath.Join(c.st.RunRoot(), "run", c.rec.ID) }
+
+// RemoveAbandoned removes the temporary containers whose kiln process
+// died, and returns how many it removed.
+func RemoveAbandoned(ctx context.Context, st *store.Store) (int, error) {
+	ids, err := st.AbandonedTemporary(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, id := range ids {
+		c, err := Open(ctx, st, id)
+		if errors.Is(err, store.ErrContainerUnknown) {
+			continue
+		}
+		if err == nil {
+			err = c.Remove(ctx)
+		}
+		if err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }
 
 // Inspect is the shape `inspect --type container` prints: the state plus

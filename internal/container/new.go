@@ -3,6 +3,7 @@ package container
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"runtime"
 
@@ -16,6 +17,9 @@ type NewOptions struct {
 	Image string
 	// Name is the container's name; "" picks Buildah's default.
 	Name string
+	// Temporary marks the container as this process's (a build step's):
+	// if the process dies, RemoveAbandoned removes it.
+	Temporary bool
 }
 
 // New makes a working container from a local image (or scratch).
@@ -57,6 +61,11 @@ func New(ctx context.Context, st *store.Store, o NewOptions) (*Container, error)
 	rec, err := st.CreateContainer(ctx, name, img.ID, img.TopLayer, raw)
 	if err != nil {
 		return nil, err
+	}
+	if o.Temporary {
+		if err := st.MarkTemporary(ctx, rec.ID); err != nil {
+			return nil, errors.Join(err, st.DeleteContainer(context.WithoutCancel(ctx), rec.ID))
+		}
 	}
 	c, err := fromRecord(ctx, st, rec)
 	if err != nil {

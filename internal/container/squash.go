@@ -18,7 +18,7 @@ import (
 func (c *Container) squash(ctx context.Context, o CommitOptions) (store.Image, error) {
 	var rnd [6]byte
 	_, _ = rand.Read(rnd[:])
-	tmp, err := New(ctx, c.st, NewOptions{Image: "scratch", Name: c.rec.Name + "-squash-" + hex.EncodeToString(rnd[:])})
+	tmp, err := New(ctx, c.st, NewOptions{Image: "scratch", Name: c.rec.Name + "-squash-" + hex.EncodeToString(rnd[:]), Temporary: true})
 	if err != nil {
 		return store.Image{}, err
 	}
