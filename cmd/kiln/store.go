@@ -24,7 +24,9 @@ func openStore(ctx context.Context) (*store.Store, error) {
 	}
 	o := store.Options{Root: s.Root, RunRoot: s.RunRoot, Driver: s.Driver, DriverOpts: s.DriverOpts, Logger: logger}
 	st, err := store.Open(ctx, o)
-	if errors.Is(err, driver.ErrUnsupported) && s.Driver == "" {
+	// A size limit overlay cannot enforce here is an error, not a reason
+	// to drop the limit on vfs.
+	if errors.Is(err, driver.ErrUnsupported) && s.Driver == "" && s.DriverOpts["size"] == "" {
 		logger.Warn("overlay does not work here; using the vfs driver", "error", err)
 		o.Driver = "vfs"
 		return store.Open(ctx, o)
