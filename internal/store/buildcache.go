@@ -115,18 +115,13 @@ func (s *Store) CacheDelete(ctx context.Context, keys []string) error {
 // parent. An unnamed image whose top layer is among them, or is another
 // image's top layer, is an intermediate image (hidden by `images`).
 func (s *Store) ParentLayers(ctx context.Context) (map[string]bool, error) {
-	rows, err := s.db.sql.QueryContext(ctx, `SELECT DISTINCT parent FROM layers WHERE parent != ''`)
+	ids, err := s.db.column(ctx, `SELECT DISTINCT parent FROM layers WHERE parent != ''`)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	out := map[string]bool{}
-	for rows.Next() {
-		var p string
-		if err := rows.Scan(&p); err != nil {
-			return nil, err
-		}
-		out[p] = true
+	out := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		out[id] = true
 	}
-	return out, rows.Err()
+	return out, nil
 }

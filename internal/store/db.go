@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"sort"
 
 	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
 )
@@ -188,4 +189,23 @@ func checkDriver(name, want string) (string, error) {
 		return "", fmt.Errorf("store was created with storage driver %q, not %q: use --storage-driver %s, or `kiln storage migrate --driver %s`", name, want, name, want)
 	}
 	return name, nil
+}
+
+// column runs a query of one text column and returns its values, sorted.
+func (db *database) column(ctx context.Context, q string, args ...any) ([]string, error) {
+	rows, err := db.sql.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	sort.Strings(out)
+	return out, rows.Err()
 }

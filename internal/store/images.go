@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -262,21 +261,7 @@ func (s *Store) ImageManifest(img Image) ([]byte, error) {
 
 // ContainersUsing lists the names of containers made from the image.
 func (s *Store) ContainersUsing(ctx context.Context, id string) ([]string, error) {
-	rows, err := s.db.sql.QueryContext(ctx, `SELECT name FROM containers WHERE image_id=?`, id)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var names []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			return nil, err
-		}
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names, rows.Err()
+	return s.db.column(ctx, `SELECT name FROM containers WHERE image_id=?`, id)
 }
 
 // DeleteImage removes the image with all its names, then every layer and

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"sort"
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
@@ -200,19 +199,5 @@ func (s *Store) DeleteManifestList(ctx context.Context, ref string) error {
 
 // ManifestListNames lists the names of every stored manifest list, sorted.
 func (s *Store) ManifestListNames(ctx context.Context) ([]string, error) {
-	rows, err := s.db.sql.QueryContext(ctx, `SELECT name FROM manifest_lists`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var names []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			return nil, err
-		}
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names, rows.Err()
+	return s.db.column(ctx, `SELECT name FROM manifest_lists`)
 }
