@@ -1,16 +1,8 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // nestedDockerBuild is a CI job inside a container: it makes a base
@@ -48,39 +40,10 @@ echo inside-done
 // and the host reads and runs what it built.
 func TestBuildInsideRuncContainer(t *testing.T) {
 	e := newEnv(t, "")
-	runc, err := exec.LookPath("runc")
-	if err != nil {
-		t.Skip("needs runc")
-	}
-	dir := t.TempDir()
-	rootfs, ctxDir := filepath.Join(dir, "rootfs"), filepath.Join(dir, "ctx")
-	store := filepath.Join(e.root, "root")
-	for _, d := range []string{store, ctxDir} {
-		must(t, os.MkdirAll(d, 0o755))
-	}
-	must(t, os.WriteFile(filepath.Join(ctxDir, "hello.txt"), []byte("built inside\n"), 0o644))
-	nestedRootfs(t, rootfs)
-	must(t, os.WriteFile(filepath.Join(rootfs, "build.sh"), []byte(nestedDockerBuild), 0o755))
-	bundle := filepath.Join(dir, "bundle")
-	writeNestedSpec(t, runc, bundle, rootfs, []specs.Mount{
-		{Destination: "/store", Type: "bind", Source: store, Options: []string{"rbind", "rw"}},
-		{Destination: "/ctx", Type: "bind", Source: ctxDir, Options: []string{"rbind", "ro"}},
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	state := filepath.Join(dir, "runc-state")
-	id := "kiln-nested-build-" + filepath.Base(dir)
-	cmd := exec.CommandContext(ctx, runc, "--root", state, "run", "--bundle", bundle, id)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	runErr := cmd.Run()
-	exec.Command(runc, "--root", state, "delete", "--force", id).Run()
-	if runErr != nil || !strings.Contains(out.String(), "inside-done") {
-		t.Fatalf("kiln build inside the container failed: %v\n%s", runErr, out.String())
-	}
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	out := runNested(t, e, nestedDockerBuild, "built inside\n")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) != 3 || len(lines[0]) != 64 || lines[1] != "7" {
-		t.Errorf("inside: want the image ID, 7 cached steps, inside-done; got:\n%s", out.String())
+		t.Errorf("inside: want the image ID, 7 cached steps, inside-done; got:\n%s", out)
 	}
 	c := e.mustKiln("from", "localhost/built")
 	if got := e.mustKiln("run", "--isolation", "oci", c, "--", "cat", "/app/artifact", "/tmp/user"); got != "built inside\n0\n1000" {

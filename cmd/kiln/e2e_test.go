@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,18 +63,7 @@ func (e *env) args(a ...string) []string {
 // kiln runs kiln and returns stdout, stderr and the exit code.
 func (e *env) kiln(a ...string) (string, string, int) {
 	e.t.Helper()
-	cmd := exec.Command(kilnBin, e.args(a...)...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		e.t.Fatalf("running kiln %v: %v", a, err)
-	}
-	return strings.TrimSpace(out.String()), strings.TrimSpace(errb.String()), code
+	return e.run("", nil, a...)
 }
 
 func (e *env) mustKiln(a ...string) string {

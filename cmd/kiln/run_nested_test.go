@@ -52,39 +52,10 @@ echo inside-done
 // image; then kiln on the host reads that store and runs the image.
 func TestKilnInsideRuncContainer(t *testing.T) {
 	e := newEnv(t, "")
-	runc, err := exec.LookPath("runc")
-	if err != nil {
-		t.Skip("needs runc")
-	}
-	dir := t.TempDir()
-	rootfs, ctxDir := filepath.Join(dir, "rootfs"), filepath.Join(dir, "ctx")
-	store := filepath.Join(e.root, "root")
-	for _, d := range []string{store, ctxDir} {
-		must(t, os.MkdirAll(d, 0o755))
-	}
-	must(t, os.WriteFile(filepath.Join(ctxDir, "hello.txt"), []byte("hello from the context\n"), 0o644))
-	nestedRootfs(t, rootfs)
-	bundle := filepath.Join(dir, "bundle")
-	writeNestedSpec(t, runc, bundle, rootfs, []specs.Mount{
-		{Destination: "/store", Type: "bind", Source: store, Options: []string{"rbind", "rw"}},
-		{Destination: "/ctx", Type: "bind", Source: ctxDir, Options: []string{"rbind", "ro"}},
-	})
-
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	state := filepath.Join(dir, "runc-state")
-	id := "kiln-nested-" + filepath.Base(dir)
-	cmd := exec.CommandContext(ctx, runc, "--root", state, "run", "--bundle", bundle, id)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	runErr := cmd.Run()
-	exec.Command(runc, "--root", state, "delete", "--force", id).Run()
-	if runErr != nil || !strings.Contains(out.String(), "inside-done") {
-		t.Fatalf("the build inside the container failed: %v\n%s", runErr, out.String())
-	}
+	out := runNested(t, e, nestedBuild, "hello from the context\n")
 	want := "hello from the context\nlo\n1000\ninside-done\n"
-	if got := out.String(); got != want {
-		t.Errorf("output inside the container = %q, want %q", got, want)
+	if out != want {
+		t.Errorf("output inside the container = %q, want %q", out, want)
 	}
 
 	// The host reads the store the container wrote.
@@ -111,6 +82,45 @@ func TestKilnInsideRuncContainer(t *testing.T) {
 		t.Errorf("host run = %q", got)
 	}
 	e.mustKiln("rm", c)
+}
+
+// runNested runs script as a CI job in a runc container: busybox and
+// kiln in its root, the store of e bind-mounted at /store, a directory
+// holding hello.txt (content hello) at /ctx. It fails the test unless the
+// job exits 0 and prints "inside-done", and returns what it printed.
+func runNested(t *testing.T, e *env, script, hello string) string {
+	t.Helper()
+	runc, err := exec.LookPath("runc")
+	if err != nil {
+		t.Skip("needs runc")
+	}
+	dir := t.TempDir()
+	rootfs, ctxDir := filepath.Join(dir, "rootfs"), filepath.Join(dir, "ctx")
+	store := filepath.Join(e.root, "root")
+	for _, d := range []string{store, ctxDir} {
+		must(t, os.MkdirAll(d, 0o755))
+	}
+	must(t, os.WriteFile(filepath.Join(ctxDir, "hello.txt"), []byte(hello), 0o644))
+	nestedRootfs(t, rootfs)
+	must(t, os.WriteFile(filepath.Join(rootfs, "build.sh"), []byte(script), 0o755))
+	bundle := filepath.Join(dir, "bundle")
+	writeNestedSpec(t, runc, bundle, rootfs, []specs.Mount{
+		{Destination: "/store", Type: "bind", Source: store, Options: []string{"rbind", "rw"}},
+		{Destination: "/ctx", Type: "bind", Source: ctxDir, Options: []string{"rbind", "ro"}},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	state := filepath.Join(dir, "runc-state")
+	id := "kiln-nested-" + filepath.Base(dir)
+	cmd := exec.CommandContext(ctx, runc, "--root", state, "run", "--bundle", bundle, id)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	runErr := cmd.Run()
+	exec.Command(runc, "--root", state, "delete", "--force", id).Run()
+	if runErr != nil || !strings.Contains(out.String(), "inside-done") {
+		t.Fatalf("the job inside the container failed: %v\n%s", runErr, out.String())
+	}
+	return out.String()
 }
 
 // nestedRootfs makes the outer container's root filesystem: busybox with

@@ -28,6 +28,10 @@ type DiffOptions struct {
 	// ModTimeUpperBound, when set, clamps every entry's modification time
 	// (reproducible output with --timestamp or SOURCE_DATE_EPOCH).
 	ModTimeUpperBound *time.Time
+	// Live says the directory may change while it is read (a process runs
+	// in the container): entries that vanish meanwhile are left out
+	// instead of failing the diff.
+	Live bool
 }
 
 // WriteUpperDiff writes the layer tar of an overlay upper directory to w,
@@ -40,7 +44,7 @@ func WriteUpperDiff(ctx context.Context, w io.Writer, upper string, opts DiffOpt
 	links := map[uint64]string{}
 	err := filepath.WalkDir(upper, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
-			return err
+			return vanished(err, opts)
 		}
 		if err := ctx.Err(); err != nil {
 			return err
@@ -49,12 +53,21 @@ func WriteUpperDiff(ctx context.Context, w io.Writer, upper string, opts DiffOpt
 		if err != nil || rel == "." {
 			return err
 		}
-		return writeUpperEntry(tw, path, filepath.ToSlash(rel), links, opts)
+		return vanished(writeUpperEntry(tw, path, filepath.ToSlash(rel), links, opts), opts)
 	})
 	if err != nil {
 		return fmt.Errorf("writing diff of %s: %w", upper, err)
 	}
 	return tw.Close()
+}
+
+// vanished drops a not-found error in a live diff: the entry went away
+// while the directory was read.
+func vanished(err error, opts DiffOptions) error {
+	if opts.Live && errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
 }
 
 func writeUpperEntry(tw *tar.Writer, path, rel string, links map[uint64]string, opts DiffOptions) error {

@@ -402,6 +402,8 @@ func (s *Store) finishRebase(ctx context.Context, id, layer string) error {
 }
 
 // ContainerDiff writes the container's current changes as a layer tar.
+// A process may be running in the container: files it removes while
+// they are read are left out.
 func (s *Store) ContainerDiff(ctx context.Context, id string, w io.Writer) error {
-	return s.driver.Diff(ctx, id, w, driver.DiffOptions{})
+	return s.driver.Diff(ctx, id, w, driver.DiffOptions{Live: true})
 }

@@ -28,6 +28,9 @@ var (
 type DiffOptions struct {
 	// ModTimeUpperBound clamps entry times, for reproducible layers.
 	ModTimeUpperBound *time.Time
+	// Live: the snapshot may change while it is read; entries that
+	// vanish meanwhile are left out (see archive.DiffOptions).
+	Live bool
 }
 
 // Driver is a snapshot store. Ids are chosen by the caller: short,

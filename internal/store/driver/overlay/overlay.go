@@ -230,7 +230,7 @@ func (d *Driver) Diff(ctx context.Context, id string, w io.Writer, opts driver.D
 	if !d.layout.Exists(id) {
 		return fmt.Errorf("%w: %s", driver.ErrNotExist, id)
 	}
-	return archive.WriteUpperDiff(ctx, w, d.layout.ContentDir(id), archive.DiffOptions{ModTimeUpperBound: opts.ModTimeUpperBound})
+	return archive.WriteUpperDiff(ctx, w, d.layout.ContentDir(id), archive.DiffOptions{ModTimeUpperBound: opts.ModTimeUpperBound, Live: opts.Live})
 }
 
 // Promote implements driver.Driver: the upper directory is renamed into
