@@ -39,3 +39,30 @@ func TestCopyDirOntoSymlink(t *testing.T) {
 		t.Errorf("the copy did not land inside the container at the link's target: %v", err)
 	}
 }
+
+// TestCopyKeepsSetID: copy keeps set-user-ID, set-group-ID and sticky
+// bits (chown, which clears set-id bits, comes before chmod), also with
+// --chown.
+func TestCopyKeepsSetID(t *testing.T) {
+	e := newEnv(t, "")
+	e.busybox()
+	src := t.TempDir()
+	files := map[string]os.FileMode{"suid": os.ModeSetuid | 0o755, "sgid": os.ModeSetgid | 0o755}
+	for name, mode := range files {
+		p := filepath.Join(src, name)
+		must(t, os.WriteFile(p, []byte("#!/bin/sh\n"), 0o755))
+		must(t, os.Chmod(p, mode))
+	}
+	must(t, os.Mkdir(filepath.Join(src, "sticky"), 0o755))
+	must(t, os.Chmod(filepath.Join(src, "sticky"), os.ModeSticky|0o777))
+	c := e.mustKiln("from", "localhost/busybox")
+	e.mustKiln("copy", "--chown", "app:app", c, src, "/opt/")
+	mp := e.mustKiln("mount", c)
+	for name, mode := range map[string]os.FileMode{"suid": os.ModeSetuid | 0o755, "sgid": os.ModeSetgid | 0o755, "sticky": os.ModeDir | os.ModeSticky | 0o777} {
+		fi, err := os.Lstat(filepath.Join(mp, "opt", name))
+		must(t, err)
+		if got := fi.Mode() & (os.ModeType | os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky); got != mode {
+			t.Errorf("/opt/%s mode = %v, want %v", name, got, mode)
+		}
+	}
+}
