@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"strings"
@@ -91,14 +92,15 @@ func runImages(cmd *cobra.Command, o imagesOptions, args []string) error {
 		}
 		return printJSON(out, rows)
 	case o.Quiet:
+		bw := bufio.NewWriter(out) // one write(2), not one per image
 		seen := map[string]bool{}
 		for _, r := range rows {
 			if !seen[r.ID] {
-				fmt.Fprintln(out, trunc(r.ID, o.NoTrunc))
+				fmt.Fprintln(bw, trunc(r.ID, o.NoTrunc))
 				seen[r.ID] = true
 			}
 		}
-		return nil
+		return bw.Flush()
 	}
 	format := o.Format
 	if format == "" {

@@ -146,9 +146,19 @@ func (b *bench) imagesWorkload(runs int) *workload {
 	return w
 }
 
-// fillImages commits images bench/img-N until the store holds n images
-// besides the bases; a later run of kilnbench finds them in place.
+// fillImages removes dangling images, then commits images bench/img-N
+// until the store holds n images besides the bases; a later run of
+// kilnbench finds them in place.
 func fillImages(ctx context.Context, t tool, n int) error {
+	// The build workloads leave unnamed step images in the same store;
+	// without this, later runs would list thousands of images, not 1,000.
+	prune := []string{"image", "prune", "--force"}
+	if t.name == "buildah" {
+		prune = []string{"rmi", "--prune"}
+	}
+	if _, err := sh(ctx, nil, t.cmd(prune...)...); err != nil {
+		return err
+	}
 	have, err := sh(ctx, nil, t.cmd("images", "-q", "--filter", "reference=localhost/bench/img-*")...)
 	if err != nil {
 		return err
