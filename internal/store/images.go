@@ -267,6 +267,18 @@ func (s *Store) ContainersUsing(ctx context.Context, id string) ([]string, error
 // DeleteImage removes the image with all its names, then every layer and
 // blob nothing else uses. It refuses while a container uses the image.
 func (s *Store) DeleteImage(ctx context.Context, id string) error {
+	blobs, err := s.deleteImage(ctx, id)
+	if err != nil {
+		return err
+	}
+	s.removeUnusedBlobs(ctx, blobs)
+	return s.GC(ctx)
+}
+
+// deleteImage removes the image's rows and returns its config and
+// manifest digests; their blobs and its layers are left to the caller
+// (removeUnusedBlobs, GC), so that removing many images collects once.
+func (s *Store) deleteImage(ctx context.Context, id string) ([]digest.Digest, error) {
 	var blobs []digest.Digest
 	err := s.db.tx(ctx, func(tx *sql.Tx) error {
 		img, err := scanImage(tx.QueryRowContext(ctx, `SELECT `+imageCols+` FROM images WHERE id=?`, id))
@@ -288,11 +300,7 @@ func (s *Store) DeleteImage(ctx context.Context, id string) error {
 		blobs = append(blobs, img.ConfigDigest(), img.ManifestDigest)
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	s.removeUnusedBlobs(ctx, blobs)
-	return s.GC(ctx)
+	return blobs, err
 }
 
 // restoreBlobs writes again any of docs whose blob file is missing.

@@ -103,17 +103,20 @@ func (s *Store) pruneImages(ctx context.Context, o PruneOptions) ([]Image, error
 		used[c.ImageID] = true
 	}
 	var removed []Image
+	var blobs []digest.Digest
+	defer func() { s.removeUnusedBlobs(ctx, blobs) }() // layers: the caller's GC
 	for _, img := range in.images {
 		if !o.prunable(img, used) {
 			continue
 		}
-		err := s.DeleteImage(ctx, img.ID)
+		b, err := s.deleteImage(ctx, img.ID)
 		if errors.Is(err, ErrImageUnknown) || errors.Is(err, ErrImageInUse) {
 			continue // another process removed or used it meanwhile
 		}
 		if err != nil {
 			return removed, err
 		}
+		blobs = append(blobs, b...)
 		removed = append(removed, img)
 	}
 	return removed, nil
