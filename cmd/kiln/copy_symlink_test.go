@@ -3,6 +3,8 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -64,5 +66,32 @@ func TestCopyKeepsSetID(t *testing.T) {
 		if got := fi.Mode() & (os.ModeType | os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky); got != mode {
 			t.Errorf("/opt/%s mode = %v, want %v", name, got, mode)
 		}
+	}
+}
+
+// TestCopyFrom: copy --from another working container or an image takes
+// the source inside that root (ownership kept), never from the host.
+func TestCopyFrom(t *testing.T) {
+	e := newEnv(t, "")
+	e.busybox()
+	src := e.mustKiln("from", "--name", "src", "localhost/busybox")
+	smp := e.mustKiln("mount", src)
+	must(t, os.MkdirAll(filepath.Join(smp, "out"), 0o755))
+	must(t, os.WriteFile(filepath.Join(smp, "out/artifact"), []byte("built\n"), 0o640))
+	must(t, os.Lchown(filepath.Join(smp, "out/artifact"), 1000, 1000))
+	dst := e.mustKiln("from", "localhost/busybox")
+	e.mustKiln("copy", "--from", "src", dst, "/out/artifact", "/app/")
+	e.mustKiln("copy", "--from", "localhost/busybox", dst, "/etc/passwd", "/app/passwd-from-image")
+	mp := e.mustKiln("mount", dst)
+	fi, err := os.Stat(filepath.Join(mp, "app/artifact"))
+	must(t, err)
+	if st := fi.Sys().(*syscall.Stat_t); st.Uid != 1000 || fi.Mode().Perm() != 0o640 {
+		t.Errorf("artifact: uid %d mode %o, want 1000 and 640 kept", st.Uid, fi.Mode().Perm())
+	}
+	if b, _ := os.ReadFile(filepath.Join(mp, "app/passwd-from-image")); !strings.Contains(string(b), "app:x:1000") {
+		t.Errorf("passwd from the image = %q", b)
+	}
+	if _, _, code := e.kiln("copy", "--from", "no-such-thing", dst, "/x", "/"); code != 125 {
+		t.Errorf("--from a missing container or image: exit %d, want 125", code)
 	}
 }
