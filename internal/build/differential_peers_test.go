@@ -7,12 +7,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/internal/store"
 	"github.com/kiln-build/kiln/internal/transport"
@@ -148,7 +145,7 @@ func (b *buildahPeer) cleanup(t *testing.T) {
 	defer cancel()
 	_, _ = runTool(b.cmd(ctx, "rm", "--all"))
 	_, _ = runTool(b.cmd(ctx, "rmi", "--all", "--force"))
-	unmountUnder(b.root)
+	transporttest.UnmountUnder(b.root)
 	if err := os.RemoveAll(b.root); err != nil {
 		t.Logf("removing buildah's store: %v", err)
 	}
@@ -229,24 +226,4 @@ func (p *dockerPeer) build(ctx context.Context, t *testing.T, c diffCase, docker
 // archiveName is the file name of the docker-archive of tag.
 func archiveName(tag string) string {
 	return strings.NewReplacer("/", "_", ":", "_").Replace(tag) + ".tar"
-}
-
-// unmountUnder lazily unmounts whatever is still mounted below dir,
-// deepest first.
-func unmountUnder(dir string) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return
-	}
-	var points []string
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
-			points = append(points, f[4])
-		}
-	}
-	sort.Sort(sort.Reverse(sort.StringSlice(points)))
-	for _, p := range points {
-		_ = unix.Unmount(p, unix.MNT_DETACH)
-	}
 }

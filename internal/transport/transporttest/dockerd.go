@@ -100,15 +100,15 @@ func (d *Dockerd) stop(t testing.TB, cmd *exec.Cmd) {
 		cmd.Process.Kill()
 		<-done
 	}
-	unmountUnder(d.dir)
+	UnmountUnder(d.dir)
 	if err := os.RemoveAll(d.dir); err != nil {
 		t.Logf("removing dockerd's directory: %v", err)
 	}
 }
 
-// unmountUnder lazily unmounts whatever is still mounted below dir,
-// deepest first.
-func unmountUnder(dir string) {
+// UnmountUnder lazily unmounts whatever is still mounted below dir,
+// deepest first: what a test's daemon or peer tool left mounted.
+func UnmountUnder(dir string) {
 	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return
