@@ -31,6 +31,10 @@ type builder struct {
 	steps   []cachedStep // step results for --cache-to
 }
 
+// errCacheVanished is wrapped when an image the build took from the
+// cache was removed by another process before the build used it.
+var errCacheVanished = errors.New("an image taken from the build cache was removed")
+
 // stageResult is a stage's outcome, published when done closes.
 type stageResult struct {
 	done  chan struct{}
@@ -82,6 +86,15 @@ func Build(ctx context.Context, st *store.Store, o Options) (Result, error) {
 	b.sem = make(chan struct{}, jobs)
 	img, err := b.runStages(ctx, needed, target)
 	b.removeStageImages(context.WithoutCancel(ctx), img.ID)
+	if errors.Is(err, errCacheVanished) {
+		// Another process removed an image this build had taken from the
+		// cache; its entries are gone with it, so a second run rebuilds
+		// what it held.
+		b.out.line(target, len(df.stages), "--> a cached image was removed meanwhile: building again")
+		b.results, b.cleanup = map[int]*stageResult{}, nil
+		img, err = b.runStages(ctx, needed, target)
+		b.removeStageImages(context.WithoutCancel(ctx), img.ID)
+	}
 	if err != nil {
 		return Result{}, err
 	}

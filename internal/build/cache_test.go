@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kiln-build/kiln/internal/container"
+	"github.com/kiln-build/kiln/internal/store"
 )
 
 const cacheDockerfile = `FROM busybox
@@ -167,5 +168,34 @@ COPY --from=two /t2 /t2
 	}
 	if !strings.Contains(out, "[1/3] STEP") || !strings.Contains(out, "[2/3] STEP") {
 		t.Errorf("output lacks stage prefixes:\n%s", out)
+	}
+}
+
+// TestCachedImageRemovedMeanwhile: when another process removes an image
+// the build has just taken from the cache, the build runs again and
+// succeeds instead of failing with "image not known".
+func TestCachedImageRemovedMeanwhile(t *testing.T) {
+	st := testStore(t)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"a.txt": "a\n", "b.txt": "b\n"})
+	if _, out, err := buildIn(t, st, dir, cacheDockerfile, nil); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	writeFiles(t, dir, map[string]string{"b.txt": "changed\n"}) // steps 1-2 hit, 3 misses
+	removed := false
+	testHookAfterHit = func(img store.Image) { // every hit is removed right after
+		removed = true
+		must(t, st.DeleteImage(context.Background(), img.ID))
+	}
+	defer func() { testHookAfterHit = nil }()
+	img, out, err := buildIn(t, st, dir, cacheDockerfile, nil)
+	if err != nil {
+		t.Fatalf("build after a cached image was removed: %v\n%s", err, out)
+	}
+	if !removed || !strings.Contains(out, "building again") {
+		t.Errorf("the removal did not happen or was not noticed:\n%s", out)
+	}
+	if b, _ := os.ReadFile(filepath.Join(rootOf(t, st, img), "b.copy")); string(b) != "changed\n" {
+		t.Errorf("b.copy = %q", b)
 	}
 }

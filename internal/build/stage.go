@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"runtime"
 	"strings"
@@ -144,19 +145,21 @@ func (b *builder) resolveImage(ctx context.Context, ref string) (store.Image, er
 }
 
 // useImage makes img the current state and drops any working container.
+// The state changes only once img's config has been read.
 func (r *stageRun) useImage(ctx context.Context, img store.Image) error {
+	cfg := &image.Config{OS: "linux", Architecture: runtime.GOARCH, RootFS: image.RootFS{Type: "layers"}}
+	if img.ID != "" {
+		raw, err := r.b.st.ImageConfig(img)
+		if err != nil {
+			return err
+		}
+		if cfg, err = image.ParseConfig(raw); err != nil {
+			return err
+		}
+	}
 	r.removeContainer(ctx)
-	r.cur = img
-	if img.ID == "" {
-		r.cfg = &image.Config{OS: "linux", Architecture: runtime.GOARCH, RootFS: image.RootFS{Type: "layers"}}
-		return nil
-	}
-	raw, err := r.b.st.ImageConfig(img)
-	if err != nil {
-		return err
-	}
-	r.cfg, err = image.ParseConfig(raw)
-	return err
+	r.cur, r.cfg = img, cfg
+	return nil
 }
 
 // config is the current config: the container's once there is one.
@@ -180,6 +183,9 @@ func (r *stageRun) container(ctx context.Context) (*container.Container, error) 
 	_, _ = rand.Read(rnd[:])
 	name := fmt.Sprintf("kiln-build-%s-%s", r.s.label(), hex.EncodeToString(rnd[:]))
 	c, err := container.New(ctx, r.b.st, container.NewOptions{Image: ref, Name: name, Temporary: true})
+	if errors.Is(err, store.ErrImageUnknown) && len(r.hits) > 0 {
+		return nil, fmt.Errorf("%w: %w", errCacheVanished, err)
+	}
 	if err != nil {
 		return nil, err
 	}

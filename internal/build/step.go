@@ -41,6 +41,9 @@ func (r *stageRun) key(text string, parts []string) string {
 // add a layer returns errNoChange when it changed no file.
 type stepFunc func(ctx context.Context, c *container.Container) error
 
+// testHookAfterHit, set by tests, runs after every cache hit.
+var testHookAfterHit func(store.Image)
+
 // errNoChange tells do to record the step without a layer.
 var errNoChange = errors.New("no change")
 
@@ -62,10 +65,20 @@ func (r *stageRun) do(ctx context.Context, text string, parts []string, layer bo
 			}
 		}
 		if ok {
-			r.b.out.line(r.s, len(r.b.df.stages), "--> Using cache %s", img.ID)
-			r.hits = append(r.hits, key)
-			r.b.recordStep(key, img)
-			return r.useImage(ctx, img)
+			err := r.useImage(ctx, img)
+			if !errors.Is(err, store.ErrBlobUnknown) {
+				if err != nil {
+					return err
+				}
+				r.b.out.line(r.s, len(r.b.df.stages), "--> Using cache %s", img.ID)
+				r.hits = append(r.hits, key)
+				r.b.recordStep(key, img)
+				if testHookAfterHit != nil {
+					testHookAfterHit(img)
+				}
+				return nil
+			}
+			// Removed by another process since the lookup: a miss.
 		}
 	}
 	c, err := r.container(ctx)
