@@ -7,6 +7,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/store/driver"
 )
 
 // Backing describes the filesystem a store sits on.
@@ -27,7 +29,7 @@ func ProbeBacking(dir string) (Backing, error) {
 	if err := unix.Statfs(dir, &st); err != nil {
 		return b, fmt.Errorf("probing the filesystem of %s: %w", dir, err)
 	}
-	b.FSType = FSTypeName(st.Type)
+	b.FSType = driver.FSTypeName(st.Type)
 	if m, err := MountOf(dir); err == nil {
 		b.Device, b.MountPoint, b.MountOptions = m.Source, m.Target, m.Options
 		if f := loopFile(m.Source); f != "" {
@@ -60,23 +62,6 @@ func splitComma(s string) []string {
 		}
 	}
 	return out
-}
-
-// FSTypeName names a statfs magic number as docker info does.
-func FSTypeName(t int64) string {
-	switch t {
-	case unix.EXT4_SUPER_MAGIC:
-		return "extfs"
-	case unix.XFS_SUPER_MAGIC:
-		return "xfs"
-	case unix.BTRFS_SUPER_MAGIC:
-		return "btrfs"
-	case unix.TMPFS_MAGIC:
-		return "tmpfs"
-	case unix.OVERLAYFS_SUPER_MAGIC:
-		return "overlayfs"
-	}
-	return fmt.Sprintf("0x%x", t)
 }
 
 // SupportsDType reports whether the filesystem of dir fills in d_type:

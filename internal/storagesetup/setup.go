@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/store/driver"
 )
 
 // Paths are the files `kiln storage setup` writes; tests point them into
@@ -165,7 +167,7 @@ func (pl *planner) checkBacking() error {
 		return err
 	}
 	if pl.plan.Driver == "btrfs" && st.Type != unix.BTRFS_SUPER_MAGIC {
-		return fmt.Errorf("STORAGE_DRIVER=btrfs needs the store on btrfs, and %s is on %s: give DEVS= a block device or a file to make a btrfs filesystem on, or put CONTAINER_ROOT_LV_MOUNT_PATH on btrfs", pl.plan.MountPath, FSTypeName(st.Type))
+		return fmt.Errorf("STORAGE_DRIVER=btrfs needs the store on btrfs, and %s is on %s: give DEVS= a block device or a file to make a btrfs filesystem on, or put CONTAINER_ROOT_LV_MOUNT_PATH on btrfs", pl.plan.MountPath, driver.FSTypeName(st.Type))
 	}
 	if pl.plan.Driver == "overlay" {
 		if ok, err := SupportsDType(dir); err == nil && !ok {

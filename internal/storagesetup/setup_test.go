@@ -216,7 +216,7 @@ func TestSetupWithoutDevices(t *testing.T) {
 	if unix.Statfs(t.TempDir(), &st) == nil && st.Type != unix.BTRFS_SUPER_MAGIC {
 		req.Config.Driver = "btrfs"
 		if _, err := MakePlan(context.Background(), req); err == nil || !strings.Contains(err.Error(), "needs the store on btrfs") {
-			t.Errorf("btrfs on %s: %v, want a refusal naming DEVS", FSTypeName(st.Type), err)
+			t.Errorf("btrfs on %s: %v, want a refusal naming DEVS", driver.FSTypeName(st.Type), err)
 		}
 	}
 }

@@ -427,23 +427,10 @@ func (c *checker) containers(ctx context.Context) error {
 
 // orphanLayers finds complete layers nothing uses; GC removes them.
 func (c *checker) orphanLayers(ctx context.Context) error {
-	rows, err := c.s.db.sql.QueryContext(ctx, `SELECT id FROM layers l WHERE state='complete'
-		AND NOT EXISTS (SELECT 1 FROM images WHERE top_layer=l.id)
-		AND NOT EXISTS (SELECT 1 FROM containers WHERE layer=l.id OR promoting=l.id)
-		AND NOT EXISTS (SELECT 1 FROM layers c WHERE c.parent=l.id)`)
+	ids, err := c.s.db.column(ctx, orphanLayersQuery)
 	if err != nil {
 		return err
 	}
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return err
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
 	for _, id := range ids {
 		c.add(Problem{Kind: ProblemOrphanLayer, Object: id, Detail: "no image, container or layer uses it"}, func() error { return c.s.GC(ctx) })
 	}

@@ -12,14 +12,18 @@ import (
 // uses, with their compressed blobs. Layers are marked in a transaction
 // and their files removed after it commits; a crash in between is
 // finished by recovery.
+// orphanLayersQuery selects the complete layers that no image, container
+// or other layer uses.
+const orphanLayersQuery = `SELECT id FROM layers l WHERE state='complete'
+	AND NOT EXISTS (SELECT 1 FROM images WHERE top_layer=l.id)
+	AND NOT EXISTS (SELECT 1 FROM containers WHERE layer=l.id OR promoting=l.id)
+	AND NOT EXISTS (SELECT 1 FROM layers c WHERE c.parent=l.id)`
+
 func (s *Store) GC(ctx context.Context) error {
 	for {
 		var doomed []string
 		err := s.db.tx(ctx, func(tx *sql.Tx) error {
-			rows, err := tx.QueryContext(ctx, `SELECT id FROM layers l WHERE state='complete'
-				AND NOT EXISTS (SELECT 1 FROM images WHERE top_layer=l.id)
-				AND NOT EXISTS (SELECT 1 FROM containers WHERE layer=l.id OR promoting=l.id)
-				AND NOT EXISTS (SELECT 1 FROM layers c WHERE c.parent=l.id)`)
+			rows, err := tx.QueryContext(ctx, orphanLayersQuery)
 			if err != nil {
 				return err
 			}

@@ -99,20 +99,10 @@ func (s *Store) recoverLayer(ctx context.Context, id, state, promoteFrom string)
 }
 
 func (s *Store) recoverMountCounts(ctx context.Context) error {
-	rows, err := s.db.sql.QueryContext(ctx, `SELECT id FROM containers WHERE mount_count > 0`)
+	ids, err := s.db.column(ctx, `SELECT id FROM containers WHERE mount_count > 0`)
 	if err != nil {
 		return err
 	}
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return err
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
 	for _, id := range ids {
 		if m, err := s.driver.Mounted(id); err == nil && !m {
 			if err := s.db.tx(ctx, func(tx *sql.Tx) error {

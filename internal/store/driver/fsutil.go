@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // WriteFileAtomic writes data to path through a temp file in the same
@@ -77,4 +79,21 @@ func ValidID(id string) error {
 		}
 	}
 	return nil
+}
+
+// FSTypeName names a statfs magic number as docker info does.
+func FSTypeName(t int64) string {
+	switch t {
+	case unix.EXT4_SUPER_MAGIC:
+		return "extfs"
+	case unix.XFS_SUPER_MAGIC:
+		return "xfs"
+	case unix.BTRFS_SUPER_MAGIC:
+		return "btrfs"
+	case unix.TMPFS_MAGIC:
+		return "tmpfs"
+	case unix.OVERLAYFS_SUPER_MAGIC:
+		return "overlayfs"
+	}
+	return fmt.Sprintf("0x%x", t)
 }

@@ -1,11 +1,15 @@
 package driver
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/kiln-build/kiln/internal/archive"
 )
 
 // Layout is the on-disk shape both directory-based drivers share: one
@@ -165,4 +169,18 @@ func (l Layout) Promote(from, to string, refill func(toContent, fromContent stri
 		return err
 	}
 	return os.Rename(tmp, l.ContentDir(from))
+}
+
+// TreeDiff writes the layer tar of snapshot id by comparing its tree with
+// its parent's, for drivers that keep every snapshot whole (vfs, btrfs).
+func (l Layout) TreeDiff(ctx context.Context, id string, w io.Writer, opts DiffOptions) error {
+	parent, err := l.Parent(id)
+	if err != nil {
+		return err
+	}
+	lower := ""
+	if parent != "" {
+		lower = l.ContentDir(parent)
+	}
+	return archive.WriteTreeDiff(ctx, w, lower, l.ContentDir(id), archive.DiffOptions{ModTimeUpperBound: opts.ModTimeUpperBound})
 }

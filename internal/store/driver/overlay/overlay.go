@@ -284,7 +284,7 @@ func (d *Driver) Status() [][2]string {
 	var st unix.Statfs_t
 	fsName := "unknown"
 	if err := unix.Statfs(d.layout.Home, &st); err == nil {
-		fsName = fsTypeName(st.Type)
+		fsName = driver.FSTypeName(st.Type)
 	}
 	return append([][2]string{
 		{"Backing Filesystem", fsName},
@@ -292,20 +292,4 @@ func (d *Driver) Status() [][2]string {
 		{"Native Overlay Diff", "true"},
 		{"Using metacopy", "false"},
 	}, d.quotaStatus()...)
-}
-
-func fsTypeName(t int64) string {
-	switch t {
-	case unix.EXT4_SUPER_MAGIC:
-		return "extfs"
-	case unix.XFS_SUPER_MAGIC:
-		return "xfs"
-	case unix.BTRFS_SUPER_MAGIC:
-		return "btrfs"
-	case unix.TMPFS_MAGIC:
-		return "tmpfs"
-	case unix.OVERLAYFS_SUPER_MAGIC:
-		return "overlayfs"
-	}
-	return fmt.Sprintf("0x%x", t)
 }

@@ -88,15 +88,7 @@ func (d *Driver) Mounted(id string) (bool, error) { return d.layout.Exists(id), 
 
 // Diff implements driver.Driver by comparing the tree with its parent's.
 func (d *Driver) Diff(ctx context.Context, id string, w io.Writer, opts driver.DiffOptions) error {
-	parent, err := d.layout.Parent(id)
-	if err != nil {
-		return err
-	}
-	lower := ""
-	if parent != "" {
-		lower = d.layout.ContentDir(parent)
-	}
-	return archive.WriteTreeDiff(ctx, w, lower, d.layout.ContentDir(id), archive.DiffOptions{ModTimeUpperBound: opts.ModTimeUpperBound})
+	return d.layout.TreeDiff(ctx, id, w, opts)
 }
 
 // Promote implements driver.Driver: the tree moves to the new layer and
