@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -341,8 +340,6 @@ func envBool(name string, def bool) bool {
 	}
 	return def
 }
-
-var _ io.Reader = os.Stdin
 
 // buildPlatform accepts --platform (and --os/--arch/--variant) naming
 // this machine's platform: kiln builds without emulation.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,7 +42,7 @@ func readDockerfile(cmd *cobra.Command, o buildOptions, src *build.Source, bo *b
 		var err error
 		p := f
 		if f == "-" {
-			b, err = readAllLimited(cmd.InOrStdin())
+			b, err = io.ReadAll(io.LimitReader(cmd.InOrStdin(), 16<<20))
 			p = ""
 		} else {
 			if _, statErr := os.Stat(p); errors.Is(statErr, os.ErrNotExist) && !filepath.IsAbs(p) {
@@ -58,22 +59,6 @@ func readDockerfile(cmd *cobra.Command, o buildOptions, src *build.Source, bo *b
 		bo.Dockerfile = append(append(bo.Dockerfile, b...), '\n')
 	}
 	return first, nil
-}
-
-func readAllLimited(r interface{ Read([]byte) (int, error) }) ([]byte, error) {
-	var sb strings.Builder
-	buf := make([]byte, 64<<10)
-	for sb.Len() < 16<<20 {
-		n, err := r.Read(buf)
-		sb.Write(buf[:n])
-		if err != nil {
-			if err.Error() == "EOF" {
-				break
-			}
-			return nil, err
-		}
-	}
-	return []byte(sb.String()), nil
 }
 
 // writeOutput exports the image's root filesystem: type=local,dest=DIR

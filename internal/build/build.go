@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"runtime"
 	"strings"
 	"sync"
@@ -229,5 +228,3 @@ func (b *builder) removeStageImages(ctx context.Context, keep string) {
 func imageRef(v string) (string, bool) {
 	return strings.CutPrefix(v, "docker-image://")
 }
-
-var _ io.Writer = (*output)(nil)

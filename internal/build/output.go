@@ -14,6 +14,8 @@ type output struct {
 	multi bool
 }
 
+var _ io.Writer = (*output)(nil)
+
 func newOutput(w io.Writer) *output {
 	if w == nil {
 		w = io.Discard
