@@ -34,6 +34,13 @@ type expectation struct {
 	Links    map[string]string `json:"links"`
 	// Config is compared key by key with the image's config.config.
 	Config map[string]json.RawMessage `json:"config"`
+	// Image is compared key by key with the top level of the config
+	// document as it was written: null and [] differ here.
+	Image map[string]json.RawMessage `json:"image"`
+	// Hardlinks: the paths of each group are one inode.
+	Hardlinks [][]string `json:"hardlinks"`
+	// Distinct: the paths of each group are different inodes.
+	Distinct [][]string `json:"distinct"`
 	// Output: lines the build must print.
 	Output []string `json:"output"`
 }
@@ -163,10 +170,55 @@ func checkTree(t *testing.T, root string, exp expectation) {
 			t.Errorf("%s link = %q (%v), want %q", p, got, err, want)
 		}
 	}
+	for _, group := range exp.Hardlinks {
+		for _, p := range group[1:] {
+			if !sameInode(t, root, group[0], p) {
+				t.Errorf("%s and %s are not hard links of one file", group[0], p)
+			}
+		}
+	}
+	for _, group := range exp.Distinct {
+		for i, p := range group {
+			for _, q := range group[i+1:] {
+				if sameInode(t, root, p, q) {
+					t.Errorf("%s and %s are hard links of one file, want two files", p, q)
+				}
+			}
+		}
+	}
+}
+
+// sameInode reports whether paths a and b of root are one inode.
+func sameInode(t *testing.T, root, a, b string) bool {
+	t.Helper()
+	var sa, sb syscall.Stat_t
+	if err := syscall.Lstat(filepath.Join(root, a), &sa); err != nil {
+		t.Errorf("%s: %v", a, err)
+		return false
+	}
+	if err := syscall.Lstat(filepath.Join(root, b), &sb); err != nil {
+		t.Errorf("%s: %v", b, err)
+		return false
+	}
+	return sa.Dev == sb.Dev && sa.Ino == sb.Ino
 }
 
 func checkConfig(t *testing.T, st *store.Store, img store.Image, exp expectation) {
 	t.Helper()
+	rawDoc, err := st.ImageConfig(img)
+	must(t, err)
+	var doc map[string]json.RawMessage
+	must(t, json.Unmarshal(rawDoc, &doc))
+	for _, k := range sortedKeys(exp.Image) {
+		var w, g any
+		must(t, json.Unmarshal(exp.Image[k], &w))
+		if v, ok := doc[k]; ok {
+			must(t, json.Unmarshal(v, &g))
+		}
+		if diff := cmp.Diff(w, g); diff != "" {
+			t.Errorf("image config %s (-want +got):\n%s", k, diff)
+		}
+	}
 	cfg := configOf(t, st, img)
 	raw, err := json.Marshal(cfg.Config)
 	must(t, err)

@@ -28,13 +28,17 @@ type treeEntry struct {
 	Digest string // sha256 of a regular file's content
 	Data   []byte // the content of a regular file
 	Link   string // a symlink's target
+	// Inode numbers the file: hard links share it (a TypeLink entry).
+	Inode int
 }
 
 // imageTree is an image read from a docker-archive: its flattened file
-// tree and its config's "config" object.
+// tree, its config's "config" object and the config's top level.
 type imageTree struct {
 	Files  map[string]*treeEntry
 	Config map[string]json.RawMessage
+	Image  map[string]json.RawMessage
+	inodes int
 }
 
 // readDockerArchive reads the first image of a docker-archive (as written
@@ -48,6 +52,7 @@ func readDockerArchive(file string) (*imageTree, error) {
 	}
 	defer f.Close()
 	members := map[string][]byte{}
+	links := map[string]string{}
 	tr := tar.NewReader(f)
 	for {
 		hdr, err := tr.Next()
@@ -57,6 +62,12 @@ func readDockerArchive(file string) (*imageTree, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reading %s: %w", file, err)
 		}
+		if hdr.Typeflag == tar.TypeSymlink {
+			// docker save writes a layer that another already holds as a
+			// symlink to the first one's layer.tar.
+			links[path.Clean(hdr.Name)] = path.Join(path.Dir(path.Clean(hdr.Name)), hdr.Linkname)
+			continue
+		}
 		if hdr.Typeflag != tar.TypeReg {
 			continue
 		}
@@ -65,6 +76,11 @@ func readDockerArchive(file string) (*imageTree, error) {
 			return nil, fmt.Errorf("reading %s of %s: %w", hdr.Name, file, err)
 		}
 		members[path.Clean(hdr.Name)] = b
+	}
+	for name, target := range links {
+		if b, ok := members[target]; ok {
+			members[name] = b
+		}
 	}
 	var manifest []struct {
 		Config string
@@ -76,10 +92,15 @@ func readDockerArchive(file string) (*imageTree, error) {
 	var cfg struct {
 		Config map[string]json.RawMessage `json:"config"`
 	}
-	if err := json.Unmarshal(members[path.Clean(manifest[0].Config)], &cfg); err != nil {
+	rawCfg := members[path.Clean(manifest[0].Config)]
+	if err := json.Unmarshal(rawCfg, &cfg); err != nil {
 		return nil, fmt.Errorf("reading config of %s: %w", file, err)
 	}
-	t := &imageTree{Files: map[string]*treeEntry{"/": {Type: tar.TypeDir, Mode: 0o755}}, Config: cfg.Config}
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal(rawCfg, &doc); err != nil {
+		return nil, fmt.Errorf("reading config of %s: %w", file, err)
+	}
+	t := &imageTree{Files: map[string]*treeEntry{"/": {Type: tar.TypeDir, Mode: 0o755}}, Config: cfg.Config, Image: doc}
 	for _, l := range manifest[0].Layers {
 		b, ok := members[path.Clean(l)]
 		if !ok {
@@ -164,6 +185,8 @@ func (t *imageTree) add(e layerEntry) error {
 		n.Data = e.data
 		sum := sha256.Sum256(e.data)
 		n.Digest = hex.EncodeToString(sum[:])
+		t.inodes++
+		n.Inode = t.inodes
 	case tar.TypeLink:
 		target, ok := t.Files[path.Join("/", h.Linkname)]
 		if !ok {
@@ -275,6 +298,41 @@ func (t *imageTree) checkExpect(exp expectation) []string {
 	for _, k := range sortedKeys(exp.Config) {
 		if diff := cmp.Diff(normalize(exp.Config[k]), normalize(t.Config[k])); diff != "" {
 			probs = append(probs, fmt.Sprintf("config %s = %s, want %s", k, compact(t.Config[k]), compact(exp.Config[k])))
+		}
+	}
+	for _, k := range sortedKeys(exp.Image) {
+		if compact(t.Image[k]) != compact(exp.Image[k]) {
+			probs = append(probs, fmt.Sprintf("image config %s = %s, want %s", k, compact(t.Image[k]), compact(exp.Image[k])))
+		}
+	}
+	return append(probs, t.checkLinks(exp)...)
+}
+
+// checkLinks checks the hard link groups of a case.
+func (t *imageTree) checkLinks(exp expectation) []string {
+	var probs []string
+	inode := func(p string) int {
+		if e := t.lookup(p, false); e != nil && e.Type == tar.TypeReg {
+			return e.Inode
+		}
+		probs = append(probs, fmt.Sprintf("%s: missing (hard link)", p))
+		return -1
+	}
+	for _, group := range exp.Hardlinks {
+		first := inode(group[0])
+		for _, p := range group[1:] {
+			if got := inode(p); first >= 0 && got >= 0 && got != first {
+				probs = append(probs, fmt.Sprintf("%s and %s are not hard links of one file", group[0], p))
+			}
+		}
+	}
+	for _, group := range exp.Distinct {
+		for i, p := range group {
+			for _, q := range group[i+1:] {
+				if a, b := inode(p), inode(q); a >= 0 && a == b {
+					probs = append(probs, fmt.Sprintf("%s and %s are hard links of one file, want two files", p, q))
+				}
+			}
 		}
 	}
 	return probs
