@@ -48,6 +48,24 @@ type RootFS struct {
 	DiffIDs []digest.Digest `json:"diff_ids"`
 }
 
+// MarshalJSON writes diff_ids as an array even for an image without
+// layers: the image spec makes it a required array, and a JSON-schema
+// reader (umoci) refuses null.
+func (r RootFS) MarshalJSON() ([]byte, error) {
+	type plain RootFS
+	p := plain(r)
+	p.DiffIDs = nonNil(p.DiffIDs)
+	return json.Marshal(p)
+}
+
+// nonNil returns ids, or an empty slice where ids is nil.
+func nonNil(ids []digest.Digest) []digest.Digest {
+	if ids == nil {
+		return []digest.Digest{}
+	}
+	return ids
+}
+
 // History describes how one layer (or an empty step) was made.
 type History struct {
 	Created    *time.Time `json:"created,omitempty"`
@@ -150,7 +168,7 @@ func (c *Config) OCI() ocispec.Image {
 			StopSignal:   c.Config.StopSignal,
 			ArgsEscaped:  c.Config.ArgsEscaped, //nolint:staticcheck // kept for Windows images
 		},
-		RootFS: ocispec.RootFS{Type: c.RootFS.Type, DiffIDs: c.RootFS.DiffIDs},
+		RootFS: ocispec.RootFS{Type: c.RootFS.Type, DiffIDs: nonNil(c.RootFS.DiffIDs)},
 	}
 	for _, h := range c.History {
 		img.History = append(img.History, ocispec.History{
