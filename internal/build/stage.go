@@ -37,6 +37,9 @@ type stageRun struct {
 	clearOnBuild bool
 	lastText     string
 	cmdSet       bool // a CMD ran in this stage
+	// pathAdded is the ID of the base image whose config got the default
+	// PATH: while cur is that image, the stage's image is not cur.
+	pathAdded string
 }
 
 func (b *builder) runStage(ctx context.Context, s *stage, final bool, _ int) (img store.Image, err error) {
@@ -70,6 +73,7 @@ func (b *builder) runStage(ctx context.Context, s *stage, final bool, _ int) (im
 	if err := r.useImage(ctx, base); err != nil {
 		return store.Image{}, err
 	}
+	r.addDefaultPath()
 	cmds, err := r.triggers()
 	if err != nil {
 		return store.Image{}, err
@@ -147,7 +151,7 @@ func (b *builder) resolveImage(ctx context.Context, ref string) (store.Image, er
 // useImage makes img the current state and drops any working container.
 // The state changes only once img's config has been read.
 func (r *stageRun) useImage(ctx context.Context, img store.Image) error {
-	cfg := &image.Config{OS: "linux", Architecture: runtime.GOARCH, RootFS: image.RootFS{Type: "layers"}}
+	cfg := scratchConfig()
 	if img.ID != "" {
 		raw, err := r.b.st.ImageConfig(img)
 		if err != nil {
@@ -160,6 +164,31 @@ func (r *stageRun) useImage(ctx context.Context, img store.Image) error {
 	r.removeContainer(ctx)
 	r.cur, r.cfg = img, cfg
 	return nil
+}
+
+// scratchConfig is the config FROM scratch starts with: BuildKit's empty
+// image (dockerfile2llb emptyImage), with the default PATH and working
+// directory "/". `kiln from scratch` starts with an empty config instead,
+// as `buildah from scratch` does.
+func scratchConfig() *image.Config {
+	return &image.Config{
+		OS: "linux", Architecture: runtime.GOARCH, RootFS: image.RootFS{Type: "layers"},
+		Config: image.ContainerConfig{Env: []string{image.DefaultPath}, WorkingDir: "/"},
+	}
+}
+
+// addDefaultPath gives the stage Docker's default PATH when its base's
+// config has none, as BuildKit does for every stage (dockerfile2llb:
+// "make sure that PATH is always set"): RUN finds its commands and the
+// image keeps the entry.
+func (r *stageRun) addDefaultPath() {
+	for _, kv := range r.cfg.Config.Env {
+		if strings.HasPrefix(kv, "PATH=") {
+			return
+		}
+	}
+	r.cfg.Config.Env = append(r.cfg.Config.Env, image.DefaultPath)
+	r.pathAdded = r.cur.ID
 }
 
 // config is the current config: the container's once there is one.
@@ -240,8 +269,10 @@ func (r *stageRun) arg(c *instructions.ArgCommand) error {
 // finish commits what is left, tags the final image and returns the
 // stage's image.
 func (r *stageRun) finish(ctx context.Context) (store.Image, error) {
-	if r.dirty || r.cur.ID == "" {
-		img, err := r.commit(ctx, r.lastText, true)
+	if r.dirty || r.cur.ID == "" || r.pathAdded != "" && r.cur.ID == r.pathAdded {
+		// Without a dirty container no step changed a file: scratch alone,
+		// or a base whose config only got PATH, makes no layer.
+		img, err := r.commit(ctx, r.lastText, r.dirty)
 		if err != nil {
 			return store.Image{}, err
 		}

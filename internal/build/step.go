@@ -15,8 +15,9 @@ import (
 	"github.com/kiln-build/kiln/internal/store"
 )
 
-// cacheVersion changes whenever what a key covers changes.
-const cacheVersion = "kiln-build-cache-v1"
+// cacheVersion changes whenever what a key covers, or what a step with
+// the same key makes, changes (v2: the default PATH and scratch's "/").
+const cacheVersion = "kiln-build-cache-v2"
 
 // key is a step's cache key: the parent image, the timestamp, the instruction, and the parts the step adds (args used,
 // file digests).
