@@ -10,6 +10,11 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
+// DefaultPath is the PATH entry Docker gives a process whose environment
+// has none, and BuildKit and Buildah's bud an image built on a base (or
+// scratch) whose config has none.
+const DefaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 // HealthConfig is Docker's healthcheck, a Docker-only field.
 type HealthConfig struct {
 	Test          []string      `json:",omitempty"`
