@@ -9,7 +9,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strings"
 
 	cfs "github.com/containerd/continuity/fs"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -20,11 +19,16 @@ import (
 )
 
 // runMounts are the mounts one RUN step gets, and what to undo after.
+// The mount points themselves are run's: it creates each target and the
+// parents it lacks, and removes again those still empty after the
+// process (an empty directory, or the placeholder of a file mount), so
+// that, as in BuildKit (executor.MountStubsCleaner, recursive since
+// v0.11), no stub ends up in the layer while anything the step put there
+// stays.
 type runMounts struct {
 	specs    []specs.Mount
 	late     []specs.Mount
 	env      []string
-	created  []string // mount targets made in the rootfs, removed after
 	cleanups []func(ctx context.Context)
 }
 
@@ -34,60 +38,10 @@ func (m *runMounts) release(ctx context.Context) {
 	}
 }
 
-// cleanTargets removes the mount points the run made in the rootfs, so
-// that none of them ends up in the layer; a target the step filled stays.
-func (m *runMounts) cleanTargets(root string) error {
-	for i := len(m.created) - 1; i >= 0; i-- {
-		p, err := cfs.RootPath(root, m.created[i])
-		if err != nil {
-			return err
-		}
-		removeEmpty(p)
-	}
-	return nil
-}
-
-// removeEmpty removes p when it is an empty file or a tree of empty
-// directories and empty files.
-func removeEmpty(p string) bool {
-	fi, err := os.Lstat(p)
-	if err != nil {
-		return true
-	}
-	if fi.IsDir() {
-		ents, _ := os.ReadDir(p)
-		for _, e := range ents {
-			if !removeEmpty(filepath.Join(p, e.Name())) {
-				return false
-			}
-		}
-	} else if !fi.Mode().IsRegular() || fi.Size() != 0 {
-		return false
-	}
-	return os.Remove(p) == nil
-}
-
-// recordTarget notes the first component of target missing in root.
-func (m *runMounts) recordTarget(root, target string) {
-	cur := "/"
-	for _, part := range strings.Split(strings.Trim(path.Clean(target), "/"), "/") {
-		cur = path.Join(cur, part)
-		p, err := cfs.RootPath(root, cur)
-		if err != nil {
-			return
-		}
-		if _, err := os.Lstat(p); os.IsNotExist(err) {
-			m.created = append(m.created, cur)
-			return
-		}
-	}
-}
-
 // prepareMounts turns RUN --mount options into runtime mounts.
-func (r *stageRun) prepareMounts(ctx context.Context, root string, mounts []*instructions.Mount) (*runMounts, error) {
+func (r *stageRun) prepareMounts(ctx context.Context, mounts []*instructions.Mount) (*runMounts, error) {
 	rm := &runMounts{}
 	for i, mt := range mounts {
-		target := mt.Target
 		var err error
 		switch mt.Type {
 		case instructions.MountTypeBind:
@@ -99,22 +53,16 @@ func (r *stageRun) prepareMounts(ctx context.Context, root string, mounts []*ins
 			if mt.SizeLimit > 0 {
 				opts = append(opts, fmt.Sprintf("size=%d", mt.SizeLimit))
 			}
-			rm.specs = append(rm.specs, specs.Mount{Destination: target, Type: "tmpfs", Source: "tmpfs", Options: opts})
+			rm.specs = append(rm.specs, specs.Mount{Destination: mt.Target, Type: "tmpfs", Source: "tmpfs", Options: opts})
 		case instructions.MountTypeSecret:
-			target, err = r.secretMount(rm, mt)
+			err = r.secretMount(rm, mt)
 		case instructions.MountTypeSSH:
-			target, err = r.sshMount(rm, mt, i)
+			err = r.sshMount(rm, mt, i)
 		default:
 			err = fmt.Errorf("unsupported mount type %q", mt.Type)
 		}
 		if err != nil {
 			return rm, fmt.Errorf("--mount type=%s: %w", mt.Type, err)
-		}
-		if target != "" {
-			if !path.IsAbs(target) {
-				target = path.Join("/", r.config().Config.WorkingDir, target)
-			}
-			rm.recordTarget(root, target)
 		}
 	}
 	for i := range rm.specs {

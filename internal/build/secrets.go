@@ -14,24 +14,24 @@ import (
 // secretMount gives a RUN a --secret: a read-only file (by default at
 // /run/secrets/ID) or, with env=, an environment variable. A secret the
 // build was not given is skipped unless required=true.
-func (r *stageRun) secretMount(rm *runMounts, mt *instructions.Mount) (string, error) {
+func (r *stageRun) secretMount(rm *runMounts, mt *instructions.Mount) error {
 	id := mt.CacheID
 	if id == "" && mt.Target != "" {
 		id = path.Base(mt.Target)
 	}
 	if id == "" {
-		return "", fmt.Errorf("a secret mount needs id= or target=")
+		return fmt.Errorf("a secret mount needs id= or target=")
 	}
 	sec, ok := r.b.o.Run.Secrets[id]
 	if !ok {
 		if mt.Required {
-			return "", fmt.Errorf("secret %q is required but was not given (use --secret id=%s,src=FILE)", id, id)
+			return fmt.Errorf("secret %q is required but was not given (use --secret id=%s,src=FILE)", id, id)
 		}
-		return "", nil
+		return nil
 	}
 	data, err := secretData(sec)
 	if err != nil {
-		return "", fmt.Errorf("secret %q: %w", id, err)
+		return fmt.Errorf("secret %q: %w", id, err)
 	}
 	if mt.Env != nil {
 		name := *mt.Env
@@ -40,7 +40,7 @@ func (r *stageRun) secretMount(rm *runMounts, mt *instructions.Mount) (string, e
 		}
 		rm.env = append(rm.env, name+"="+string(data))
 		if mt.Target == "" {
-			return "", nil
+			return nil
 		}
 	}
 	target := mt.Target
@@ -49,7 +49,7 @@ func (r *stageRun) secretMount(rm *runMounts, mt *instructions.Mount) (string, e
 	}
 	dir, err := os.MkdirTemp(r.b.st.RunRoot(), "secret-")
 	if err != nil {
-		return "", err
+		return err
 	}
 	rm.cleanups = append(rm.cleanups, func(context.Context) { os.RemoveAll(dir) })
 	file := filepath.Join(dir, "secret")
@@ -58,7 +58,7 @@ func (r *stageRun) secretMount(rm *runMounts, mt *instructions.Mount) (string, e
 		mode = os.FileMode(*mt.Mode)
 	}
 	if err := os.WriteFile(file, data, mode); err != nil {
-		return "", err
+		return err
 	}
 	uid, gid := 0, 0
 	if mt.UID != nil {
@@ -68,10 +68,10 @@ func (r *stageRun) secretMount(rm *runMounts, mt *instructions.Mount) (string, e
 		gid = int(*mt.GID)
 	}
 	if err := os.Chown(file, uid, gid); err != nil {
-		return "", err
+		return err
 	}
 	rm.late = append(rm.late, specs.Mount{Destination: target, Type: "bind", Source: file, Options: []string{"bind", "ro", "nosuid", "nodev", "noexec"}})
-	return target, nil
+	return nil
 }
 
 func secretData(s Secret) ([]byte, error) {
@@ -86,13 +86,13 @@ func secretData(s Secret) ([]byte, error) {
 }
 
 // sshMount forwards the build's SSH agent socket.
-func (r *stageRun) sshMount(rm *runMounts, mt *instructions.Mount, n int) (string, error) {
+func (r *stageRun) sshMount(rm *runMounts, mt *instructions.Mount, n int) error {
 	sock := r.b.o.Run.SSHAuthSock
 	if sock == "" {
 		if mt.Required {
-			return "", fmt.Errorf("an ssh mount is required but the build has no --ssh")
+			return fmt.Errorf("an ssh mount is required but the build has no --ssh")
 		}
-		return "", nil
+		return nil
 	}
 	target := mt.Target
 	if target == "" {
@@ -100,7 +100,7 @@ func (r *stageRun) sshMount(rm *runMounts, mt *instructions.Mount, n int) (strin
 	}
 	rm.late = append(rm.late, specs.Mount{Destination: target, Type: "bind", Source: sock, Options: []string{"bind"}})
 	rm.env = append(rm.env, "SSH_AUTH_SOCK="+target)
-	return target, nil
+	return nil
 }
 
 // scriptMount puts a heredoc script at heredocPath, executable.

@@ -16,7 +16,8 @@ import (
 )
 
 // cacheVersion changes whenever what a key covers, or what a step with
-// the same key makes, changes (v2: the default PATH and scratch's "/").
+// the same key makes, changes (v2: the default PATH and scratch's "/",
+// what RUN --mount leaves).
 const cacheVersion = "kiln-build-cache-v2"
 
 // key is a step's cache key: the parent image, the timestamp, the instruction, and the parts the step adds (args used,

@@ -151,7 +151,7 @@ func (r *stageRun) execRun(ctx context.Context, ctr *container.Container, rs run
 		return err
 	}
 	defer ctr.Unmount(context.WithoutCancel(ctx), false)
-	rm, err := r.prepareMounts(ctx, root, rs.mounts)
+	rm, err := r.prepareMounts(ctx, rs.mounts)
 	defer rm.release(context.WithoutCancel(ctx))
 	if err != nil {
 		return err
@@ -185,5 +185,5 @@ func (r *stageRun) execRun(ctx context.Context, ctr *container.Container, rs run
 	case code != 0:
 		return fmt.Errorf("while running runtime: %w", &ExitError{Code: code})
 	}
-	return rm.cleanTargets(root)
+	return nil
 }
