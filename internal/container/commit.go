@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"time"
 
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-
 	"github.com/kiln-build/kiln/internal/image"
 	"github.com/kiln-build/kiln/internal/store"
 )
@@ -85,13 +83,9 @@ func storeImage(ctx context.Context, st *store.Store, cfg *image.Config, top str
 	if err != nil {
 		return store.Image{}, err
 	}
-	chain, err := st.LayerChain(ctx, top)
+	layers, err := st.LayerDescriptors(ctx, top, f)
 	if err != nil {
 		return store.Image{}, err
-	}
-	layers := make([]ocispec.Descriptor, 0, len(chain))
-	for _, l := range chain {
-		layers = append(layers, ocispec.Descriptor{MediaType: f.LayerMediaType(""), Digest: l.DiffID, Size: l.Size})
 	}
 	manifest, err := image.NewManifest(f, image.FromBytes(f.ConfigMediaType(), rawCfg), layers, annotations)
 	if err != nil {

@@ -49,6 +49,15 @@ func ParseFormat(s string) (Format, error) {
 	return 0, fmt.Errorf("unknown image format %q: use oci or docker", s)
 }
 
+// FormatOf returns the format of a manifest media type (OCI for anything
+// that is not Docker's).
+func FormatOf(manifestMediaType string) Format {
+	if manifestMediaType == MediaTypeDockerManifest || manifestMediaType == MediaTypeDockerManifestList {
+		return FormatDocker
+	}
+	return FormatOCI
+}
+
 // String returns the name ParseFormat accepts.
 func (f Format) String() string {
 	if f == FormatDocker {

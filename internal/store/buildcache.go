@@ -11,17 +11,7 @@ import (
 // The build cache maps a step's cache key (see internal/build) to the
 // image that step produced. Entries whose image is gone are ignored by
 // lookups and dropped by GC; the images themselves hold the layers.
-const buildCacheSchema = `
-CREATE TABLE IF NOT EXISTS build_cache (
-	key TEXT PRIMARY KEY,
-	image_id TEXT NOT NULL,
-	created INTEGER NOT NULL,
-	last_used INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS build_cache_image ON build_cache(image_id);
-`
-
-func init() { extraSchemas = append(extraSchemas, buildCacheSchema) }
+// Its table is in schema.go.
 
 // CacheEntry is one build cache record.
 type CacheEntry struct {

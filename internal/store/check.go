@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -35,11 +34,13 @@ const (
 	ProblemBrokenContainer                        // a container whose layer or snapshot is gone: reported only
 	ProblemLeakedMount                            // a mount in the store nothing counts: unmounted
 	ProblemStaleMountCount                        // a container counted as mounted that is not: count reset
+	ProblemLostLayer                              // recorded as a blob only, and no blob of it is stored: its images removed
 )
 
 var problemNames = [...]string{"incomplete layer", "incomplete container", "orphaned layer", "orphaned snapshot",
 	"missing snapshot", "broken layer chain", "missing blob", "corrupted blob", "missing layer blob",
-	"unreferenced blob", "name pointing nowhere", "damaged image", "broken container", "leaked mount", "stale mount count"}
+	"unreferenced blob", "name pointing nowhere", "damaged image", "broken container", "leaked mount", "stale mount count",
+	"lost layer"}
 
 func (k ProblemKind) String() string {
 	if int(k) < len(problemNames) {
@@ -226,39 +227,35 @@ func (c *checker) layers(ctx context.Context, snaps map[string]bool) error {
 			if in.layers[l.Parent].ID == "" {
 				c.add(Problem{Kind: ProblemBrokenChain, Object: l.ID, Detail: "its parent layer " + l.Parent + " is not recorded"}, nil)
 			}
-		case !c.s.driver.Exists(l.ID):
+		case l.Files && !c.s.driver.Exists(l.ID):
 			c.add(Problem{Kind: ProblemMissingSnapshot, Object: l.ID, Detail: "recorded as complete, gone from disk"},
 				func() error { return c.remakeLayer(ctx, l) })
-			if !c.s.driver.Exists(l.ID) {
+			if !c.s.driver.Exists(l.ID) && !c.s.hasAnyBlob(ctx, l) {
 				c.damaged[l.ID] = true
 			}
+		case !l.Files && !c.s.hasAnyBlob(ctx, l):
+			c.add(Problem{Kind: ProblemLostLayer, Object: l.ID, Detail: "recorded as a blob, but no blob of it is stored"}, nil)
+			c.damaged[l.ID] = true
 		}
 	}
 	return nil
 }
 
-// remakeLayer applies a layer whose snapshot is gone again from one of
-// its compressed blobs, checking the diff ID.
+// remakeLayer turns a layer whose snapshot is gone back into a blob
+// layer, when one of its blobs is stored: its files are made again when
+// something needs them.
 func (c *checker) remakeLayer(ctx context.Context, l Layer) error {
-	blobs, err := c.s.LayerBlobs(ctx, l.ID)
-	if err != nil {
-		return err
-	}
-	if len(blobs) == 0 {
+	if !c.s.hasAnyBlob(ctx, l) {
 		return fmt.Errorf("no blob of layer %s is stored to remake it from: pull its images again", l.DiffID)
 	}
-	f, err := c.s.OpenBlob(blobs[0].Digest)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
 	if err := c.s.driver.Remove(ctx, l.ID); err != nil {
 		return err
 	}
-	if _, err := c.s.fillLayer(ctx, l.ID, l.Parent, l.DiffID, f); err != nil {
-		return errors.Join(err, c.s.driver.Remove(context.WithoutCancel(ctx), l.ID))
-	}
-	return nil
+	c.s.removeTarSplit(l.ID)
+	return c.s.db.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE layers SET files=?, files_owner='' WHERE id=?`, filesNo, l.ID)
+		return err
+	})
 }
 
 // blobs checks blob files: layer blob records without a file, files

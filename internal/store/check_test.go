@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"os"
 	"testing"
 	"time"
@@ -51,6 +52,16 @@ func newCheckFixture(t *testing.T) *checkFixture {
 	f.layerBlob = blobs[0].Digest
 	if f.ctr, err = s.CreateContainer(ctx, "work", f.base.ID, f.base.TopLayer, []byte(`{}`)); err != nil {
 		t.Fatal(err)
+	}
+	// Mounting makes the pulled layer's files.
+	if _, err := s.Mount(ctx, f.ctr.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Unmount(ctx, f.ctr.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	if f.layer, err = s.Layer(ctx, f.base.TopLayer); err != nil || !f.layer.Files {
+		t.Fatalf("the layer after a mount: %+v, %v; want its files made", f.layer, err)
 	}
 	return f
 }
@@ -172,6 +183,7 @@ func TestCheckFindsAndRepairs(t *testing.T) {
 		{kind: ProblemMissingLayerBlob, damage: func(t *testing.T, f *checkFixture) {
 			os.Remove(f.s.blobPath(f.layerBlob))
 		}},
+
 		{kind: ProblemLeakedMount, damage: func(t *testing.T, f *checkFixture) {
 			if _, err := f.s.driver.Mount(f.ctx, f.ctr.ID, false); err != nil {
 				t.Fatal(err)
@@ -243,5 +255,26 @@ func TestCheckLeavesYoungBlobs(t *testing.T) {
 	os.Chtimes(f.s.blobPath(d), old, old)
 	if rep, _ := f.s.Check(f.ctx, CheckOptions{}); !hasProblem(rep, ProblemUnreferencedBlob) {
 		t.Errorf("an unreferenced blob older than the grace is not reported: %+v", rep.Problems)
+	}
+}
+
+// TestCheckFindsLostLayer: a layer recorded as a blob only, whose blob is
+// gone, can be rebuilt from nothing: check says so, and that the images
+// and the container on it are damaged.
+func TestCheckFindsLostLayer(t *testing.T) {
+	f := newCheckFixture(t)
+	f.exec(t, `UPDATE layers SET files='no' WHERE id=?`, f.layer.ID)
+	os.Remove(f.s.blobPath(f.layerBlob))
+	rep, err := f.s.Check(f.ctx, CheckOptions{BlobGrace: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []ProblemKind{ProblemLostLayer, ProblemDamagedImage, ProblemBrokenContainer} {
+		if !hasProblem(rep, k) {
+			t.Errorf("check found %+v, want a %s", rep.Problems, k)
+		}
+	}
+	if _, err := f.s.Mount(f.ctx, f.ctr.ID); !errors.Is(err, ErrLayerContentLost) {
+		t.Errorf("mounting a container on the lost layer = %v, want ErrLayerContentLost", err)
 	}
 }

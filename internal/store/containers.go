@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kiln-build/kiln/internal/archive"
 	"github.com/kiln-build/kiln/internal/store/driver"
 )
 
@@ -63,6 +64,12 @@ func (s *Store) CreateContainer(ctx context.Context, name, imageID, layer string
 	})
 	if err != nil {
 		return Container{}, err
+	}
+	if _, lazy := s.driver.(driver.ParentAtMount); !lazy {
+		// The driver copies or snapshots the layer's files now.
+		if err := s.EnsureFiles(ctx, layer); err != nil {
+			return Container{}, errors.Join(fmt.Errorf("creating container %s: %w", name, err), s.removeContainerFiles(context.WithoutCancel(ctx), id))
+		}
 	}
 	if err := s.driver.Create(ctx, id, layer); err != nil {
 		return Container{}, errors.Join(fmt.Errorf("creating container %s: %w", name, s.noSpace(ctx, err)), s.removeContainerFiles(context.WithoutCancel(ctx), id))
@@ -183,8 +190,17 @@ func (s *Store) updateContainer(ctx context.Context, id, q string, args ...any) 
 // of an existing mount, and returns its path. Counts persist across
 // processes.
 func (s *Store) Mount(ctx context.Context, id string) (string, error) {
+	c, err := s.Container(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	// Layers that exist only as blobs get their files first, outside
+	// the transaction: that is long work.
+	if err := s.EnsureFiles(ctx, c.Layer); err != nil {
+		return "", fmt.Errorf("mounting container %s: %w", c.Name, err)
+	}
 	var path string
-	err := s.db.tx(ctx, func(tx *sql.Tx) error {
+	err = s.db.tx(ctx, func(tx *sql.Tx) error {
 		var count int
 		if err := tx.QueryRowContext(ctx, `SELECT mount_count FROM containers WHERE id=? AND state='complete'`, id).Scan(&count); err != nil {
 			return fmt.Errorf("%w: %s", ErrContainerUnknown, id)
@@ -295,10 +311,11 @@ func (s *Store) CommitLayer(ctx context.Context, id string, o CommitOptions) (La
 	if err != nil {
 		return Layer{}, err
 	}
-	h := newCountingHash()
-	if err := s.driver.Diff(ctx, id, h, driver.DiffOptions{ModTimeUpperBound: o.MTimeBound}); err != nil {
-		return Layer{}, fmt.Errorf("reading changes of container %s: %w", c.Name, err)
+	h, meta, err := s.hashDiff(ctx, c, o)
+	if err != nil {
+		return Layer{}, err
 	}
+	defer meta.discard()
 	l := Layer{ID: ChainID(c.Layer, h.digest()), Parent: c.Layer, DiffID: h.digest(), Size: h.n, MTimeBound: o.MTimeBound}
 	need := int64(0)
 	if s.driver.Name() == "vfs" { // its promotion copies the whole tree
@@ -324,6 +341,13 @@ func (s *Store) CommitLayer(ctx context.Context, id string, o CommitOptions) (La
 	if err := s.updateContainer(ctx, id, `UPDATE containers SET promoting=? WHERE id=?`, l.ID, id); err != nil {
 		return Layer{}, err
 	}
+	if meta != nil {
+		// The record describes the tar just hashed; the promoted files
+		// are the same files under the same names.
+		if err := meta.keep(l.ID); err != nil {
+			return Layer{}, errors.Join(err, s.abandonPromotion(context.WithoutCancel(ctx), l.ID, id))
+		}
+	}
 	remount, err := s.quiesce(ctx, c)
 	if errors.Is(err, errBusy) {
 		return s.copyCommit(ctx, c, l, o)
@@ -342,6 +366,34 @@ func (s *Store) CommitLayer(ctx context.Context, id string, o CommitOptions) (La
 		return Layer{}, err
 	}
 	return done, remount()
+}
+
+// hashDiff reads the container's changes once, as the layer tar a
+// commit makes of them, and returns its digest and size with the
+// tar-split record of that tar (nil when it could not be taken).
+func (s *Store) hashDiff(ctx context.Context, c Container, o CommitOptions) (*countingHash, *pendingTarSplit, error) {
+	meta, err := s.newTarSplit()
+	if err != nil {
+		return nil, nil, err
+	}
+	h := newCountingHash()
+	pr, pw := io.Pipe()
+	go func() {
+		pw.CloseWithError(s.driver.Diff(ctx, c.ID, pw, driver.DiffOptions{ModTimeUpperBound: o.MTimeBound}))
+	}()
+	tr, rec := archive.RecordTarSplit(pr, meta.f)
+	if _, err := io.Copy(h, tr); err != nil {
+		rec.Abort()
+		pr.CloseWithError(err)
+		meta.discard()
+		return nil, nil, fmt.Errorf("reading changes of container %s: %w", c.Name, err)
+	}
+	if err := rec.Finish(); err != nil {
+		s.log.Warn("layer tar cannot be recorded for rebuilding", "container", c.Name, "error", err)
+		meta.discard()
+		return h, nil, nil
+	}
+	return h, meta, nil
 }
 
 // quiesce unmounts a mounted container for a promotion and returns how

@@ -365,7 +365,7 @@ func (ex *exporter) writeLayer(ctx context.Context, l ExportLayer, item string) 
 	if err != nil {
 		return err
 	}
-	_, err = ex.writeFile(ex.blobPath(l.DiffID), item, l.Size, func(w io.Writer) error { return ex.s.LayerDiff(ctx, layer, w) })
+	_, err = ex.writeFile(ex.blobPath(l.DiffID), item, l.Size, func(w io.Writer) error { return ex.s.LayerTar(ctx, layer, w) })
 	return err
 }
 

@@ -7,18 +7,7 @@ import (
 
 // The file hash cache remembers the content digest of build-context
 // files by path and stat data, so that a rebuild reads only what changed.
-const fileHashSchema = `
-CREATE TABLE IF NOT EXISTS file_hashes (
-	path TEXT PRIMARY KEY,
-	size INTEGER NOT NULL,
-	mtime INTEGER NOT NULL,
-	ctime INTEGER NOT NULL,
-	ino INTEGER NOT NULL,
-	sum TEXT NOT NULL
-);
-`
-
-func init() { extraSchemas = append(extraSchemas, fileHashSchema) }
+// Its table is in schema.go.
 
 // FileHash is a file's content digest and the stat data it was taken at.
 type FileHash struct {

@@ -8,17 +8,18 @@ import (
 	digest "github.com/opencontainers/go-digest"
 )
 
+// orphanLayersQuery selects the complete layers that no image, container,
+// other layer or process's hold (AddBlobLayer) uses.
+const orphanLayersQuery = `SELECT id FROM layers l WHERE state='complete'
+	AND NOT EXISTS (SELECT 1 FROM images WHERE top_layer=l.id)
+	AND NOT EXISTS (SELECT 1 FROM containers WHERE layer=l.id OR promoting=l.id)
+	AND NOT EXISTS (SELECT 1 FROM layers c WHERE c.parent=l.id)
+	AND NOT EXISTS (SELECT 1 FROM layer_holds h WHERE h.layer_id=l.id)`
+
 // GC removes complete layers that no image, container or other layer
 // uses, with their compressed blobs. Layers are marked in a transaction
 // and their files removed after it commits; a crash in between is
 // finished by recovery.
-// orphanLayersQuery selects the complete layers that no image, container
-// or other layer uses.
-const orphanLayersQuery = `SELECT id FROM layers l WHERE state='complete'
-	AND NOT EXISTS (SELECT 1 FROM images WHERE top_layer=l.id)
-	AND NOT EXISTS (SELECT 1 FROM containers WHERE layer=l.id OR promoting=l.id)
-	AND NOT EXISTS (SELECT 1 FROM layers c WHERE c.parent=l.id)`
-
 func (s *Store) GC(ctx context.Context) error {
 	for {
 		var doomed []string
@@ -64,6 +65,7 @@ func (s *Store) removeLayerFiles(ctx context.Context, id string) error {
 	if err := s.driver.Remove(ctx, id); err != nil {
 		return err
 	}
+	s.removeTarSplit(id)
 	err = s.db.tx(ctx, func(tx *sql.Tx) error {
 		for _, q := range []string{`DELETE FROM layer_blobs WHERE layer_id=?`, `DELETE FROM layers WHERE id=? AND state='removing'`} {
 			if _, err := tx.ExecContext(ctx, q, id); err != nil {

@@ -53,6 +53,7 @@ func (s *Store) CreateImage(ctx context.Context, n NewImage) (Image, error) {
 	if err != nil {
 		return Image{}, err
 	}
+	var replaced digest.Digest
 	err = s.db.tx(ctx, func(tx *sql.Tx) error {
 		// An image removed at the same time may have taken these blobs
 		// away after they were written (removeUnusedBlobs): put them back
@@ -60,7 +61,15 @@ func (s *Store) CreateImage(ctx context.Context, n NewImage) (Image, error) {
 		if err := s.restoreBlobs(ctx, n.Config, n.Manifest); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO images(id, top_layer, manifest_digest, manifest_type, created, size) VALUES(?,?,?,?,?,?)
+		var old digest.Digest
+		err := tx.QueryRowContext(ctx, `SELECT manifest_digest FROM images WHERE id=?`, id).Scan(&old)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if old != "" && old != mDigest {
+			replaced = old
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO images(id, top_layer, manifest_digest, manifest_type, created, size) VALUES(?,?,?,?,?,?)
 			ON CONFLICT(id) DO UPDATE SET manifest_digest=excluded.manifest_digest, manifest_type=excluded.manifest_type`,
 			id, n.TopLayer, mDigest, n.MediaType, n.Created.UnixNano(), size)
 		if err != nil {
@@ -70,6 +79,11 @@ func (s *Store) CreateImage(ctx context.Context, n NewImage) (Image, error) {
 	})
 	if err != nil {
 		return Image{}, fmt.Errorf("recording image %s: %w", id, err)
+	}
+	if replaced != "" {
+		// The image's manifest was rewritten (a new format): the old one
+		// is nobody's now.
+		s.removeUnusedBlobs(ctx, []digest.Digest{replaced})
 	}
 	return s.Image(ctx, id)
 }

@@ -2,22 +2,24 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"time"
 
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/kiln-build/kiln/internal/archive"
 	"github.com/kiln-build/kiln/internal/image"
 )
 
 // ImageSource reads a stored image the way transport.Copy reads any
-// source: its manifest, config and layer blobs. Layers committed here
-// have no stored blob; their tar is produced from the snapshot on demand
-// and checked against the diff ID as it streams.
+// source: its manifest, config and layer blobs. A layer that arrived as
+// a blob is sent as that blob; a layer kiln made is named by its
+// uncompressed tar, produced on demand (LayerTar) and compressed, when
+// the copy asks for it, once: the compressed blob is kept, so the next
+// push sends the same bytes.
 type ImageSource struct {
 	s   *Store
 	img Image
@@ -28,16 +30,52 @@ func (s *Store) NewImageSource(ctx context.Context, img Image) *ImageSource {
 	return &ImageSource{s: s, img: img}
 }
 
-// Manifest returns the stored manifest; there are no instances.
+// Manifest returns the stored manifest; there are no instances. A layer
+// blob the manifest names that is no longer stored (a store imported
+// without it) is named by its uncompressed tar instead, which changes
+// the manifest's digest: the tar itself is rebuilt byte for byte.
 func (src *ImageSource) Manifest(ctx context.Context, instance *digest.Digest) ([]byte, string, error) {
 	if instance != nil && *instance != src.img.ManifestDigest {
 		return nil, "", fmt.Errorf("image %s has no instance %s", src.img.ID[:12], *instance)
 	}
 	raw, err := src.s.ImageManifest(src.img)
+	if err != nil {
+		return nil, "", err
+	}
+	raw, err = src.servable(ctx, raw)
 	return raw, src.img.ManifestType, err
 }
 
-// Blob opens a blob of the image.
+// servable rewrites the descriptors of layer blobs that are gone.
+func (src *ImageSource) servable(ctx context.Context, raw []byte) ([]byte, error) {
+	m, err := image.ParseManifest(raw)
+	if err != nil {
+		return nil, err
+	}
+	chain, err := src.s.LayerChain(ctx, src.img.TopLayer)
+	if err != nil {
+		return nil, err
+	}
+	if len(chain) != len(m.Layers) {
+		return nil, fmt.Errorf("image %s: its manifest names %d layers, its chain has %d", src.img.ID[:12], len(m.Layers), len(chain))
+	}
+	changed := false
+	f := image.FormatOf(m.MediaType)
+	for i, d := range m.Layers {
+		if d.Digest == chain[i].DiffID || src.s.HasBlob(d.Digest) {
+			continue
+		}
+		m.Layers[i] = ocispec.Descriptor{MediaType: f.LayerMediaType(""), Digest: chain[i].DiffID, Size: chain[i].Size}
+		changed = true
+	}
+	if !changed {
+		return raw, nil
+	}
+	return json.Marshal(m)
+}
+
+// Blob opens a blob of the image: a stored blob, or a layer's
+// uncompressed tar.
 func (src *ImageSource) Blob(ctx context.Context, d digest.Digest) (io.ReadCloser, int64, error) {
 	f, err := src.s.OpenBlob(d)
 	if err == nil {
@@ -51,139 +89,77 @@ func (src *ImageSource) Blob(ctx context.Context, d digest.Digest) (io.ReadClose
 	if !errors.Is(err, ErrBlobUnknown) {
 		return nil, 0, err
 	}
-	chain, err := src.s.LayerChain(ctx, src.img.TopLayer)
+	l, err := src.layer(ctx, d)
 	if err != nil {
 		return nil, 0, err
 	}
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(src.s.LayerTar(ctx, l, pw)) }()
+	return pr, l.Size, nil
+}
+
+// layer finds the layer of the image whose uncompressed tar is d.
+func (src *ImageSource) layer(ctx context.Context, d digest.Digest) (Layer, error) {
+	chain, err := src.s.LayerChain(ctx, src.img.TopLayer)
+	if err != nil {
+		return Layer{}, err
+	}
 	for _, l := range chain {
 		if l.DiffID == d {
-			pr, pw := io.Pipe()
-			go func() { pw.CloseWithError(src.s.LayerDiff(ctx, l, pw)) }()
-			return pr, l.Size, nil
+			return l, nil
 		}
 	}
-	return nil, 0, fmt.Errorf("image %s: %w: %s", src.img.ID[:12], ErrBlobUnknown, d)
+	return Layer{}, fmt.Errorf("image %s: %w: %s", src.img.ID[:12], ErrBlobUnknown, d)
+}
+
+// CompressLayer returns the blob of the image's layer whose uncompressed
+// tar is desc, compressed with compression ("gzip" or "zstd"): the one
+// kept from an earlier push or pull when there is one, else made now
+// from the layer's tar and kept. Blob serves the digest it returns.
+func (src *ImageSource) CompressLayer(ctx context.Context, desc ocispec.Descriptor, compression string, level int) (digest.Digest, int64, error) {
+	l, err := src.layer(ctx, desc.Digest)
+	if err != nil {
+		return "", 0, err
+	}
+	return src.s.compressedLayer(ctx, l, compression, level)
+}
+
+func (s *Store) compressedLayer(ctx context.Context, l Layer, compression string, level int) (digest.Digest, int64, error) {
+	blobs, err := s.LayerBlobs(ctx, l.ID)
+	if err != nil {
+		return "", 0, err
+	}
+	for _, b := range blobs {
+		if image.LayerCompression(b.MediaType) == compression {
+			return b.Digest, b.Size, nil
+		}
+	}
+	c, err := archive.ParseCompression(compression)
+	if err != nil {
+		return "", 0, err
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		zw, err := archive.Compress(pw, c, level)
+		if err == nil {
+			err = s.LayerTar(ctx, l, zw)
+			if cerr := zw.Close(); err == nil {
+				err = cerr
+			}
+		}
+		pw.CloseWithError(err)
+	}()
+	d, n, err := s.PutBlob(ctx, "", pr)
+	pr.CloseWithError(io.ErrClosedPipe)
+	if err != nil {
+		return "", 0, fmt.Errorf("compressing layer %s: %w", l.DiffID, err)
+	}
+	b := LayerBlob{Digest: d, MediaType: image.FormatOCI.LayerMediaType(compression), Size: n}
+	if err := s.AddLayerBlob(ctx, l.ID, b); err != nil {
+		return "", 0, err
+	}
+	return d, n, nil
 }
 
 // Close implements the source contract; nothing is held.
 func (src *ImageSource) Close() error { return nil }
-
-// ImageDestination writes an image into the store as transport.Copy
-// writes any destination: blobs are verified as they arrive, and Commit
-// applies the layers (checking each against its diff ID) and records the
-// image under its names.
-type ImageDestination struct {
-	s        *Store
-	names    []string
-	manifest []byte
-	mt       string
-	img      Image
-}
-
-// NewImageDestination opens the store for an image to be named names.
-func (s *Store) NewImageDestination(names []string) *ImageDestination {
-	return &ImageDestination{s: s, names: names}
-}
-
-// HasBlob reports whether the blob, or the layer it holds, is stored.
-func (d *ImageDestination) HasBlob(ctx context.Context, desc ocispec.Descriptor) (bool, error) {
-	if d.s.HasBlob(desc.Digest) {
-		return true, nil
-	}
-	return false, nil
-}
-
-// PutBlob stores a blob after checking its digest and size.
-func (d *ImageDestination) PutBlob(ctx context.Context, desc ocispec.Descriptor, r io.Reader) error {
-	if err := d.s.EnsureSpace(ctx, desc.Size); err != nil {
-		return err
-	}
-	if desc.Size > 0 {
-		r = io.LimitReader(r, desc.Size+1)
-	}
-	_, n, err := d.s.PutBlob(ctx, desc.Digest, r)
-	if err == nil && desc.Size > 0 && n != desc.Size {
-		err = fmt.Errorf("blob %s: %w (size %d, want %d)", desc.Digest, ErrDigestMismatch, n, desc.Size)
-	}
-	return err
-}
-
-// PutManifest keeps the manifest for Commit; indexes are not stored.
-func (d *ImageDestination) PutManifest(ctx context.Context, raw []byte, mediaType string, instance *digest.Digest) error {
-	if image.IsIndex(mediaType) {
-		return nil
-	}
-	d.manifest, d.mt = raw, mediaType
-	return nil
-}
-
-// SupportedManifestTypes: the store keeps single-image manifests of both formats.
-func (d *ImageDestination) SupportedManifestTypes() []string {
-	return []string{image.MediaTypeOCIManifest, image.MediaTypeDockerManifest}
-}
-
-// Commit applies the image's layers and records it.
-func (d *ImageDestination) Commit(ctx context.Context) error {
-	if d.manifest == nil {
-		return fmt.Errorf("no manifest was written")
-	}
-	m, err := image.ParseManifest(d.manifest)
-	if err != nil {
-		return err
-	}
-	rawCfg, err := d.s.ReadBlob(m.Config.Digest, image.MaxDocumentSize)
-	if err != nil {
-		return err
-	}
-	cfg, err := image.ParseConfig(rawCfg)
-	if err != nil {
-		return err
-	}
-	if len(cfg.RootFS.DiffIDs) != len(m.Layers) {
-		return fmt.Errorf("image config lists %d layers, manifest %d", len(cfg.RootFS.DiffIDs), len(m.Layers))
-	}
-	top := ""
-	for i, desc := range m.Layers {
-		if top, err = d.applyBlob(ctx, top, cfg.RootFS.DiffIDs[i], desc); err != nil {
-			return err
-		}
-	}
-	created := cfg.Created
-	if created == nil {
-		created = new(time.Time)
-	}
-	d.img, err = d.s.CreateImage(ctx, NewImage{TopLayer: top, Config: rawCfg, Manifest: d.manifest, MediaType: d.mt, Names: d.names, Created: *created})
-	return err
-}
-
-func (d *ImageDestination) applyBlob(ctx context.Context, parent string, diffID digest.Digest, desc ocispec.Descriptor) (string, error) {
-	id := ChainID(parent, diffID)
-	if _, err := d.s.Layer(ctx, id); err == nil {
-		return id, nil
-	}
-	f, err := d.s.OpenBlob(desc.Digest)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	l, err := d.s.ApplyLayer(ctx, parent, diffID, f)
-	if err != nil {
-		return "", err
-	}
-	if desc.Digest != diffID {
-		if err := d.s.AddLayerBlob(ctx, l.ID, LayerBlob{Digest: desc.Digest, MediaType: desc.MediaType, Size: desc.Size}); err != nil {
-			return "", err
-		}
-	} else {
-		// An uncompressed blob is the layer itself: the snapshot holds it.
-		_ = os.Remove(d.s.blobPath(desc.Digest))
-	}
-	return l.ID, nil
-}
-
-// Image is the image Commit recorded.
-func (d *ImageDestination) Image() Image { return d.img }
-
-// Close implements the destination contract; blobs of an uncommitted
-// copy stay until GC.
-func (d *ImageDestination) Close() error { return nil }

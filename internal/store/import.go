@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	digest "github.com/opencontainers/go-digest"
+
+	"github.com/kiln-build/kiln/internal/store/driver"
 )
 
 // ErrNotExport: the directory holds no (complete) export.
@@ -118,6 +120,7 @@ func (s *Store) Import(ctx context.Context, dir string, o ImportOptions) (Import
 		return rep, err
 	}
 	im := importer{s: s, dir: dir, idx: idx, progress: o.Progress}
+	defer func() { _ = s.Release(context.WithoutCancel(ctx), im.held...) }()
 	for i, l := range idx.Layers {
 		item := fmt.Sprintf("layer %d/%d %s", i+1, len(idx.Layers), shortDigest(l.DiffID))
 		added, err := im.layer(ctx, l, item)
@@ -157,6 +160,7 @@ type importer struct {
 	dir      string
 	idx      *ExportIndex
 	progress Progress
+	held     []string // layers recorded, held until the images name them
 }
 
 func (im *importer) blobFile(d digest.Digest) string {
@@ -183,35 +187,39 @@ func (im *importer) putBlob(ctx context.Context, b ExportBlob) error {
 	return err
 }
 
-// layer applies one layer unless the store has it, and records its blobs.
+// layer records one layer unless the store has it, and its blobs. A new
+// layer is recorded as its blobs, the first of them (the one it came as)
+// checked against the diff ID as it is copied in; its files are made when
+// something needs them.
 func (im *importer) layer(ctx context.Context, l ExportLayer, item string) (int, error) {
 	if got := ChainID(l.Parent, l.DiffID); got != l.ID {
 		return 0, fmt.Errorf("export index is damaged: layer %s has chain ID %s", l.ID, got)
 	}
+	blobs := l.Blobs
+	if l.Tar != nil {
+		blobs = append(blobs, *l.Tar)
+	}
+	if len(blobs) == 0 {
+		return 0, fmt.Errorf("export index is damaged: layer %s has no blob", l.ID)
+	}
 	added := 0
 	if _, err := im.s.Layer(ctx, l.ID); err != nil {
-		src := l.Tar
-		if len(l.Blobs) > 0 {
-			src = &l.Blobs[0]
+		origin := blobs[0]
+		if err := im.putOrigin(ctx, l, origin, item); err != nil {
+			return 0, err
 		}
-		if src == nil {
-			return 0, fmt.Errorf("export index is damaged: layer %s has no blob", l.ID)
+		if _, err := im.s.AddBlobLayer(ctx, l.Parent, l.DiffID, l.Size, LayerBlob{Digest: origin.Digest, MediaType: origin.MediaType, Size: origin.Size}); err != nil {
+			return 0, err
 		}
-		if err := im.apply(ctx, l, *src, item); err != nil {
+		im.held = append(im.held, l.ID)
+		if err := im.setTimes(ctx, l); err != nil {
 			return 0, err
 		}
 		added = 1
 	} else {
 		im.report(ProgressEvent{Item: item, Done: l.Size, Total: l.Size, Finished: true})
 	}
-	blobs := l.Blobs
-	// A layer tar made from a snapshot is kept as a blob when the driver
-	// changes: the new driver's own diff of the same tree may differ
-	// byte for byte, and the image's manifest names this tar's digest.
-	if l.Tar != nil && im.idx.Driver != im.s.driver.Name() {
-		blobs = append(blobs, *l.Tar)
-	}
-	for _, b := range blobs {
+	for _, b := range blobs[added:] {
 		if err := im.putBlob(ctx, b); err != nil {
 			return added, err
 		}
@@ -222,17 +230,28 @@ func (im *importer) layer(ctx context.Context, l ExportLayer, item string) (int,
 	return added, nil
 }
 
-func (im *importer) apply(ctx context.Context, l ExportLayer, src ExportBlob, item string) error {
-	f, err := os.Open(im.blobFile(src.Digest))
+// putOrigin copies in the blob a new layer is recorded as, checking
+// that it decompresses to the layer's tar.
+func (im *importer) putOrigin(ctx context.Context, l ExportLayer, b ExportBlob, item string) error {
+	f, err := os.Open(im.blobFile(b.Digest))
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	pr := &progressReader{r: f, w: progressWriter{item: item, total: src.Size, report: im.report}}
-	if _, err := im.s.ApplyLayer(ctx, l.Parent, l.DiffID, pr); err != nil {
+	pr := &progressReader{r: f, w: progressWriter{item: item, total: b.Size, report: im.report}}
+	_, _, c, err := im.s.putLayerBlob(ctx, b.Digest, pr)
+	if err != nil {
 		return err
 	}
+	if c.diffID != l.DiffID {
+		return fmt.Errorf("blob %s: %w: it holds the tar %s, the export index says %s", b.Digest, ErrDigestMismatch, c.diffID, l.DiffID)
+	}
 	pr.w.finish()
+	return nil
+}
+
+// setTimes keeps the layer's creation time and mtime bound as exported.
+func (im *importer) setTimes(ctx context.Context, l ExportLayer) error {
 	var bound any
 	if l.MTimeBound != nil {
 		bound = l.MTimeBound.Unix()
@@ -333,6 +352,11 @@ func (im *importer) container(ctx context.Context, c ExportContainer, mount bool
 }
 
 func (im *importer) fillContainer(ctx context.Context, c ExportContainer) error {
+	if _, lazy := im.s.driver.(driver.ParentAtMount); !lazy {
+		if err := im.s.EnsureFiles(ctx, c.Layer); err != nil {
+			return err
+		}
+	}
 	if err := im.s.driver.Create(ctx, c.ID, c.Layer); err != nil {
 		return err
 	}

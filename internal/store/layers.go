@@ -10,10 +10,14 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 
-	"github.com/kiln-build/kiln/internal/store/driver"
+	"github.com/kiln-build/kiln/internal/archive"
 )
 
-// Layer is one complete layer: a driver snapshot named by its chain ID.
+// Layer is one complete layer: its uncompressed tar is named by DiffID,
+// and its ID is the chain ID of that tar on its parent. A layer exists as
+// files (a driver snapshot), as a blob, or both: a pulled layer is only
+// its blob until something needs its files (EnsureFiles), and a layer
+// kiln made from a container's writes is only files until it is pushed.
 type Layer struct {
 	ID      string // chain ID, hex; also the snapshot id
 	Parent  string
@@ -23,6 +27,11 @@ type Layer struct {
 	// MTimeBound, when set, clamps file times whenever the layer's tar is
 	// produced, so that it always hashes to DiffID.
 	MTimeBound *time.Time
+	// Files reports whether the layer's files exist as a snapshot.
+	Files bool
+	// Blob is the blob the layer arrived as (pulled, imported), which every
+	// image that inherits the layer names; nil for a layer kiln made.
+	Blob *LayerBlob
 }
 
 // ChainID computes the OCI chain ID of a layer with diffID on parent.
@@ -33,13 +42,15 @@ func ChainID(parent string, diffID digest.Digest) string {
 	return digest.FromString("sha256:" + parent + " " + string(diffID)).Encoded()
 }
 
-const layerCols = `id, parent, diff_id, size, created, mtime_bound`
+const layerCols = `id, parent, diff_id, size, created, mtime_bound, files, blob_digest, blob_media_type, blob_size`
 
 func scanLayer(row interface{ Scan(...any) error }) (Layer, error) {
 	var l Layer
 	var created int64
 	var bound sql.NullInt64
-	if err := row.Scan(&l.ID, &l.Parent, &l.DiffID, &l.Size, &created, &bound); err != nil {
+	var files string
+	var b LayerBlob
+	if err := row.Scan(&l.ID, &l.Parent, &l.DiffID, &l.Size, &created, &bound, &files, &b.Digest, &b.MediaType, &b.Size); err != nil {
 		return Layer{}, err
 	}
 	l.Created = time.Unix(0, created)
@@ -47,8 +58,19 @@ func scanLayer(row interface{ Scan(...any) error }) (Layer, error) {
 		t := time.Unix(bound.Int64, 0).UTC()
 		l.MTimeBound = &t
 	}
+	l.Files = files == filesYes
+	if b.Digest != "" {
+		l.Blob = &b
+	}
 	return l, nil
 }
+
+// The files column: whether a layer's snapshot exists.
+const (
+	filesYes    = "yes"
+	filesNo     = "no"
+	filesMaking = "making" // files_owner is making them
+)
 
 // Layer returns a complete layer by id.
 func (s *Store) Layer(ctx context.Context, id string) (Layer, error) {
@@ -74,8 +96,9 @@ func (s *Store) LayerChain(ctx context.Context, id string) ([]Layer, error) {
 }
 
 // ApplyLayer makes the layer whose uncompressed tar hashes to diffID on
-// top of parent from r (any compression), unless it exists already. A
-// tar that does not match diffID is refused and leaves nothing behind.
+// top of parent from r (any compression), files and all, unless it
+// exists already. A tar that does not match diffID is refused and leaves
+// nothing behind.
 func (s *Store) ApplyLayer(ctx context.Context, parent string, diffID digest.Digest, r io.Reader) (Layer, error) {
 	if err := diffID.Validate(); err != nil {
 		return Layer{}, fmt.Errorf("layer diff ID %q: %w", diffID, err)
@@ -84,6 +107,9 @@ func (s *Store) ApplyLayer(ctx context.Context, parent string, diffID digest.Dig
 	if l, err := s.Layer(ctx, id); err == nil {
 		_, _ = io.Copy(io.Discard, r)
 		return l, nil
+	}
+	if err := s.EnsureFiles(ctx, parent); err != nil {
+		return Layer{}, err
 	}
 	if err := s.EnsureSpace(ctx, 0); err != nil {
 		return Layer{}, err
@@ -104,6 +130,10 @@ func (s *Store) ApplyLayer(ctx context.Context, parent string, diffID digest.Dig
 	return s.completeLayer(ctx, id, size)
 }
 
+// fillLayer makes snapshot id on parent from the layer tar in r (any
+// compression), checks that the tar hashes to diffID, and keeps its
+// tar-split record, so that the very same tar can be rebuilt from the
+// files later. It returns the tar's size.
 func (s *Store) fillLayer(ctx context.Context, id, parent string, diffID digest.Digest, r io.Reader) (int64, error) {
 	if err := s.driver.Create(ctx, id, parent); err != nil {
 		return 0, fmt.Errorf("creating layer %s: %w", id, err)
@@ -113,17 +143,32 @@ func (s *Store) fillLayer(ctx context.Context, id, parent string, diffID digest.
 		return 0, fmt.Errorf("layer %s: %w", diffID, err)
 	}
 	defer rc.Close()
+	meta, err := s.newTarSplit()
+	if err != nil {
+		return 0, err
+	}
+	defer meta.discard()
 	h := newCountingHash()
-	if _, err := s.driver.ApplyDiff(ctx, id, io.TeeReader(rc, h)); err != nil {
+	tr, rec := archive.RecordTarSplit(io.TeeReader(rc, h), meta.f)
+	_, err = s.driver.ApplyDiff(ctx, id, tr)
+	if err == nil {
+		_, err = io.Copy(io.Discard, tr)
+	}
+	if err != nil {
+		rec.Abort()
 		return 0, err
 	}
-	if _, err := io.Copy(h, rc); err != nil {
-		return 0, err
-	}
+	recErr := rec.Finish()
 	if got := h.digest(); got != diffID {
 		return 0, fmt.Errorf("layer %s: %w (uncompressed content hashes to %s)", diffID, ErrDigestMismatch, got)
 	}
-	return h.n, nil
+	if recErr != nil {
+		// The files are right; only a rebuild of this tar from them is
+		// not possible. The layer's blob, if any, still serves it.
+		s.log.Warn("layer tar cannot be recorded for rebuilding", "layer", diffID, "error", recErr)
+		return h.n, nil
+	}
+	return h.n, meta.keep(id)
 }
 
 // insertIncomplete records a layer about to be made, owned by this process.
@@ -146,8 +191,8 @@ func (s *Store) insertIncomplete(ctx context.Context, l Layer, promoteFrom strin
 		if l.MTimeBound != nil {
 			bound = l.MTimeBound.Unix()
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO layers(id, parent, diff_id, size, state, owner, promote_from, mtime_bound, created) VALUES(?,?,?,?,?,?,?,?,?)`,
-			l.ID, l.Parent, l.DiffID, l.Size, "incomplete", owner, promoteFrom, bound, time.Now().UnixNano())
+		_, err = tx.ExecContext(ctx, `INSERT INTO layers(id, parent, diff_id, size, state, owner, promote_from, mtime_bound, created, files) VALUES(?,?,?,?,?,?,?,?,?,?)`,
+			l.ID, l.Parent, l.DiffID, l.Size, "incomplete", owner, promoteFrom, bound, time.Now().UnixNano(), filesYes)
 		return err
 	})
 }
@@ -168,35 +213,25 @@ func (s *Store) abandonLayer(ctx context.Context, id string) error {
 	if err := s.driver.Remove(ctx, id); err != nil {
 		return err
 	}
+	s.removeTarSplit(id)
 	return s.db.tx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `DELETE FROM layers WHERE id=? AND state='incomplete'`, id)
 		return err
 	})
 }
 
-// LayerDiff writes the layer's uncompressed tar to w and checks that it
-// still hashes to the layer's diff ID.
-func (s *Store) LayerDiff(ctx context.Context, l Layer, w io.Writer) error {
-	h := newCountingHash()
-	if err := s.driver.Diff(ctx, l.ID, io.MultiWriter(w, h), driver.DiffOptions{ModTimeUpperBound: l.MTimeBound}); err != nil {
-		return fmt.Errorf("reading layer %s: %w", l.DiffID, err)
-	}
-	if got := h.digest(); got != l.DiffID {
-		return fmt.Errorf("layer %s on disk: %w (now hashes to %s): the layer was modified; run `kiln storage check`", l.DiffID, ErrDigestMismatch, got)
-	}
-	return nil
-}
-
-// LayerBlob is a compressed form of a layer kept in the blob store.
+// LayerBlob is a compressed (or uncompressed) form of a layer kept in
+// the blob store.
 type LayerBlob struct {
 	Digest    digest.Digest
 	MediaType string
 	Size      int64
 }
 
-// LayerBlobs lists the compressed blobs known for a layer.
+// LayerBlobs lists the stored blobs of a layer, the one it came as first.
 func (s *Store) LayerBlobs(ctx context.Context, layerID string) ([]LayerBlob, error) {
-	rows, err := s.db.sql.QueryContext(ctx, `SELECT digest, media_type, size FROM layer_blobs WHERE layer_id=?`, layerID)
+	rows, err := s.db.sql.QueryContext(ctx, `SELECT b.digest, b.media_type, b.size FROM layer_blobs b LEFT JOIN layers l ON l.id = b.layer_id
+		WHERE b.layer_id=? ORDER BY (b.digest = l.blob_digest) DESC, b.digest`, layerID)
 	if err != nil {
 		return nil, err
 	}
@@ -214,8 +249,8 @@ func (s *Store) LayerBlobs(ctx context.Context, layerID string) ([]LayerBlob, er
 	return out, rows.Err()
 }
 
-// AddLayerBlob records that blob b (already stored) is a compressed form
-// of the layer.
+// AddLayerBlob records that blob b (already stored) is a form of the
+// layer.
 func (s *Store) AddLayerBlob(ctx context.Context, layerID string, b LayerBlob) error {
 	return s.db.tx(ctx, func(tx *sql.Tx) error {
 		if !s.HasBlob(b.Digest) { // removed by a concurrent image removal
@@ -224,17 +259,4 @@ func (s *Store) AddLayerBlob(ctx context.Context, layerID string, b LayerBlob) e
 		_, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO layer_blobs(layer_id, digest, media_type, size) VALUES(?,?,?,?)`, layerID, b.Digest, b.MediaType, b.Size)
 		return err
 	})
-}
-
-// LayerByBlob finds the layer a compressed blob or a diff ID belongs to.
-func (s *Store) LayerByBlob(ctx context.Context, d digest.Digest) (Layer, error) {
-	var id string
-	err := s.db.sql.QueryRowContext(ctx, `SELECT layer_id FROM layer_blobs WHERE digest=? UNION ALL SELECT id FROM layers WHERE diff_id=? AND state='complete' LIMIT 1`, d, d).Scan(&id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Layer{}, fmt.Errorf("%w: %s", ErrBlobUnknown, d)
-	}
-	if err != nil {
-		return Layer{}, err
-	}
-	return s.Layer(ctx, id)
 }

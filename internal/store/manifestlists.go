@@ -15,23 +15,7 @@ import (
 // Manifest lists are kept apart from images: a list is a name, its index
 // document (an OCI index or a Docker manifest list) and, for each
 // instance, where that instance can be read when the list is pushed.
-// This file owns the two tables.
-const manifestListSchema = `
-CREATE TABLE IF NOT EXISTS manifest_lists (
-	name TEXT PRIMARY KEY,
-	media_type TEXT NOT NULL,
-	content BLOB NOT NULL,
-	created INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS manifest_list_instances (
-	list TEXT NOT NULL,
-	digest TEXT NOT NULL,
-	source TEXT NOT NULL,
-	PRIMARY KEY (list, digest)
-);
-`
-
-func init() { extraSchemas = append(extraSchemas, manifestListSchema) }
+// This file owns the two tables (their schema is in schema.go).
 
 // Sentinel errors of manifest lists.
 var (

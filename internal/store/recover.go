@@ -66,6 +66,18 @@ func (s *Store) recover(ctx context.Context) error {
 			return err
 		}
 	}
+	making, err := collect(`SELECT id, files, files_owner, '' FROM layers WHERE files='` + filesMaking + `'`)
+	if err != nil {
+		return err
+	}
+	for _, l := range making {
+		if err := s.dropFiles(ctx, l.id); err != nil {
+			return err
+		}
+	}
+	if err := s.releaseDeadHolds(ctx); err != nil {
+		return err
+	}
 	if err := s.recoverMountCounts(ctx); err != nil {
 		return err
 	}
@@ -96,6 +108,26 @@ func (s *Store) recoverLayer(ctx context.Context, id, state, promoteFrom string)
 		_, err := tx.ExecContext(ctx, `UPDATE containers SET layer=?, promoting='' WHERE id=?`, id, promoteFrom)
 		return err
 	})
+}
+
+// releaseDeadHolds drops the holds of processes that are gone.
+func (s *Store) releaseDeadHolds(ctx context.Context) error {
+	owners, err := s.db.column(ctx, `SELECT DISTINCT owner FROM layer_holds`)
+	if err != nil {
+		return err
+	}
+	for _, o := range owners {
+		if alive(o) {
+			continue
+		}
+		if err := s.db.tx(ctx, func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, `DELETE FROM layer_holds WHERE owner=?`, o)
+			return err
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *Store) recoverMountCounts(ctx context.Context) error {

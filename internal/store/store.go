@@ -62,7 +62,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 			return nil, err
 		}
 	}
-	for _, dir := range []string{o.Root, o.RunRoot, filepath.Join(o.Root, "blobs", "sha256"), filepath.Join(o.Root, "tmp")} {
+	for _, dir := range []string{o.Root, o.RunRoot, filepath.Join(o.Root, "blobs", "sha256"), filepath.Join(o.Root, "tmp"), filepath.Join(o.Root, "tarsplit")} {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("creating store directory: %w", err)
 		}

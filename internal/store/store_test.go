@@ -106,7 +106,7 @@ func TestRecoverInterruptedPromotion(t *testing.T) {
 		t.Fatalf("layer after recovery: %v", err)
 	}
 	var buf bytes.Buffer
-	if err := s.LayerDiff(ctx, got, &buf); err != nil {
+	if err := s.LayerTar(ctx, got, &buf); err != nil {
 		t.Fatalf("layer content after recovery: %v", err)
 	}
 	c2, err := s.Container(ctx, c.ID)

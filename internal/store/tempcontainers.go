@@ -7,15 +7,7 @@ import (
 
 // Temporary containers (a build's step containers) are marked with the
 // process that made them, so that when it dies (kill -9) a later process
-// can find and remove them.
-const tempContainerSchema = `
-CREATE TABLE IF NOT EXISTS temp_containers (
-	id TEXT PRIMARY KEY,
-	owner TEXT NOT NULL
-);
-`
-
-func init() { extraSchemas = append(extraSchemas, tempContainerSchema) }
+// can find and remove them. Its table is in schema.go.
 
 // MarkTemporary marks container id as this process's temporary one.
 func (s *Store) MarkTemporary(ctx context.Context, id string) error {

@@ -320,7 +320,17 @@ func (c *copier) copyBlobs(ctx context.Context, m ocispec.Manifest) ([]ocispec.D
 // by reopening the source.
 func (c *copier) copyBlob(ctx context.Context, desc ocispec.Descriptor, layer bool) (ocispec.Descriptor, error) {
 	if layer && c.opts.Compression != CompressionKeep && isUncompressed(desc.MediaType) {
-		return c.compressBlob(ctx, desc)
+		lc, ok := c.src.(LayerCompressor)
+		if !ok {
+			return c.compressBlob(ctx, desc)
+		}
+		out := desc
+		out.MediaType = compressedType(desc.MediaType, c.opts.Compression)
+		var err error
+		if out.Digest, out.Size, err = lc.CompressLayer(ctx, desc, c.opts.Compression.String(), c.opts.CompressionLevel); err != nil {
+			return desc, fmt.Errorf("compressing layer %s: %w", desc.Digest, err)
+		}
+		desc = out
 	}
 	if ok, err := c.dst.HasBlob(ctx, desc); err != nil {
 		return desc, err

@@ -55,6 +55,16 @@ type Destination interface {
 	SupportedManifestTypes() []string
 }
 
+// LayerCompressor is implemented by sources that keep compressed forms of
+// their uncompressed layers (the local store): CompressLayer returns the
+// digest and size of the layer desc names compressed with compression
+// ("gzip" or "zstd") at level (0 for the default), making and keeping it
+// when needed; Blob then serves that digest. A layer compressed once is
+// sent as the same bytes every time after.
+type LayerCompressor interface {
+	CompressLayer(ctx context.Context, desc ocispec.Descriptor, compression string, level int) (digest.Digest, int64, error)
+}
+
 // BlobLocator is implemented by sources that live in a registry repository,
 // so that a destination on the same registry can mount blobs from it.
 type BlobLocator interface {

@@ -67,10 +67,23 @@ type Driver interface {
 	Exists(id string) bool
 	// Remove deletes the snapshot; removing what is absent is no error.
 	Remove(ctx context.Context, id string) error
+	// Content is the directory holding the snapshot's own files under the
+	// names its layer tar gives them: an overlay upper directory, or the
+	// whole tree of a vfs or btrfs snapshot. It is for reading only (a
+	// layer tar is rebuilt from it).
+	Content(id string) (string, error)
 	// Size is the disk usage of the snapshot's own content in bytes.
 	Size(ctx context.Context, id string) (int64, error)
 	// Status describes the driver for `kiln info`, as ordered key/value pairs.
 	Status() [][2]string
+}
+
+// ParentAtMount is implemented by drivers whose Create needs none of
+// the parent's files (overlay): the snapshots below must exist only
+// once the snapshot is mounted. Others copy or snapshot the parent in
+// Create.
+type ParentAtMount interface {
+	ParentAtMount()
 }
 
 // Options configure a driver when it is opened.

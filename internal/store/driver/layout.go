@@ -28,6 +28,14 @@ func (l Layout) Dir(id string) string { return filepath.Join(l.Home, id) }
 // ContentDir is the snapshot's content directory.
 func (l Layout) ContentDir(id string) string { return filepath.Join(l.Home, id, l.Content) }
 
+// ExistingContent returns the snapshot's content directory when it exists.
+func (l Layout) ExistingContent(id string) (string, error) {
+	if !l.Exists(id) {
+		return "", fmt.Errorf("%w: %s", ErrNotExist, id)
+	}
+	return l.ContentDir(id), nil
+}
+
 // Exists reports whether the snapshot was completed.
 func (l Layout) Exists(id string) bool {
 	_, err := os.Stat(filepath.Join(l.Home, id, l.Content))
@@ -68,7 +76,9 @@ func (l Layout) Chain(id string) ([]string, error) {
 }
 
 // Create makes snapshot id through a temp directory; fill populates the
-// content directory (it may be nil for an empty one).
+// content directory (it may be nil for an empty one). The parent must
+// exist, unless fill is nil and the caller makes sure it exists before
+// the snapshot is used (ParentAtMount).
 func (l Layout) Create(id, parent string, fill func(content string) error) error {
 	if err := ValidID(id); err != nil {
 		return err
@@ -76,7 +86,7 @@ func (l Layout) Create(id, parent string, fill func(content string) error) error
 	if l.Exists(id) {
 		return fmt.Errorf("%w: %s", ErrExist, id)
 	}
-	if parent != "" && !l.Exists(parent) {
+	if parent != "" && fill != nil && !l.Exists(parent) {
 		return fmt.Errorf("parent %w: %s", ErrNotExist, parent)
 	}
 	tmp := filepath.Join(l.Home, ".tmp-"+id)

@@ -134,6 +134,9 @@ func (d *Driver) Promote(ctx context.Context, from, to string) error {
 	return d.applyQuota(from)
 }
 
+// Content implements driver.Driver.
+func (d *Driver) Content(id string) (string, error) { return d.layout.ExistingContent(id) }
+
 // Parent implements driver.Driver.
 func (d *Driver) Parent(id string) (string, error) { return d.layout.Parent(id) }
 

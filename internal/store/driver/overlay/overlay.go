@@ -82,6 +82,10 @@ func (d *Driver) probe() error {
 	return os.WriteFile(ok, nil, 0o600)
 }
 
+// ParentAtMount implements driver.ParentAtMount: a snapshot's lower
+// directories are needed only when it is mounted.
+func (d *Driver) ParentAtMount() {}
+
 // Name implements driver.Driver.
 func (d *Driver) Name() string { return "overlay" }
 
@@ -255,6 +259,9 @@ func (d *Driver) Promote(ctx context.Context, from, to string) error {
 	// its own, and to needs one.
 	return d.ensureLink(to)
 }
+
+// Content implements driver.Driver.
+func (d *Driver) Content(id string) (string, error) { return d.layout.ExistingContent(id) }
 
 // Parent implements driver.Driver.
 func (d *Driver) Parent(id string) (string, error) { return d.layout.Parent(id) }

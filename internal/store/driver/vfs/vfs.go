@@ -103,6 +103,9 @@ func (d *Driver) Promote(ctx context.Context, from, to string) error {
 	return nil
 }
 
+// Content implements driver.Driver.
+func (d *Driver) Content(id string) (string, error) { return d.layout.ExistingContent(id) }
+
 // Parent implements driver.Driver.
 func (d *Driver) Parent(id string) (string, error) { return d.layout.Parent(id) }
 
