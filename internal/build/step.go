@@ -17,7 +17,7 @@ import (
 
 // cacheVersion changes whenever what a key covers, or what a step with
 // the same key makes, changes (v2: the default PATH and scratch's "/",
-// what RUN --mount leaves).
+// what RUN --mount leaves, hard links in COPY).
 const cacheVersion = "kiln-build-cache-v2"
 
 // key is a step's cache key: the parent image, the timestamp, the instruction, and the parts the step adds (args used,

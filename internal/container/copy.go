@@ -183,9 +183,27 @@ type copier struct {
 	add     bool
 	exclude func(string, string, bool) (bool, bool)
 	dirs    map[string]string // container directory -> resolved host path
+	// links maps a source file with more than one link to its first copy
+	// in this source, so that its other links are linked to that copy.
+	links map[fileID]linkedCopy
 }
 
+// fileID names an inode.
+type fileID struct{ dev, ino uint64 }
+
+// linkedCopy is the first copy of a hard-linked source file: its host
+// path and its own inode, to check that it is still that file.
+type linkedCopy struct {
+	path string
+	id   fileID
+}
+
+// copySource copies one source. Files of the source that are hard links
+// of one inode become hard links of one copy, as in BuildKit (fsutil's
+// copy, one per source) and Buildah: the layer then holds them as a file
+// and link entries.
 func (cp copier) copySource(ctx context.Context, src, dest string, intoDir bool) error {
+	cp.links = map[fileID]linkedCopy{}
 	if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
 		return cp.fetch(ctx, src, dest, intoDir)
 	}
@@ -359,7 +377,7 @@ func (cp copier) copyEntry(src, target string, fi os.FileInfo) error {
 			return err
 		}
 	case fi.Mode().IsRegular():
-		return cp.copyFile(src, full, fi)
+		return cp.copyRegular(src, full, fi)
 	default:
 		return fmt.Errorf("copy source %s: unsupported file type %s", src, fi.Mode().Type())
 	}
@@ -390,6 +408,38 @@ func (cp copier) finish(full string, fi os.FileInfo) error {
 		return nil
 	}
 	return os.Chtimes(full, fi.ModTime(), fi.ModTime())
+}
+
+// copyRegular copies regular file src to full, or links full to the
+// copy already made of another link of src's inode.
+func (cp copier) copyRegular(src, full string, fi os.FileInfo) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || st.Nlink < 2 || cp.links == nil {
+		return cp.copyFile(src, full, fi)
+	}
+	key := fileID{dev: uint64(st.Dev), ino: st.Ino}
+	if first, ok := cp.links[key]; ok && sameFile(first) {
+		if err := os.Link(first.path, full); err != nil {
+			return fmt.Errorf("linking %s to %s: %w", full, first.path, err)
+		}
+		return nil
+	}
+	if err := cp.copyFile(src, full, fi); err != nil {
+		return err
+	}
+	var made unix.Stat_t
+	if err := unix.Lstat(full, &made); err != nil {
+		return &os.PathError{Op: "lstat", Path: full, Err: err}
+	}
+	cp.links[key] = linkedCopy{path: full, id: fileID{dev: uint64(made.Dev), ino: made.Ino}}
+	return nil
+}
+
+// sameFile reports whether c.path is still the copy recorded in c (a
+// later entry of the copy may have replaced it).
+func sameFile(c linkedCopy) bool {
+	var st unix.Stat_t
+	return unix.Lstat(c.path, &st) == nil && uint64(st.Dev) == c.id.dev && st.Ino == c.id.ino
 }
 
 // copyBuffers are the buffers file copies read through.
