@@ -85,6 +85,7 @@ func (c *registryCache) Fetch(ctx context.Context, key string) (store.Image, boo
 		dst := c.st.NewImageDestination(nil)
 		_, err = transport.Copy(ctx, dst, src, transport.CopyOptions{Logger: logger, TempDir: c.sys.TempDir})
 		src.Close()
+		dst.Close()
 		if errors.Is(err, registry.ErrNotFound) {
 			continue
 		}

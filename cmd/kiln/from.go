@@ -50,6 +50,7 @@ func runFrom(cmd *cobra.Command, o fromOptions, ref string) error {
 		return err
 	}
 	defer st.Close()
+	base := ref
 	if ref != "scratch" {
 		policy, err := parsePullPolicy(o.Pull)
 		if err != nil {
@@ -60,11 +61,17 @@ func runFrom(cmd *cobra.Command, o fromOptions, ref string) error {
 			return err
 		}
 		ps := pullSettings{Registry: o.registryFlags, Retry: o.retryFlags, Platform: p, Quiet: o.Quiet, Progress: cmd.ErrOrStderr()}
-		if _, err := ensureImage(ctx, st, ref, policy, ps); err != nil {
+		img, err := ensureImage(ctx, st, ref, policy, ps)
+		if err != nil {
 			return err
 		}
+		if isTransportRef(ref) {
+			// The image was pulled from an archive or a layout: it is known
+			// by its ID (and its name, when the source gave one).
+			base = img.ID
+		}
 	}
-	c, err := container.New(ctx, st, container.NewOptions{Image: ref, Name: o.Name})
+	c, err := container.New(ctx, st, container.NewOptions{Image: base, Name: o.Name})
 	if err != nil {
 		return fmt.Errorf("creating working container from %q: %w", ref, err)
 	}

@@ -144,6 +144,7 @@ func pullImage(ctx context.Context, st *store.Store, ref string, ps pullSettings
 	prog := newCopyProgress(ps.Progress, ps.Quiet || ps.Progress == nil)
 	copts.Progress = prog.callback()
 	dst := st.NewImageDestination(names)
+	defer dst.Close()
 	_, err = transport.Copy(ctx, dst, src, copts)
 	prog.finish()
 	if err != nil {

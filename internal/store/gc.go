@@ -97,7 +97,7 @@ func (s *Store) removeUnusedBlobs(ctx context.Context, blobs []digest.Digest) {
 				UNION ALL SELECT 1 FROM layer_blobs WHERE digest=? LIMIT 1`, d.Encoded(), d, d).Scan(&one)
 			if err == sql.ErrNoRows {
 				_ = os.Remove(s.blobPath(d))
-				return nil
+				_, err = tx.ExecContext(ctx, `DELETE FROM blob_repositories WHERE digest=?`, d)
 			}
 			return err
 		})

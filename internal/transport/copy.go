@@ -70,10 +70,13 @@ func Copy(ctx context.Context, dst Destination, src Source, opts CopyOptions) (d
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
-	if c.src != nil {
+	if m, ok := dst.(CrossRepoMounter); ok {
 		if bl, ok := src.(BlobLocator); ok {
-			if m, ok := dst.(CrossRepoMounter); ok {
-				m.AddMountSource(bl.BlobRepository())
+			m.AddMountSource(bl.BlobRepository())
+		}
+		if br, ok := src.(BlobRepositories); ok {
+			for _, repo := range br.BlobRepositories(ctx) {
+				m.AddMountSource(repo)
 			}
 		}
 	}
@@ -101,7 +104,26 @@ func Copy(ctx context.Context, dst Destination, src Source, opts CopyOptions) (d
 	if err := dst.Commit(ctx); err != nil {
 		return "", fmt.Errorf("committing image: %w", err)
 	}
+	c.recordRepositories(ctx)
 	return d, nil
+}
+
+// recordRepositories tells an end that remembers where its blobs are
+// which registry repository the other end is.
+func (c *copier) recordRepositories(ctx context.Context) {
+	c.mu.Lock()
+	blobs := c.blobs
+	c.mu.Unlock()
+	if bl, ok := c.src.(BlobLocator); ok {
+		if r, ok := c.dst.(BlobRepositoryRecorder); ok {
+			r.RecordBlobRepository(ctx, bl.BlobRepository(), blobs)
+		}
+	}
+	if bl, ok := c.dst.(BlobLocator); ok {
+		if r, ok := c.src.(BlobRepositoryRecorder); ok {
+			r.RecordBlobRepository(ctx, bl.BlobRepository(), blobs)
+		}
+	}
 }
 
 type copier struct {
@@ -109,6 +131,15 @@ type copier struct {
 	src  Source
 	opts CopyOptions
 	log  *slog.Logger
+
+	mu    sync.Mutex
+	blobs []digest.Digest // every blob now at the destination, as written
+}
+
+func (c *copier) copied(d digest.Digest) {
+	c.mu.Lock()
+	c.blobs = append(c.blobs, d)
+	c.mu.Unlock()
 }
 
 func parseIndex(raw []byte) (ocispec.Index, error) {
@@ -305,6 +336,7 @@ func (c *copier) copyBlobs(ctx context.Context, m ocispec.Manifest) ([]ocispec.D
 				fail(err)
 				return
 			}
+			c.copied(written.Digest)
 			if i > 0 {
 				mu.Lock()
 				out[i-1], changed = written, changed || written.Digest != d.Digest

@@ -65,11 +65,29 @@ type LayerCompressor interface {
 	CompressLayer(ctx context.Context, desc ocispec.Descriptor, compression string, level int) (digest.Digest, int64, error)
 }
 
-// BlobLocator is implemented by sources that live in a registry repository,
-// so that a destination on the same registry can mount blobs from it.
+// BlobLocator is implemented by the ends that live in a registry
+// repository: a destination on the same registry can mount blobs from a
+// source there, and an end that remembers where its blobs are
+// (BlobRepositoryRecorder) learns this repository holds them.
 type BlobLocator interface {
-	// BlobRepository returns "registry/repository" of the source.
+	// BlobRepository returns "registry/repository" of the source or
+	// destination.
 	BlobRepository() string
+}
+
+// BlobRepositories is implemented by sources that know registry
+// repositories holding their blobs (the store remembers where it pulled
+// them from and pushed them to), so that a push to one of those
+// registries mounts them instead of uploading them again.
+type BlobRepositories interface {
+	BlobRepositories(ctx context.Context) []string
+}
+
+// BlobRepositoryRecorder is implemented by the ends that remember where
+// their blobs are: after a copy to or from a registry, Copy tells them
+// which repository holds the blobs it copied.
+type BlobRepositoryRecorder interface {
+	RecordBlobRepository(ctx context.Context, repository string, blobs []digest.Digest)
 }
 
 // CrossRepoMounter is implemented by registry destinations: HasBlob also

@@ -73,6 +73,9 @@ func NewDestination(ctx context.Context, ref name.Reference, opts Options) (*Des
 	return &Destination{c: c, ref: ref}, nil
 }
 
+// BlobRepository returns "registry/repository" the destination writes to.
+func (d *Destination) BlobRepository() string { return d.c.repo.Name() }
+
 // AddMountSource records a "registry/repository" that HasBlob may mount
 // blobs from; repositories on other registries are ignored.
 func (d *Destination) AddMountSource(repository string) {
