@@ -38,7 +38,7 @@ func setupMounts(cfg *childConfig) error {
 			return fmt.Errorf("mounting %s: %w", m.Destination, err)
 		}
 	}
-	return maskPaths(root)
+	return maskPaths(root, cfg.Masked, cfg.Readonly)
 }
 
 // mountAt opens (creating it when missing) dest inside root and calls fn
@@ -224,10 +224,10 @@ func mountUser(root *os.File, m specs.Mount) error {
 	return nil
 }
 
-// maskPaths hides the OCI default masked paths (tmpfs or /dev/null over
-// them) and makes the read-only paths read-only.
-func maskPaths(root *os.File) error {
-	for _, p := range maskedPaths {
+// maskPaths hides the masked paths (tmpfs or /dev/null over them) and
+// makes the read-only paths read-only.
+func maskPaths(root *os.File, masked, readonly []string) error {
+	for _, p := range masked {
 		f, err := openInRoot(root, p, unix.O_PATH)
 		if err != nil {
 			continue
@@ -245,7 +245,7 @@ func maskPaths(root *os.File) error {
 			return fmt.Errorf("masking %s: %w", p, err)
 		}
 	}
-	for _, p := range readonlyPaths {
+	for _, p := range readonly {
 		f, err := openInRoot(root, p, unix.O_PATH)
 		if err != nil {
 			continue

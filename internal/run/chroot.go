@@ -23,18 +23,21 @@ const (
 // childConfig is what the chroot isolation's child needs, sent as JSON
 // on file descriptor 3.
 type childConfig struct {
-	Rootfs   string
-	Args     []string
-	Env      []string
-	Cwd      string
-	UID, GID uint32
-	Groups   []uint32
-	Caps     []string
-	Hostname string
-	NewNet   bool
-	Mounts   []specs.Mount
-	NoPivot  bool
-	Terminal bool // a pty master is sent on consoleSocketFD
+	Rootfs           string
+	Args             []string
+	Env              []string
+	Cwd              string
+	UID, GID         uint32
+	Groups           []uint32
+	Caps             []string
+	Seccomp          *seccompProgram // nil: no filter
+	NoNewPrivs       bool
+	Masked, Readonly []string
+	Hostname         string
+	NewNet           bool
+	Mounts           []specs.Mount
+	NoPivot          bool
+	Terminal         bool // a pty master is sent on consoleSocketFD
 }
 
 // childError is what the child reports on file descriptor 4 when it could
@@ -174,7 +177,8 @@ func (p *plan) writeChildConfig(file string) error {
 	cfg := childConfig{
 		Rootfs: p.o.Rootfs, Args: p.o.Args, Env: p.env, Cwd: p.cwd,
 		UID: p.user.UID, GID: p.user.GID, Groups: p.user.Groups,
-		Caps: p.caps, Hostname: p.hostname, NewNet: p.newNet,
+		Caps: p.caps, Seccomp: p.seccompProg, NoNewPrivs: p.o.Security.NoNewPrivileges,
+		Masked: p.masked, Readonly: p.readonly, Hostname: p.hostname, NewNet: p.newNet,
 		Mounts: p.mounts, NoPivot: p.o.NoPivot, Terminal: p.o.Terminal,
 	}
 	b, err := json.Marshal(cfg)

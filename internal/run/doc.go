@@ -16,9 +16,15 @@
 //
 // Both isolations apply the same policy: Docker's default capabilities
 // (CapAdd/CapDrop on top, a non-root user gets none), the OCI default
-// masked and read-only paths, the default devices only, and a deny-list
-// seccomp profile (seccompDenied; runc loads it from the bundle, the
-// chroot isolation compiles it to BPF itself). Every path inside the root
+// masked and read-only paths, the default devices only, and Docker's
+// default seccomp profile (DefaultSeccompProfile: an allow-list whose
+// default is EPERM, with argument filters on clone, personality and
+// socket, and calls unlocked by capabilities), resolved for the process's
+// capabilities. Options.Security replaces the profile (a Docker/OCI JSON
+// file) or turns it off, sets no_new_privs and changes the masked paths.
+// runc loads the profile from the bundle; the chroot isolation compiles it
+// to BPF itself (see seccomp_bpf.go) and loads it on the thread that forks
+// the command, so kiln's own pid 1 is not filtered. Every path inside the root
 // filesystem is resolved with openat2(RESOLVE_IN_ROOT) and mounted through
 // its file descriptor, so a symlink in an image cannot redirect a mount or
 // a read onto the host.
@@ -42,7 +48,9 @@
 // window size on at the start and on SIGWINCH, and restores the terminal
 // afterwards.
 //
-// Limits: the chroot seccomp filter makes 32-bit (i386, x32) system calls
-// fail with ENOSYS. Two concurrent runs in one root
+// Limits: the chroot seccomp filter knows only the native call table
+// (amd64, arm64; elsewhere only seccomp=unconfined runs), so 32-bit
+// (i386, x32, arm) system calls fail with ENOSYS, and it cannot hand
+// calls to a seccomp agent (SCMP_ACT_NOTIFY). Two concurrent runs in one root
 // filesystem can remove each other's mount points when one ends.
 package run

@@ -212,6 +212,9 @@ type Options struct {
 	// CapAdd and CapDrop change the default capability set; names are
 	// "CAP_X" or "X", or "ALL".
 	CapAdd, CapDrop []string
+	// Security is the seccomp profile, no_new_privs and the masked paths
+	// (see ParseSecurityOpts); the zero value is the default policy.
+	Security Security
 	// Terminal gives the process a new pty as its controlling terminal
 	// (OCI: runc allocates it; chroot: kiln does, the same way). It needs
 	// Stdin to be a terminal, which is put in raw mode during the run;

@@ -21,19 +21,24 @@ const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbi
 // plan is what both isolations need, resolved from Options before any
 // process starts.
 type plan struct {
-	o        Options
-	id       string // unique per run
-	root     *os.File
-	user     execUser
-	env      []string
-	cwd      string
-	caps     []string
-	hostname string
-	newNet   bool
-	mounts   []specs.Mount // generated /etc files first, then Options.Mounts
-	created  []string      // placeholders created in the rootfs, to remove
-	runFiles []string      // files and dirs created in RunDir, to remove
-	unlock   func()        // releases the run's lock (see lockRun)
+	o       Options
+	id      string // unique per run
+	root    *os.File
+	user    execUser
+	env     []string
+	cwd     string
+	caps    []string
+	seccomp *specs.LinuxSeccomp // nil: no filter
+	// seccompProg is seccomp compiled for the chroot isolation.
+	seccompProg *seccompProgram
+	masked      []string // masked paths
+	readonly    []string // read-only paths
+	hostname    string
+	newNet      bool
+	mounts      []specs.Mount // generated /etc files first, then Options.Mounts
+	created     []string      // placeholders created in the rootfs, to remove
+	runFiles    []string      // files and dirs created in RunDir, to remove
+	unlock      func()        // releases the run's lock (see lockRun)
 }
 
 // prepare validates o and resolves everything against the rootfs. On
@@ -93,6 +98,9 @@ func prepare(o Options) (p *plan, err error) {
 		return p, err
 	}
 	if p.caps, err = resolveCaps(o.CapAdd, o.CapDrop); err != nil {
+		return p, err
+	}
+	if err := p.prepareSecurity(); err != nil {
 		return p, err
 	}
 	if err := p.writeEtcFiles(); err != nil {

@@ -18,7 +18,6 @@ import (
 // status (128+n for a signal), or 125/126/127 after reporting why the
 // command could not start.
 func Reexec() int {
-	// Capabilities are per thread: set them on the thread that forks.
 	runtime.LockOSThread()
 	cfgFile, report := os.NewFile(3, "config"), os.NewFile(4, "report")
 	unix.CloseOnExec(3)
@@ -79,16 +78,20 @@ func setupChild(cfg *childConfig) error {
 			return fmt.Errorf("bringing up the loopback interface: %w", err)
 		}
 	}
-	if err := enterRoot(cfg.Rootfs, cfg.NoPivot); err != nil {
-		return err
-	}
-	return dropCapabilities(cfg.Caps)
+	return enterRoot(cfg.Rootfs, cfg.NoPivot)
 }
 
 // startCommand starts the command with the configured credentials,
 // working directory and environment. With a console (the pty slave) the
 // command gets it as stdin, stdout, stderr and controlling terminal, in a
 // session of its own.
+//
+// Capabilities, no_new_privs and the seccomp filter belong to a thread,
+// and a forked process inherits its thread's: the command is forked from
+// a thread of its own that sets them up first and then ends (a goroutine
+// that exits while locked to its thread takes the thread with it, and Go
+// never clones new threads from a locked one). pid 1 keeps its
+// capabilities and runs unfiltered, so no profile can break the reaper.
 func startCommand(cfg *childConfig, console *os.File) (*os.Process, error) {
 	root, err := openRoot("/")
 	if err != nil {
@@ -99,7 +102,31 @@ func startCommand(cfg *childConfig, console *os.File) (*os.Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := installSeccomp(cfg.Caps); err != nil {
+	type started struct {
+		proc *os.Process
+		err  error
+	}
+	done := make(chan started, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
+		proc, err := forkCommand(cfg, exe, console)
+		done <- started{proc, err}
+	}()
+	s := <-done
+	return s.proc, s.err
+}
+
+// forkCommand sets up the calling thread's privileges and starts exe.
+func forkCommand(cfg *childConfig, exe string, console *os.File) (*os.Process, error) {
+	if err := dropCapabilities(cfg.Caps); err != nil {
+		return nil, err
+	}
+	if cfg.NoNewPrivs {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return nil, fmt.Errorf("setting no_new_privs: %w", err)
+		}
+	}
+	if err := installSeccomp(cfg.Seccomp); err != nil {
 		return nil, err
 	}
 	groups := make([]uint32, len(cfg.Groups))
@@ -174,10 +201,11 @@ func loopbackUp() error {
 	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
 }
 
-// dropCapabilities limits the bounding set to keep and clears the
-// inheritable and ambient sets. pid 1 keeps its own effective set, so it
-// can still switch to the target user; the command gets the bounding set
-// when it runs as root and nothing otherwise, as under runc.
+// dropCapabilities limits the calling thread's bounding set to keep and
+// clears its inheritable and ambient sets. The thread keeps its effective
+// set, so it can still switch to the target user and load the seccomp
+// filter; the command gets the bounding set when it runs as root and
+// nothing otherwise, as under runc.
 func dropCapabilities(keep []string) error {
 	mask := capMask(keep)
 	for i := range capNames {

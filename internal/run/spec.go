@@ -48,10 +48,11 @@ func (p *plan) ociSpec() *specs.Spec {
 			User: specs.User{
 				UID: p.user.UID, GID: p.user.GID, AdditionalGids: p.user.Groups,
 			},
-			Args:         p.o.Args,
-			Env:          p.env,
-			Cwd:          p.cwd,
-			Capabilities: capSet,
+			Args:            p.o.Args,
+			Env:             p.env,
+			Cwd:             p.cwd,
+			Capabilities:    capSet,
+			NoNewPrivileges: p.o.Security.NoNewPrivileges,
 		},
 		Root:     &specs.Root{Path: p.o.Rootfs},
 		Hostname: p.hostname,
@@ -61,9 +62,9 @@ func (p *plan) ociSpec() *specs.Spec {
 			Resources: &specs.LinuxResources{
 				Devices: []specs.LinuxDeviceCgroup{{Allow: deny, Access: "rwm"}},
 			},
-			Seccomp:       defaultSeccomp(caps),
-			MaskedPaths:   maskedPaths,
-			ReadonlyPaths: readonlyPaths,
+			Seccomp:       p.seccomp,
+			MaskedPaths:   p.masked,
+			ReadonlyPaths: p.readonly,
 		},
 	}
 }
