@@ -54,8 +54,7 @@ type RootFS struct {
 }
 
 // MarshalJSON writes diff_ids as an array even for an image without
-// layers: the image spec makes it a required array, and a JSON-schema
-// reader (umoci) refuses null.
+// layers ([], never null): the image spec makes it a required array.
 func (r RootFS) MarshalJSON() ([]byte, error) {
 	type plain RootFS
 	p := plain(r)
