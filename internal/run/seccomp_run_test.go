@@ -10,9 +10,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // probes are the calls testdata/seccomp_probe.c makes.
@@ -206,5 +208,61 @@ func TestSecurityInContainer(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// debootstrapEnv names a Debian root filesystem made with
+// "debootstrap --variant=minbase bookworm DIR"; TestDebootstrapBuild runs
+// only when it is set, and needs the Debian mirror.
+const debootstrapEnv = "KILN_TEST_DEBOOTSTRAP"
+
+// TestDebootstrapBuild does what a Dockerfile's RUN usually does on a
+// Debian base, under the default profile and both isolations: apt-get
+// update and install (apt's download sandbox, dpkg and its maintainer
+// scripts), then a compiler run. The base stays untouched: each run
+// works on an overlay over it.
+func TestDebootstrapBuild(t *testing.T) {
+	base := os.Getenv(debootstrapEnv)
+	if base == "" {
+		t.Skip("set " + debootstrapEnv + " to a debootstrapped Debian root filesystem")
+	}
+	requiresRoot(t)
+	script := `set -e
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >/dev/null
+apt-get install -y -q --no-install-recommends gcc libc6-dev >/dev/null
+dpkg -s gcc | grep '^Status:'
+printf '#include <stdio.h>\nint main(void) { puts("hello from gcc"); return 0; }\n' > /tmp/hello.c
+gcc -O2 -pthread -o /tmp/hello /tmp/hello.c
+/tmp/hello
+`
+	for _, iso := range isolations(t) {
+		t.Run(iso.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			merged := filepath.Join(dir, "merged")
+			for _, d := range []string{"upper", "work", "merged"} {
+				if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			opts := "lowerdir=" + base + ",upperdir=" + filepath.Join(dir, "upper") + ",workdir=" + filepath.Join(dir, "work")
+			if err := unix.Mount("overlay", merged, "overlay", 0, opts); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { unix.Unmount(merged, unix.MNT_DETACH) })
+			var stdout, stderr bytes.Buffer
+			start := time.Now()
+			code, err := Run(context.Background(), Options{
+				ContainerID: "debootstrap", Rootfs: merged, RunDir: t.TempDir(),
+				Args: []string{"/bin/sh", "-c", script}, Stdout: &stdout, Stderr: &stderr, Isolation: iso,
+			})
+			t.Logf("%s: apt-get install gcc and a compile took %v", iso, time.Since(start).Round(time.Second))
+			if err != nil || code != 0 {
+				t.Fatalf("Run = %d, %v\nstdout:\n%s\nstderr:\n%s", code, err, stdout.String(), stderr.String())
+			}
+			if want := "Status: install ok installed\nhello from gcc\n"; stdout.String() != want {
+				t.Errorf("stdout = %q, want %q (stderr %q)", stdout.String(), want, stderr.String())
+			}
+		})
 	}
 }
