@@ -23,7 +23,7 @@ import (
 type buildOptions struct {
 	Files, Tags, BuildArgs, BuildArgFiles, Labels, Annotations []string
 	Secrets, SSH, Volumes, BuildContexts, Outputs              []string
-	CapAdd, CapDrop                                            []string
+	CapAdd, CapDrop, SecurityOpts                              []string
 	Target, Format, Pull, IIDFile, Isolation, Network, Runtime string
 	IgnoreFile, CacheTo                                        string
 	CacheFrom                                                  []string
@@ -83,12 +83,13 @@ func newBuildCommand() *cobra.Command {
 	f.BoolVar(&o.ForceRm, "force-rm", true, "remove intermediate containers even after a failed build")
 	f.StringArrayVar(&o.CapAdd, "cap-add", nil, "add a capability to RUN steps")
 	f.StringArrayVar(&o.CapDrop, "cap-drop", nil, "drop a capability from RUN steps")
+	f.StringArrayVar(&o.SecurityOpts, "security-opt", nil, "for RUN steps: seccomp=unconfined|FILE, no-new-privileges, mask=, unmask=")
 	o.registryFlags.add(f)
 	f.StringArrayVar(&o.CacheFrom, "cache-from", nil, "registry repository to take cached steps from")
 	f.StringVar(&o.CacheTo, "cache-to", "", "registry repository to send cached steps to")
 	addIgnoredFlags(f, "platform", "arch", "os", "variant", "cache-ttl", "compress", "disable-compression",
 		"dns", "dns-option", "dns-search", "http-proxy", "identity-label", "logfile", "memory", "memory-swap", "shm-size", "ulimit",
-		"userns", "cgroup-parent", "cpu-period", "cpu-quota", "cpu-shares", "cpuset-cpus", "cpuset-mems", "device", "security-opt",
+		"userns", "cgroup-parent", "cpu-period", "cpu-quota", "cpu-shares", "cpuset-cpus", "cpuset-mems", "device",
 		"sign-by", "omit-history", "retry", "retry-delay", "stdin", "unsetenv", "ipc", "pid", "uts", "cgroupns", "no-hostname", "no-hosts",
 		"manifest", "rewrite-timestamp", "source-date-epoch", "env", "add-host", "decryption-key", "logsplit", "skip-unused-stages")
 	return cmd
@@ -224,6 +225,9 @@ func buildRunOptions(o buildOptions) (build.RunOptions, error) {
 	}
 	if ro.Network, err = run.ParseNetwork(o.Network); err != nil {
 		return ro, usageErrorf("%v", err)
+	}
+	if ro.Security, err = run.ParseSecurityOpts(o.SecurityOpts); err != nil {
+		return ro, err
 	}
 	for _, v := range o.Volumes {
 		m, err := run.ParseVolume(v)

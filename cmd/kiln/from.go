@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/internal/container"
+	"github.com/kiln-build/kiln/internal/run"
 )
 
 type fromOptions struct {
@@ -13,6 +14,8 @@ type fromOptions struct {
 	Pull   string
 	Quiet  bool
 	Format string
+	// SecurityOpts are recorded for later runs.
+	SecurityOpts []string
 	registryFlags
 	retryFlags
 	platformFlags
@@ -36,15 +39,20 @@ func newFromCommand() *cobra.Command {
 	f.Lookup("pull").NoOptDefVal = "always"
 	f.BoolVarP(&o.Quiet, "quiet", "q", false, "do not print progress while pulling")
 	f.StringVarP(&o.Format, "format", "f", "oci", "format of the image's manifest and metadata")
+	f.StringArrayVar(&o.SecurityOpts, "security-opt", nil, "security option for later runs: seccomp=unconfined|FILE, no-new-privileges, mask=, unmask=")
 	o.registryFlags.add(f)
 	o.retryFlags.add(f)
 	o.platformFlags.add(f)
-	addIgnoredFlags(f, "cap-add", "cap-drop", "cgroup-parent", "cidfile", "cpu-period", "cpu-quota", "cpu-shares", "cpuset-cpus", "cpuset-mems", "device", "dns", "dns-option", "dns-search", "http-proxy", "ipc", "isolation", "memory", "memory-swap", "network", "pid", "security-opt", "shm-size", "ulimit", "userns", "uts", "volume", "decryption-key")
+	addIgnoredFlags(f, "cap-add", "cap-drop", "cgroup-parent", "cidfile", "cpu-period", "cpu-quota", "cpu-shares", "cpuset-cpus", "cpuset-mems", "device", "dns", "dns-option", "dns-search", "http-proxy", "ipc", "isolation", "memory", "memory-swap", "network", "pid", "shm-size", "ulimit", "userns", "uts", "volume", "decryption-key")
 	return cmd
 }
 
 func runFrom(cmd *cobra.Command, o fromOptions, ref string) error {
 	ctx := cmd.Context()
+	sec, err := run.ParseSecurityOpts(o.SecurityOpts)
+	if err != nil {
+		return err
+	}
 	st, err := openStore(ctx)
 	if err != nil {
 		return err
@@ -71,7 +79,7 @@ func runFrom(cmd *cobra.Command, o fromOptions, ref string) error {
 			base = img.ID
 		}
 	}
-	c, err := container.New(ctx, st, container.NewOptions{Image: base, Name: o.Name})
+	c, err := container.New(ctx, st, container.NewOptions{Image: base, Name: o.Name, SecurityOpts: sec.Options()})
 	if err != nil {
 		return fmt.Errorf("creating working container from %q: %w", ref, err)
 	}

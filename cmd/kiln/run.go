@@ -16,7 +16,7 @@ import (
 
 type runOptions struct {
 	Isolation, Runtime, User, WorkingDir, Network, Hostname string
-	Env, Volumes, Mounts, CapAdd, CapDrop                   []string
+	Env, Volumes, Mounts, CapAdd, CapDrop, SecurityOpts     []string
 	TTY, NoPivot                                            bool
 }
 
@@ -45,10 +45,11 @@ func newRunCommand() *cobra.Command {
 	f.StringArrayVar(&o.Mounts, "mount", nil, "mount type=bind|tmpfs,...")
 	f.StringArrayVar(&o.CapAdd, "cap-add", nil, "add a capability")
 	f.StringArrayVar(&o.CapDrop, "cap-drop", nil, "drop a capability")
+	f.StringArrayVar(&o.SecurityOpts, "security-opt", nil, "seccomp=unconfined|FILE, no-new-privileges, mask=, unmask= (after those given to from)")
 	f.BoolVarP(&o.TTY, "tty", "t", false, "allocate a terminal")
 	f.BoolVar(&o.TTY, "terminal", false, "allocate a terminal")
 	f.BoolVar(&o.NoPivot, "no-pivot", false, "do not use pivot_root")
-	addIgnoredFlags(f, "runtime-flag", "security-opt", "ipc", "pid", "uts", "userns", "device", "cgroupns", "contextdir", "env-file", "workingdir-create")
+	addIgnoredFlags(f, "runtime-flag", "ipc", "pid", "uts", "userns", "device", "cgroupns", "contextdir", "env-file", "workingdir-create")
 	return cmd
 }
 
@@ -78,6 +79,9 @@ func runRun(cmd *cobra.Command, o runOptions, args []string) error {
 		return err
 	}
 	defer c.Unmount(ctx, false)
+	if ro.Security, err = run.ParseSecurityOpts(append(c.State.SecurityOpts, o.SecurityOpts...)); err != nil {
+		return err
+	}
 	cfg := c.Config().Config
 	ro.ContainerID, ro.Rootfs = c.ID(), root
 	ro.RunDir = c.RunDir()

@@ -91,6 +91,8 @@ type RunOptions struct {
 	SSHAuthSock string
 	CapAdd      []string
 	CapDrop     []string
+	// Security is the --security-opt policy (seccomp profile, ...).
+	Security run.Security
 }
 
 // Secret is the source of one --secret: a file, or an environment

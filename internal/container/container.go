@@ -35,6 +35,9 @@ type State struct {
 	ImageCreatedBy   string            `json:"ImageCreatedBy,omitempty"`
 	HistoryComment   string            `json:"HistoryComment,omitempty"`
 	Isolation        string            `json:"Isolation,omitempty"`
+	// SecurityOpts are the --security-opt values given to from, applied
+	// to every later run (run.ParseSecurityOpts), as Buildah does.
+	SecurityOpts []string `json:"SecurityOpts,omitempty"`
 }
 
 // Container is an open working container.

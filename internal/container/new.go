@@ -20,11 +20,13 @@ type NewOptions struct {
 	// Temporary marks the container as this process's (a build step's):
 	// if the process dies, RemoveAbandoned removes it.
 	Temporary bool
+	// SecurityOpts are recorded for later runs (State.SecurityOpts).
+	SecurityOpts []string
 }
 
 // New makes a working container from a local image (or scratch).
 func New(ctx context.Context, st *store.Store, o NewOptions) (*Container, error) {
-	state := State{Type: stateType}
+	state := State{Type: stateType, SecurityOpts: o.SecurityOpts}
 	var img store.Image
 	if o.Image == "scratch" || o.Image == "" {
 		state.Config = &image.Config{OS: "linux", Architecture: runtime.GOARCH, RootFS: image.RootFS{Type: "layers"}}
