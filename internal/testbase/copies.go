@@ -64,8 +64,8 @@ func Push(t testing.TB, host string, s Spec) Base {
 	st := stage(t, s)
 	name := host + "/testbase/" + s.String() + ":latest"
 	skopeo(t, "copy", "-q", "--preserve-digests", "--dest-tls-verify=false", "dir:"+st, "docker://"+name)
-	b := describe(t, s, "docker://"+name, "--tls-verify=false")
-	b.Name = name
+	b := Describe(t, "docker://"+name, "--tls-verify=false")
+	b.Spec, b.Name = s, name
 	return b
 }
 
@@ -101,8 +101,8 @@ func layoutCopy(t testing.TB, s Spec, path, dest, ref string) Base {
 	}
 	st := stage(t, s)
 	skopeo(t, "copy", "-q", "--preserve-digests", "dir:"+st, dest)
-	b := describe(t, s, ref)
-	b.Path = path
+	b := Describe(t, ref)
+	b.Spec, b.Path = s, path
 	return b
 }
 
@@ -124,7 +124,7 @@ func DockerArchive(t testing.TB, s Spec) Base {
 	} else {
 		skopeo(t, "copy", "-q", source(t, s.Kind), "docker-archive:"+file+":"+name)
 	}
-	b := readDockerArchive(t, file)
+	b := ReadDockerArchive(t, file)
 	b.Spec, b.Ref, b.Name, b.Path = s, "docker-archive:"+file, name, file
 	return b
 }
@@ -164,11 +164,6 @@ type dockerManifest struct {
 // anyone's): its first image's layer tars (digest and size of each, as
 // stored) and its config's diff IDs. Tests use it on what kiln writes.
 func ReadDockerArchive(t testing.TB, file string) Base {
-	t.Helper()
-	return readDockerArchive(t, file)
-}
-
-func readDockerArchive(t testing.TB, file string) Base {
 	t.Helper()
 	f, err := os.Open(file)
 	mustT(t, err)

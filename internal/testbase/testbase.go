@@ -255,9 +255,11 @@ func skopeo(t testing.TB, args ...string) string {
 	return tool(t, "skopeo", append([]string{"--insecure-policy"}, args...)...)
 }
 
-// describe reads ref's manifest and config with skopeo inspect (extra
-// are flags such as --tls-verify=false) and fills a Base.
-func describe(t testing.TB, s Spec, ref string, extra ...string) Base {
+// Describe reads the manifest and config of the image at ref (any
+// transport skopeo reads) with skopeo inspect, extra being flags such as
+// --tls-verify=false, and returns them as a Base with no Spec. Tests use
+// it on what kiln pushed.
+func Describe(t testing.TB, ref string, extra ...string) Base {
 	t.Helper()
 	raw := skopeo(t, append(append([]string{"inspect", "--raw"}, extra...), ref)...)
 	var m ocispec.Manifest
@@ -273,5 +275,5 @@ func describe(t testing.TB, s Spec, ref string, extra ...string) Base {
 	if mt == "" {
 		mt = image.MediaTypeOCIManifest
 	}
-	return Base{Spec: s, Ref: ref, ManifestMediaType: mt, Config: m.Config, Layers: m.Layers, DiffIDs: c.RootFS.DiffIDs}
+	return Base{Ref: ref, ManifestMediaType: mt, Config: m.Config, Layers: m.Layers, DiffIDs: c.RootFS.DiffIDs}
 }

@@ -2,8 +2,6 @@ package testbase_test
 
 import (
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -19,25 +17,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	testbase.Cleanup()
 	os.Exit(code)
-}
-
-// unpack has skopeo copy ref to an OCI layout (gzip: umoci 0.4 reads no
-// zstd) and umoci unpack it, and returns the rootfs.
-func unpack(t *testing.T, ref string, extra ...string) string {
-	t.Helper()
-	dir := t.TempDir()
-	run(t, "skopeo", append(append([]string{"--insecure-policy", "copy", "-q", "--dest-compress", "--dest-compress-format", "gzip"}, extra...), ref, "oci:"+dir+"/layout:x")...)
-	run(t, "umoci", "unpack", "--image", dir+"/layout:x", dir+"/bundle")
-	return filepath.Join(dir, "bundle", "rootfs")
-}
-
-func run(t *testing.T, name string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
 }
 
 // TestRegistry: each spec arrives in the registry in its format and
@@ -83,7 +62,7 @@ func TestRegistry(t *testing.T) {
 			if tt.spec.Format == testbase.OCI && tt.spec.Compression == testbase.Gzip {
 				umociDigests[tt.spec.Kind] = b.LayerDigests()
 			}
-			testbase.Verify(t, unpack(t, b.Ref, "--src-tls-verify=false"), tt.spec.Kind)
+			testbase.Verify(t, testbase.Unpack(t, b.Ref, "--src-tls-verify=false"), tt.spec.Kind)
 		})
 	}
 	// What umoci wrote: the same blobs in its own layout.
@@ -115,7 +94,7 @@ func TestLayouts(t *testing.T) {
 					t.Errorf("%s: layer tars are not the diff IDs (-diffIDs +layers):\n%s", b.Ref, diff)
 				}
 			}
-			testbase.Verify(t, unpack(t, b.Ref), b.Spec.Kind)
+			testbase.Verify(t, testbase.Unpack(t, b.Ref), b.Spec.Kind)
 		})
 	}
 }

@@ -149,3 +149,17 @@ func Verify(t testing.TB, root string, k Kind) {
 		wantEntries("etc", "group", "passwd", "passwd.bak")
 	}
 }
+
+// Unpack has skopeo copy the image at ref (extra being flags such as
+// --src-tls-verify=false) to an OCI layout with gzip layers (umoci 0.4
+// reads no zstd), umoci unpack it, and returns the rootfs: how a test
+// reads back what kiln pushed with tools that are not kiln.
+func Unpack(t testing.TB, ref string, extra ...string) string {
+	t.Helper()
+	needRoot(t, "skopeo", "umoci")
+	dir := t.TempDir()
+	args := append([]string{"copy", "-q", "--dest-compress", "--dest-compress-format", "gzip"}, extra...)
+	skopeo(t, append(args, ref, "oci:"+dir+"/layout:unpack")...)
+	umoci(t, "unpack", "--image", dir+"/layout:unpack", dir+"/bundle")
+	return filepath.Join(dir, "bundle", "rootfs")
+}
