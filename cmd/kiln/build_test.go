@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kiln-build/kiln/internal/testbase"
 )
 
 // TestBuildCLI: the build verb as Buildah users call it: bud alias, a
@@ -16,7 +18,7 @@ import (
 // runs with kiln run.
 func TestBuildCLI(t *testing.T) {
 	e := newEnv(t, "")
-	e.busybox()
+	e.foreignBusybox()
 	dir := t.TempDir()
 	must(t, os.WriteFile(filepath.Join(dir, "Containerfile"), []byte("FROM localhost/busybox\nARG WHO=nobody\nCOPY msg /msg\nRUN echo \"$WHO\" >> /msg\nCMD [\"cat\", \"/msg\"]\n"), 0o644))
 	must(t, os.WriteFile(filepath.Join(dir, "msg"), []byte("hello\n"), 0o644))
@@ -56,7 +58,7 @@ func TestBuildCLI(t *testing.T) {
 // RUN passes its exit status through; nothing is left behind.
 func TestBuildBadInput(t *testing.T) {
 	e := newEnv(t, "")
-	e.busybox()
+	e.foreignBusybox()
 	cases := []struct {
 		name, dockerfile string
 		args             []string
@@ -92,7 +94,7 @@ func TestBuildBadInput(t *testing.T) {
 // leaves no container or mount behind, and the next build works.
 func TestBuildInterrupt(t *testing.T) {
 	e := newEnv(t, "")
-	e.busybox()
+	e.foreignBusybox()
 	dir := t.TempDir()
 	must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM localhost/busybox\nRUN sleep 60\n"), 0o644))
 	cmd := exec.Command(kilnBin, e.args("build", dir)...)
@@ -127,13 +129,12 @@ func TestBuildInterrupt(t *testing.T) {
 // the same image.
 func TestBuildRemoteCache(t *testing.T) {
 	reg := plainRegistry(t)
+	base := testbase.Push(t, reg, testbase.Spec{Kind: testbase.Busybox})
 	a := newEnv(t, "")
-	a.busybox()
-	a.mustKiln("push", "--tls-verify=false", "localhost/busybox", "docker://"+reg+"/busybox:latest")
 	dir := t.TempDir()
-	must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM "+reg+"/busybox\nCOPY f /f\nRUN cat /f > /g\nENV X=1\n"), 0o644))
+	must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM "+base.Name+"\nCOPY f /f\nRUN cat /f > /g\nENV X=1\n"), 0o644))
 	must(t, os.WriteFile(filepath.Join(dir, "f"), []byte("data\n"), 0o644))
-	a.mustKiln("pull", "-q", "--tls-verify=false", "docker://"+reg+"/busybox:latest")
+	a.mustKiln("pull", "-q", "--tls-verify=false", base.Ref)
 	idA := a.mustKiln("build", "-q", "--tls-verify=false", "--cache-to", reg+"/cache", dir)
 
 	b := newEnv(t, "")
@@ -151,7 +152,7 @@ func TestBuildRemoteCache(t *testing.T) {
 // for a build arg nothing uses.
 func TestBuildFlags(t *testing.T) {
 	e := newEnv(t, "")
-	e.busybox()
+	e.foreignBusybox()
 	dir, extra, vol := t.TempDir(), t.TempDir(), t.TempDir()
 	must(t, os.WriteFile(filepath.Join(extra, "x.txt"), []byte("from a named context\n"), 0o644))
 	must(t, os.WriteFile(filepath.Join(vol, "v.txt"), []byte("from a volume\n"), 0o644))
@@ -189,7 +190,7 @@ func TestBuildFlags(t *testing.T) {
 // keeps the failed step's container.
 func TestBuildGitContext(t *testing.T) {
 	e := newEnv(t, "")
-	e.busybox()
+	e.foreignBusybox()
 	repo := t.TempDir()
 	git := func(args ...string) {
 		t.Helper()
@@ -231,7 +232,7 @@ func TestBuildGitContext(t *testing.T) {
 // and no mount of the store is left once the store is closed.
 func TestBuildKilled(t *testing.T) {
 	e := newEnv(t, "")
-	e.busybox()
+	e.foreignBusybox()
 	dir := t.TempDir()
 	must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM localhost/busybox\nRUN sleep 300\n"), 0o644))
 	cmd := exec.Command(kilnBin, e.args("build", dir)...)

@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/kiln-build/kiln/internal/testbase"
 )
 
 // kilnBin is the binary under test, built once by TestMain.
@@ -29,6 +31,7 @@ func TestMain(m *testing.M) {
 		panic("building kiln: " + err.Error() + "\n" + string(out))
 	}
 	code := m.Run()
+	testbase.Cleanup()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -76,7 +79,9 @@ func (e *env) mustKiln(a ...string) string {
 }
 
 // busybox makes localhost/busybox from the host's busybox-static with
-// kiln's own verbs, as the README does.
+// kiln's own verbs, as the README does. A test of what kiln does with an
+// image it inherits uses foreignBusybox instead: a layer kiln made can
+// always be made again and hides what breaks on one it did not.
 func (e *env) busybox() {
 	e.t.Helper()
 	bb, err := exec.LookPath("busybox")
@@ -130,7 +135,7 @@ func TestBuildahScript(t *testing.T) {
 	for _, driver := range []string{"overlay", "vfs"} {
 		t.Run(driver, func(t *testing.T) {
 			e := newEnv(t, driver)
-			e.busybox()
+			e.foreignBusybox()
 			src := t.TempDir()
 			must(t, os.WriteFile(filepath.Join(src, "hello"), []byte("#!/bin/sh\necho \"hello $*\"\n"), 0o755))
 			must(t, os.WriteFile(filepath.Join(src, "Makefile"), []byte("install:\n\tinstall -D -m 755 hello $(DESTDIR)/usr/local/bin/hello\n"), 0o644))
@@ -240,7 +245,7 @@ func tarGz(t *testing.T, files map[string]string) []byte {
 
 func TestCopyAndAdd(t *testing.T) {
 	e := newEnv(t, "")
-	e.busybox()
+	e.foreignBusybox()
 	src := t.TempDir()
 	must(t, os.MkdirAll(filepath.Join(src, "dir/sub"), 0o755))
 	must(t, os.WriteFile(filepath.Join(src, "dir/sub/a.txt"), []byte("A"), 0o644))
@@ -346,7 +351,7 @@ func TestIndependentReaders(t *testing.T) {
 			t.Skipf("%s is not installed", tool)
 		}
 	}
-	e.busybox()
+	e.foreignBusybox()
 	c := e.mustKiln("from", "busybox")
 	mp := e.mustKiln("mount", c)
 	must(t, os.WriteFile(filepath.Join(mp, "marker"), []byte("kiln"), 0o644))
