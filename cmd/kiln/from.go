@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -58,6 +59,8 @@ func runFrom(cmd *cobra.Command, o fromOptions, ref string) error {
 		return err
 	}
 	defer st.Close()
+	// docker://NAME is the registry image NAME, as Buildah reads it.
+	ref = strings.TrimPrefix(ref, "docker://")
 	base := ref
 	if ref != "scratch" {
 		policy, err := parsePullPolicy(o.Pull)

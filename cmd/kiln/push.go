@@ -16,6 +16,7 @@ type pushOptions struct {
 	Format, CompressionFormat, DigestFile string
 	CompressionLevel                      int
 	Quiet, RemoveSignatures, All          bool
+	DisableCompression, ForceCompression  bool
 	registryFlags
 	retryFlags
 }
@@ -38,7 +39,9 @@ func newPushCommand() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVarP(&o.Format, "format", "f", "", "manifest type: oci or v2s2 (default: keep)")
-	f.StringVar(&o.CompressionFormat, "compression-format", "", "compression for uncompressed layers: gzip or zstd")
+	f.StringVar(&o.CompressionFormat, "compression-format", "", "compression for layers kiln made: gzip or zstd (default gzip)")
+	f.BoolVarP(&o.DisableCompression, "disable-compression", "D", false, "send layers kiln made uncompressed")
+	f.BoolVar(&o.ForceCompression, "force-compression", false, "compress every layer with --compression-format, those that came compressed otherwise or uncompressed too")
 	f.IntVar(&o.CompressionLevel, "compression-level", 0, "compression level")
 	f.StringVar(&o.DigestFile, "digestfile", "", "write the manifest digest to this file")
 	f.BoolVarP(&o.Quiet, "quiet", "q", false, "do not print progress")
@@ -46,7 +49,7 @@ func newPushCommand() *cobra.Command {
 	f.BoolVar(&o.All, "all", true, "when IMAGE is a manifest list, push the images it lists too")
 	o.registryFlags.add(f)
 	o.retryFlags.add(f)
-	addIgnoredFlags(f, "sign-by", "encryption-key", "disable-compression", "rm", "force-compression")
+	addIgnoredFlags(f, "sign-by", "encryption-key", "rm")
 	return cmd
 }
 
@@ -126,6 +129,13 @@ func pushCopyOptions(o pushOptions) (transport.CopyOptions, error) {
 	if comp == "" {
 		comp = "gzip"
 	}
+	if o.DisableCompression {
+		if o.ForceCompression || o.CompressionFormat != "" {
+			return c, usageErrorf("--disable-compression cannot be used with --force-compression or --compression-format")
+		}
+		comp = "keep"
+	}
 	c.Compression, err = transport.ParseCompression(comp)
+	c.ForceCompression = o.ForceCompression
 	return c, err
 }

@@ -35,15 +35,22 @@ func (s *Store) NewImageSource(ctx context.Context, img Image) *ImageSource {
 // without it) is named by its uncompressed tar instead, which changes
 // the manifest's digest: the tar itself is rebuilt byte for byte.
 func (src *ImageSource) Manifest(ctx context.Context, instance *digest.Digest) ([]byte, string, error) {
-	if instance != nil && *instance != src.img.ManifestDigest {
-		return nil, "", fmt.Errorf("image %s has no instance %s", src.img.ID[:12], *instance)
+	// The image's manifest may have been rewritten since src was opened
+	// (a build records its last step again in another format).
+	img, err := src.s.Image(ctx, src.img.ID)
+	if err != nil {
+		return nil, "", err
 	}
-	raw, err := src.s.ImageManifest(src.img)
+	src.img = img
+	if instance != nil && *instance != img.ManifestDigest {
+		return nil, "", fmt.Errorf("image %s has no instance %s", img.ID[:12], *instance)
+	}
+	raw, err := src.s.ImageManifest(img)
 	if err != nil {
 		return nil, "", err
 	}
 	raw, err = src.servable(ctx, raw)
-	return raw, src.img.ManifestType, err
+	return raw, img.ManifestType, err
 }
 
 // servable rewrites the descriptors of layer blobs that are gone.
@@ -89,7 +96,7 @@ func (src *ImageSource) Blob(ctx context.Context, d digest.Digest) (io.ReadClose
 	if !errors.Is(err, ErrBlobUnknown) {
 		return nil, 0, err
 	}
-	l, err := src.layer(ctx, d)
+	l, err := src.layer(ctx, d, false)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -98,8 +105,9 @@ func (src *ImageSource) Blob(ctx context.Context, d digest.Digest) (io.ReadClose
 	return pr, l.Size, nil
 }
 
-// layer finds the layer of the image whose uncompressed tar is d.
-func (src *ImageSource) layer(ctx context.Context, d digest.Digest) (Layer, error) {
+// layer finds the layer of the image whose uncompressed tar is d, or
+// (withBlobs) of which d is a blob.
+func (src *ImageSource) layer(ctx context.Context, d digest.Digest, withBlobs bool) (Layer, error) {
 	chain, err := src.s.LayerChain(ctx, src.img.TopLayer)
 	if err != nil {
 		return Layer{}, err
@@ -109,17 +117,35 @@ func (src *ImageSource) layer(ctx context.Context, d digest.Digest) (Layer, erro
 			return l, nil
 		}
 	}
+	for _, l := range chain {
+		if !withBlobs {
+			break
+		}
+		blobs, err := src.s.LayerBlobs(ctx, l.ID)
+		if err != nil {
+			return Layer{}, err
+		}
+		for _, b := range blobs {
+			if b.Digest == d {
+				return l, nil
+			}
+		}
+	}
 	return Layer{}, fmt.Errorf("image %s: %w: %s", src.img.ID[:12], ErrBlobUnknown, d)
 }
 
-// CompressLayer returns the blob of the image's layer whose uncompressed
-// tar is desc, compressed with compression ("gzip" or "zstd"): the one
-// kept from an earlier push or pull when there is one, else made now
-// from the layer's tar and kept. Blob serves the digest it returns.
-func (src *ImageSource) CompressLayer(ctx context.Context, desc ocispec.Descriptor, compression string, level int) (digest.Digest, int64, error) {
-	l, err := src.layer(ctx, desc.Digest)
+// CompressLayer returns the blob of the image's layer desc names (its
+// tar, or a blob of it) compressed with compression ("gzip" or "zstd"):
+// the one kept from an earlier push or pull when there is one, else made
+// now from the layer's tar and kept. Blob serves the digest it returns. A
+// layer that arrived as an uncompressed blob is that blob unless force.
+func (src *ImageSource) CompressLayer(ctx context.Context, desc ocispec.Descriptor, compression string, level int, force bool) (digest.Digest, int64, error) {
+	l, err := src.layer(ctx, desc.Digest, true)
 	if err != nil {
 		return "", 0, err
+	}
+	if !force && l.Blob != nil && l.Blob.Digest == l.DiffID && desc.Digest == l.DiffID {
+		return l.DiffID, l.Size, nil
 	}
 	return src.s.compressedLayer(ctx, l, compression, level)
 }
@@ -130,7 +156,7 @@ func (s *Store) compressedLayer(ctx context.Context, l Layer, compression string
 		return "", 0, err
 	}
 	for _, b := range blobs {
-		if image.LayerCompression(b.MediaType) == compression {
+		if image.LayerCompression(b.MediaType) == compression && b.Digest != l.DiffID {
 			return b.Digest, b.Size, nil
 		}
 	}

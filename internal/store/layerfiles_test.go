@@ -223,9 +223,9 @@ func TestCompressLayerKeepsTheBlob(t *testing.T) {
 	src := s.NewImageSource(ctx, img)
 	desc := ocispec.Descriptor{MediaType: image.MediaTypeOCILayer, Digest: l.DiffID, Size: l.Size}
 	for _, c := range []string{"gzip", "zstd"} {
-		d1, n1, err := src.CompressLayer(ctx, desc, c, 0)
+		d1, n1, err := src.CompressLayer(ctx, desc, c, 0, false)
 		must(t, err)
-		d2, n2, err := src.CompressLayer(ctx, desc, c, 0)
+		d2, n2, err := src.CompressLayer(ctx, desc, c, 0, false)
 		must(t, err)
 		if d1 != d2 || n1 != n2 || !s.HasBlob(d1) {
 			t.Errorf("%s: compressed twice to %s and %s (stored: %v)", c, d1, d2, s.HasBlob(d1))

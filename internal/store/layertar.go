@@ -98,7 +98,13 @@ func (s *Store) LayerDescriptors(ctx context.Context, top string, f image.Format
 	out := make([]ocispec.Descriptor, 0, len(chain))
 	for _, l := range chain {
 		d := ocispec.Descriptor{MediaType: f.LayerMediaType(""), Digest: l.DiffID, Size: l.Size}
-		if b := l.Blob; b != nil && b.Digest != l.DiffID && s.HasBlob(b.Digest) {
+		b := l.Blob
+		switch {
+		case b == nil || b.Digest == l.DiffID || !s.HasBlob(b.Digest):
+		case f == image.FormatDocker && image.LayerCompression(b.MediaType) == "zstd":
+			// Docker's manifests have no zstd layers that other tools
+			// read: the layer goes by its tar (compressed when pushed).
+		default:
 			d = ocispec.Descriptor{MediaType: f.LayerMediaType(image.LayerCompression(b.MediaType)), Digest: b.Digest, Size: b.Size}
 		}
 		out = append(out, d)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/kiln-build/kiln/internal/image"
 	"github.com/kiln-build/kiln/internal/transport/blobio"
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
@@ -15,6 +16,18 @@ import (
 
 func isUncompressed(mt string) bool {
 	return mt == ocispec.MediaTypeImageLayer || mt == MediaTypeDockerLayer
+}
+
+// compressionOf returns the compression of a layer media type
+// (CompressionKeep for an uncompressed one).
+func compressionOf(mt string) Compression {
+	switch image.LayerCompression(mt) {
+	case "gzip":
+		return CompressionGzip
+	case "zstd":
+		return CompressionZstd
+	}
+	return CompressionKeep
 }
 
 func compressedType(mt string, c Compression) string {
@@ -79,6 +92,23 @@ func (c *copier) compressTo(ctx context.Context, w io.Writer, desc ocispec.Descr
 	if err != nil {
 		return "", 0, err
 	}
+	var in io.Reader = v
+	switch compressionOf(desc.MediaType) {
+	case CompressionGzip: // compressed again (ForceCompression)
+		zr, err := pgzip.NewReader(v)
+		if err != nil {
+			return "", 0, err
+		}
+		defer zr.Close()
+		in = zr
+	case CompressionZstd:
+		zr, err := zstd.NewReader(v)
+		if err != nil {
+			return "", 0, err
+		}
+		defer zr.Close()
+		in = zr
+	}
 	dg := digest.SHA256.Digester()
 	cw := &countWriter{w: io.MultiWriter(w, dg.Hash())}
 	var zw io.WriteCloser
@@ -98,7 +128,7 @@ func (c *copier) compressTo(ctx context.Context, w io.Writer, desc ocispec.Descr
 	if err != nil {
 		return "", 0, err
 	}
-	if _, err := io.Copy(zw, v); err != nil {
+	if _, err := io.Copy(zw, in); err != nil {
 		zw.Close()
 		return "", 0, err
 	}

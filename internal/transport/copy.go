@@ -27,9 +27,11 @@ type CopyOptions struct {
 	// destination requires it, and then the manifest digest changes.
 	Format Format
 	// Compression compresses uncompressed layers; CompressionLevel is the
-	// level (0 for the default).
+	// level (0 for the default). With ForceCompression, layers compressed
+	// otherwise are compressed again with it too.
 	Compression      Compression
 	CompressionLevel int
+	ForceCompression bool
 	// RemoveSignatures drops signatures. Copy never copies signatures yet,
 	// so this is always the case.
 	RemoveSignatures bool
@@ -351,7 +353,7 @@ func (c *copier) copyBlobs(ctx context.Context, m ocispec.Manifest) ([]ocispec.D
 // copyBlob copies one blob unless dst has it, retrying transient failures
 // by reopening the source.
 func (c *copier) copyBlob(ctx context.Context, desc ocispec.Descriptor, layer bool) (ocispec.Descriptor, error) {
-	if layer && c.opts.Compression != CompressionKeep && isUncompressed(desc.MediaType) {
+	if layer && c.compresses(desc.MediaType) {
 		lc, ok := c.src.(LayerCompressor)
 		if !ok {
 			return c.compressBlob(ctx, desc)
@@ -359,10 +361,12 @@ func (c *copier) copyBlob(ctx context.Context, desc ocispec.Descriptor, layer bo
 		out := desc
 		out.MediaType = compressedType(desc.MediaType, c.opts.Compression)
 		var err error
-		if out.Digest, out.Size, err = lc.CompressLayer(ctx, desc, c.opts.Compression.String(), c.opts.CompressionLevel); err != nil {
+		if out.Digest, out.Size, err = lc.CompressLayer(ctx, desc, c.opts.Compression.String(), c.opts.CompressionLevel, c.opts.ForceCompression); err != nil {
 			return desc, fmt.Errorf("compressing layer %s: %w", desc.Digest, err)
 		}
-		desc = out
+		if out.Digest != desc.Digest { // else the layer is sent as it came
+			desc = out
+		}
 	}
 	if ok, err := c.dst.HasBlob(ctx, desc); err != nil {
 		return desc, err
@@ -384,6 +388,18 @@ func (c *copier) copyBlob(ctx context.Context, desc ocispec.Descriptor, layer bo
 	}
 	c.progress(ProgressEvent{Digest: desc.Digest, Size: desc.Size, Done: desc.Size, State: ProgressDone, Config: !layer})
 	return desc, nil
+}
+
+// compresses reports whether a layer of media type mt is to be
+// compressed on the way.
+func (c *copier) compresses(mt string) bool {
+	switch {
+	case c.opts.Compression == CompressionKeep:
+		return false
+	case isUncompressed(mt):
+		return true
+	}
+	return c.opts.ForceCompression && compressionOf(mt) != c.opts.Compression
 }
 
 func (c *copier) retry(ctx context.Context, what string, f func() error) error {

@@ -56,13 +56,16 @@ type Destination interface {
 }
 
 // LayerCompressor is implemented by sources that keep compressed forms of
-// their uncompressed layers (the local store): CompressLayer returns the
-// digest and size of the layer desc names compressed with compression
-// ("gzip" or "zstd") at level (0 for the default), making and keeping it
-// when needed; Blob then serves that digest. A layer compressed once is
-// sent as the same bytes every time after.
+// their layers (the local store): CompressLayer returns the digest and
+// size of the layer desc names compressed with compression ("gzip" or
+// "zstd") at level (0 for the default), making and keeping it when
+// needed; Blob then serves that digest. A layer compressed once is sent
+// as the same bytes every time after.
+// A layer that arrived uncompressed is sent as it is unless force is set
+// (the digest returned is then desc's own); with force, a layer
+// compressed otherwise is compressed again.
 type LayerCompressor interface {
-	CompressLayer(ctx context.Context, desc ocispec.Descriptor, compression string, level int) (digest.Digest, int64, error)
+	CompressLayer(ctx context.Context, desc ocispec.Descriptor, compression string, level int, force bool) (digest.Digest, int64, error)
 }
 
 // BlobLocator is implemented by the ends that live in a registry
