@@ -9,7 +9,6 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
-	"github.com/ulikunitz/xz"
 )
 
 // Compression is a stream compression kiln recognizes.
@@ -68,8 +67,15 @@ func Detect(r io.Reader) (Compression, io.Reader, error) {
 	return Uncompressed, br, nil
 }
 
+// maxZstdWindow is the largest zstd window Decompress accepts: the zstd
+// tool's own default limit (--long, level 22). A frame header claiming
+// more (up to 3.75 TB) is refused instead of being allocated.
+const maxZstdWindow = 128 << 20
+
 // Decompress returns a reader of the uncompressed content of r, whatever
-// its compression, and which compression that was.
+// its compression, and which compression that was. Its memory is bounded
+// by the decoders' windows: 4 MiB for gzip, 128 MiB at most for zstd and
+// 64 MiB for xz.
 func Decompress(r io.Reader) (io.ReadCloser, Compression, error) {
 	c, br, err := Detect(r)
 	if err != nil {
@@ -85,13 +91,13 @@ func Decompress(r io.Reader) (io.ReadCloser, Compression, error) {
 	case Bzip2:
 		return io.NopCloser(bzip2.NewReader(br)), c, nil
 	case Xz:
-		xr, err := xz.NewReader(br)
+		xr, err := newXzReader(br)
 		if err != nil {
 			return nil, c, fmt.Errorf("opening xz stream: %w", err)
 		}
 		return io.NopCloser(xr), c, nil
 	case Zstd:
-		zr, err := zstd.NewReader(br)
+		zr, err := zstd.NewReader(br, zstd.WithDecoderMaxWindow(maxZstdWindow))
 		if err != nil {
 			return nil, c, fmt.Errorf("opening zstd stream: %w", err)
 		}

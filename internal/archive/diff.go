@@ -3,17 +3,21 @@ package archive
 import (
 	"archive/tar"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	ctrarchive "github.com/containerd/containerd/v2/pkg/archive"
+	cfs "github.com/containerd/continuity/fs"
 	"golang.org/x/sys/unix"
 )
 
@@ -246,16 +250,40 @@ type ApplyOptions struct {
 	Overlay bool
 }
 
+// ErrLayerRefused is wrapped by the errors of layers Apply refuses before
+// writing what they ask for: file content beyond the free space of the
+// filesystem (those errors also wrap syscall.ENOSPC), a directory repeated
+// with different metadata again and again, or data after the end of the
+// archive.
+var ErrLayerRefused = errors.New("layer refused")
+
+const (
+	// maxTrailing bounds what may follow the end-of-archive blocks (tar
+	// pads to its record size, 10 KiB by default): more is a
+	// decompression bomb, never read to its end.
+	maxTrailing = 1 << 20
+	// maxDirRepeats bounds how often one directory may appear with
+	// different metadata; identical repeats (some tools write them) are
+	// skipped. Each header applied is kept until the end for its mtime.
+	maxDirRepeats = 16
+)
+
 // Apply applies a layer tar (any compression) into root and returns the
 // number of bytes of file content written. Entries can never land outside
-// root: "..", absolute names and symlinks are resolved inside it.
+// root: "..", absolute names and symlinks are resolved inside it. Memory
+// is bounded whatever the stream claims, and a layer whose files claim
+// more than the filesystem has free is refused before they are written.
 func Apply(ctx context.Context, root string, r io.Reader, opts ApplyOptions) (int64, error) {
+	g, err := newApplyGuard(root)
+	if err != nil {
+		return 0, err
+	}
 	rc, _, err := Decompress(r)
 	if err != nil {
 		return 0, err
 	}
 	defer rc.Close()
-	var ao []ctrarchive.ApplyOpt
+	ao := []ctrarchive.ApplyOpt{ctrarchive.WithFilter(g.filter)}
 	if opts.Overlay {
 		ao = append(ao, ctrarchive.WithConvertWhiteout(ctrarchive.OverlayConvertWhiteout))
 	}
@@ -263,7 +291,82 @@ func Apply(ctx context.Context, root string, r io.Reader, opts ApplyOptions) (in
 	if err != nil {
 		return n, fmt.Errorf("applying layer into %s: %w", root, err)
 	}
-	// Drain the trailing padding so a digest computed over r is complete.
-	_, _ = io.Copy(io.Discard, rc)
+	// Read the trailing padding so a digest computed over r is complete.
+	if t, err := io.CopyN(io.Discard, rc, maxTrailing+1); t > maxTrailing {
+		return n, fmt.Errorf("applying layer into %s: %w: more than %d bytes after the end of the archive", root, ErrLayerRefused, maxTrailing)
+	} else if err != nil && err != io.EOF {
+		return n, fmt.Errorf("applying layer into %s: %w", root, err)
+	}
 	return n, nil
+}
+
+// applyGuard filters the entries of one Apply: it bounds the content they
+// claim by the free space and skips repeated identical directories.
+type applyGuard struct {
+	root    string
+	free    int64 // bytes available when Apply started
+	claimed int64
+	dirs    map[string]dirSeen // by resolved path
+}
+
+type dirSeen struct {
+	meta [32]byte
+	n    int
+}
+
+func newApplyGuard(root string) (*applyGuard, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(root, &st); err != nil {
+		return nil, fmt.Errorf("measuring free space of %s: %w", root, err)
+	}
+	return &applyGuard{root: filepath.Clean(root), free: int64(st.Bavail) * st.Bsize, dirs: map[string]dirSeen{}}, nil
+}
+
+// filter runs before an entry is applied (its name already cleaned).
+func (g *applyGuard) filter(hdr *tar.Header) (bool, error) {
+	switch hdr.Typeflag {
+	case tar.TypeDir:
+		return g.dir(hdr)
+	case tar.TypeSymlink, tar.TypeLink, tar.TypeChar, tar.TypeBlock, tar.TypeFifo, tar.TypeXGlobalHeader:
+		return true, nil // no content
+	}
+	if hdr.Size < 0 || hdr.Size > g.free-g.claimed {
+		return false, fmt.Errorf("%w: %q claims %d bytes, more than the %d bytes free: %w", ErrLayerRefused, hdr.Name, hdr.Size, g.free-g.claimed, syscall.ENOSPC)
+	}
+	g.claimed += hdr.Size
+	return true, nil
+}
+
+// dir skips a directory entry identical to the last one applied at the
+// same place (while a directory is still there), and refuses one place
+// given different metadata more than maxDirRepeats times.
+func (g *applyGuard) dir(hdr *tar.Header) (bool, error) {
+	parent, base := filepath.Split(hdr.Name)
+	pp, err := cfs.RootPath(g.root, parent)
+	if err != nil {
+		return true, nil // Apply reports it
+	}
+	path := filepath.Join(pp, filepath.Join("/", base)) // as Apply resolves it
+	meta := dirMeta(hdr)
+	seen, ok := g.dirs[path]
+	if ok && seen.meta == meta {
+		if fi, err := os.Lstat(path); err == nil && fi.IsDir() {
+			return false, nil
+		}
+	}
+	if seen.n >= maxDirRepeats {
+		return false, fmt.Errorf("%w: directory %q appears more than %d times with different metadata", ErrLayerRefused, hdr.Name, maxDirRepeats)
+	}
+	g.dirs[path] = dirSeen{meta: meta, n: seen.n + 1}
+	return true, nil
+}
+
+// dirMeta digests what applying a directory header sets.
+func dirMeta(hdr *tar.Header) [32]byte {
+	h := sha256.New()
+	fmt.Fprintf(h, "%o %d %d %d %d\x00", hdr.Mode, hdr.Uid, hdr.Gid, hdr.ModTime.UnixNano(), hdr.AccessTime.UnixNano())
+	for _, k := range slices.Sorted(maps.Keys(hdr.PAXRecords)) {
+		fmt.Fprintf(h, "%s=%s\x00", k, hdr.PAXRecords[k])
+	}
+	return [32]byte(h.Sum(nil))
 }
