@@ -20,7 +20,7 @@ var allowed = map[string][]string{
 	"internal/transport":    {"internal/image", "internal/transport"},
 	"internal/run":          {"internal/image", "internal/idmap"},
 	"internal/container":    {"internal/store", "internal/run", "internal/archive", "internal/image", "internal/idmap"},
-	"internal/build":        {"internal/container", "internal/image", "internal/store", "internal/run", "internal/archive", "internal/idmap"},
+	"internal/dockerfile":   {"internal/container", "internal/image", "internal/store", "internal/run", "internal/archive", "internal/idmap"},
 	"internal/storagesetup": {"internal/store", "internal/store/driver", "internal/idmap", "internal/image", "internal/archive"},
 }
 

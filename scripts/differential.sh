@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs kiln build's differential mode: every conformance case under
-# internal/build/testdata/cases is built by kiln, buildah and docker
+# internal/dockerfile/testdata/cases is built by kiln, buildah and docker
 # (BuildKit, on a dockerd of the test's own) and the results are compared.
 # Installs the peers from Debian first. As root. Extra arguments go to
 # go test; KILN_DIFFERENTIAL_CASES=a,b limits the cases and
@@ -17,4 +17,4 @@ if [ ${#missing[@]} -gt 0 ]; then
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-KILN_DIFFERENTIAL=1 exec go test -count=1 -timeout 30m -run 'TestDifferential$' "$@" ./internal/build
+KILN_DIFFERENTIAL=1 exec go test -count=1 -timeout 30m -run 'TestDifferential$' "$@" ./internal/dockerfile

@@ -13,7 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kiln-build/kiln/internal/build"
+	"github.com/kiln-build/kiln/internal/dockerfile"
 	"github.com/kiln-build/kiln/internal/image"
 	"github.com/kiln-build/kiln/internal/run"
 	"github.com/kiln-build/kiln/internal/store"
@@ -113,7 +113,7 @@ func runBuild(cmd *cobra.Command, o buildOptions, args []string) error {
 	if len(args) == 1 {
 		spec = args[0]
 	}
-	src, err := build.OpenSource(ctx, spec, cmd.InOrStdin(), st.RunRoot())
+	src, err := dockerfile.OpenSource(ctx, spec, cmd.InOrStdin(), st.RunRoot())
 	if err != nil {
 		return err
 	}
@@ -123,7 +123,7 @@ func runBuild(cmd *cobra.Command, o buildOptions, args []string) error {
 	if err != nil {
 		return err
 	}
-	if bo.Ignore, err = build.ReadIgnore(o.IgnoreFile, dfPath, src.Dir); err != nil {
+	if bo.Ignore, err = dockerfile.ReadIgnore(o.IgnoreFile, dfPath, src.Dir); err != nil {
 		return err
 	}
 	policy, err := buildPullPolicy(o)
@@ -148,11 +148,11 @@ func runBuild(cmd *cobra.Command, o buildOptions, args []string) error {
 	if rc != nil {
 		bo.Remote = rc
 	}
-	res, err := build.Build(ctx, st, bo)
+	res, err := dockerfile.Build(ctx, st, bo)
 	if ctx.Err() != nil && cmd.Context().Err() == nil {
 		return &exitError{code: 130, err: fmt.Errorf("build interrupted: %w", err)}
 	}
-	var ee *build.ExitError
+	var ee *dockerfile.ExitError
 	if errors.As(err, &ee) {
 		return &exitError{code: ee.Code, err: err}
 	}
@@ -163,7 +163,7 @@ func runBuild(cmd *cobra.Command, o buildOptions, args []string) error {
 }
 
 // buildDone tags, writes --iidfile and --output, and prints the ID.
-func buildDone(cmd *cobra.Command, o buildOptions, st *store.Store, bo build.Options, res build.Result) error {
+func buildDone(cmd *cobra.Command, o buildOptions, st *store.Store, bo dockerfile.Options, res dockerfile.Result) error {
 	out := cmd.OutOrStdout()
 	if !o.Quiet {
 		for _, t := range bo.Tags {
@@ -185,8 +185,8 @@ func buildDone(cmd *cobra.Command, o buildOptions, st *store.Store, bo build.Opt
 }
 
 // buildSpec turns the flags into build options.
-func buildSpec(cmd *cobra.Command, o buildOptions) (build.Options, error) {
-	var bo build.Options
+func buildSpec(cmd *cobra.Command, o buildOptions) (dockerfile.Options, error) {
+	var bo dockerfile.Options
 	var err error
 	if bo.Commit.Format, err = image.ParseFormat(o.Format); err != nil {
 		return bo, err
@@ -206,7 +206,7 @@ func buildSpec(cmd *cobra.Command, o buildOptions) (build.Options, error) {
 	}
 	bo.Commit.Labels, bo.Commit.Annotations, bo.Commit.Squash = o.Labels, o.Annotations, o.Squash
 	bo.Commit.KeepOnFailure, bo.Commit.KeepOnSuccess = !o.ForceRm, !o.Rm
-	bo.Cache = build.CacheOptions{Layers: o.Layers, NoCache: o.NoCache}
+	bo.Cache = dockerfile.CacheOptions{Layers: o.Layers, NoCache: o.NoCache}
 	bo.Target, bo.Jobs, bo.Logger = o.Target, o.Jobs, logger
 	if bo.Contexts, err = keyValues(o.BuildContexts, "--build-context"); err != nil {
 		return bo, err
@@ -215,8 +215,8 @@ func buildSpec(cmd *cobra.Command, o buildOptions) (build.Options, error) {
 	return bo, err
 }
 
-func buildRunOptions(o buildOptions) (build.RunOptions, error) {
-	ro := build.RunOptions{Runtime: o.Runtime, CapAdd: o.CapAdd, CapDrop: o.CapDrop, Isolation: run.DefaultIsolation()}
+func buildRunOptions(o buildOptions) (dockerfile.RunOptions, error) {
+	ro := dockerfile.RunOptions{Runtime: o.Runtime, CapAdd: o.CapAdd, CapDrop: o.CapDrop, Isolation: run.DefaultIsolation()}
 	var err error
 	if o.Isolation != "" {
 		if ro.Isolation, err = run.ParseIsolation(o.Isolation); err != nil {
@@ -255,11 +255,11 @@ func buildRunOptions(o buildOptions) (build.RunOptions, error) {
 	return ro, nil
 }
 
-func parseSecrets(specs []string) (map[string]build.Secret, error) {
-	out := map[string]build.Secret{}
+func parseSecrets(specs []string) (map[string]dockerfile.Secret, error) {
+	out := map[string]dockerfile.Secret{}
 	for _, spec := range specs {
 		var id string
-		var s build.Secret
+		var s dockerfile.Secret
 		for _, kv := range strings.Split(spec, ",") {
 			k, v, _ := strings.Cut(kv, "=")
 			switch k {

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/kiln-build/kiln/internal/build"
+	"github.com/kiln-build/kiln/internal/dockerfile"
 	"github.com/kiln-build/kiln/internal/store"
 	"github.com/kiln-build/kiln/internal/transport"
 	"github.com/kiln-build/kiln/internal/transport/registry"
@@ -21,7 +21,7 @@ type registryCache struct {
 	sys  *transport.SystemContext
 }
 
-var _ build.RemoteCache = (*registryCache)(nil)
+var _ dockerfile.RemoteCache = (*registryCache)(nil)
 
 // newRegistryCache parses the flags; nil when neither is given.
 func newRegistryCache(st *store.Store, o buildOptions) (*registryCache, error) {

@@ -13,15 +13,15 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/internal/archive"
-	"github.com/kiln-build/kiln/internal/build"
 	"github.com/kiln-build/kiln/internal/container"
+	"github.com/kiln-build/kiln/internal/dockerfile"
 	"github.com/kiln-build/kiln/internal/store"
 )
 
 // readDockerfile fills bo.Dockerfile from -f (several are joined, "-"
 // is stdin), stdin's Dockerfile, or the context's Containerfile or
 // Dockerfile, and returns the file's path ("" for stdin).
-func readDockerfile(cmd *cobra.Command, o buildOptions, src *build.Source, bo *build.Options) (string, error) {
+func readDockerfile(cmd *cobra.Command, o buildOptions, src *dockerfile.Source, bo *dockerfile.Options) (string, error) {
 	if len(o.Files) == 0 {
 		if src.Dockerfile != nil {
 			bo.Dockerfile, bo.DockerfileName = src.Dockerfile, "Dockerfile"
