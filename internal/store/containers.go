@@ -8,11 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/kiln-build/kiln/internal/archive"
 	"github.com/kiln-build/kiln/internal/store/driver"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // Container is a working container: a writable snapshot on an image's
@@ -174,7 +175,7 @@ func (s *Store) updateContainer(ctx context.Context, id, q string, args ...any) 
 	return s.db.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, q, args...)
 		if err != nil {
-			if strings.Contains(err.Error(), "UNIQUE") {
+			if sqlErr := (*sqlite.Error)(nil); errors.As(err, &sqlErr) && sqlErr.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE {
 				return ErrNameInUse
 			}
 			return err
