@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/kiln-build/kiln/internal/transport/blobio"
+	"github.com/kiln-build/kiln/internal/transport/registry"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -205,6 +206,9 @@ var (
 	ErrShortName = errors.New("short name cannot be resolved")
 	// ErrNotLoggedIn reports a registry without stored credentials.
 	ErrNotLoggedIn = errors.New("not logged in")
+	// ErrNotFound reports a manifest, blob or repository a registry does
+	// not have (an HTTP 404 answer).
+	ErrNotFound = registry.ErrNotFound
 )
 
 func (sys *SystemContext) logger() *slog.Logger {
