@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -309,6 +310,9 @@ func podmanRun(t *testing.T, image string, cmd ...string) string {
 	dir, err := os.MkdirTemp("", "kp-")
 	must(t, err)
 	t.Cleanup(func() {
+		// conmon runs podman's cleanup of a --rm container after the run
+		// returns; it would write into dir again.
+		waitNoProcess(t, dir)
 		transporttest.UnmountUnder(dir)
 		os.RemoveAll(dir)
 	})
@@ -323,6 +327,30 @@ func podmanRun(t *testing.T, image string, cmd ...string) string {
 		t.Fatalf("podman run %s: %v\n%s%s", image, err, out, errb.String())
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// waitNoProcess waits up to 20 s until no process has dir in its command
+// line.
+func waitNoProcess(t *testing.T, dir string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		busy := ""
+		pids, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+		for _, p := range pids {
+			if b, err := os.ReadFile(p); err == nil && strings.Contains(string(b), dir) {
+				busy = strings.ReplaceAll(string(b), "\x00", " ")
+			}
+		}
+		if busy == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Logf("still running after 20 s: %s", busy)
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // TestInteropDestinations builds every way users build on the rich base
