@@ -183,10 +183,10 @@ func Cleanup() {
 	cache.dir, cache.entries = "", nil
 }
 
-// cached returns the directory that make filled for key, calling make
-// once per test binary. Callers of one key wait for each other; when make
+// cached returns the directory that build filled for key, calling build
+// once per test binary. Callers of one key wait for each other; when build
 // fails, the test that ran it fails and later callers fail naming it.
-func cached(t testing.TB, key string, make func(t testing.TB, dir string)) string {
+func cached(t testing.TB, key string, build func(t testing.TB, dir string)) string {
 	t.Helper()
 	cache.mu.Lock()
 	if cache.dir == "" {
@@ -215,7 +215,7 @@ func cached(t testing.TB, key string, make func(t testing.TB, dir string)) strin
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		make(t, dir)
+		build(t, dir)
 		e.path, done = dir, true
 	})
 	if e.err != nil {
