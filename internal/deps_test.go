@@ -14,10 +14,11 @@ const module = "github.com/kiln-build/kiln/"
 var allowed = map[string][]string{
 	"internal/image":        {},
 	"internal/idmap":        {},
+	"internal/digestio":     {"internal/image"},
 	"internal/archive":      {"internal/image", "internal/idmap"},
 	"internal/store/driver": {"internal/archive", "internal/idmap", "internal/image", "internal/store/driver"},
-	"internal/store":        {"internal/image", "internal/idmap", "internal/archive", "internal/store/driver"},
-	"internal/transport":    {"internal/image", "internal/transport"},
+	"internal/store":        {"internal/image", "internal/idmap", "internal/archive", "internal/digestio", "internal/store/driver"},
+	"internal/transport":    {"internal/image", "internal/digestio", "internal/transport"},
 	"internal/run":          {"internal/image", "internal/idmap"},
 	"internal/container":    {"internal/store", "internal/run", "internal/archive", "internal/image", "internal/idmap"},
 	"internal/dockerfile":   {"internal/container", "internal/image", "internal/store", "internal/run", "internal/archive", "internal/idmap"},

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/kiln-build/kiln/internal/digestio"
 	digest "github.com/opencontainers/go-digest"
 )
 
@@ -27,9 +28,11 @@ func (s *Store) HasBlob(d digest.Digest) bool {
 }
 
 // PutBlob stores the content of r and returns its digest and size. When
-// want is not empty the content must hash to it, or nothing is stored.
-// The write is atomic: temp file, hash while writing, fsync, rename.
+// want is not empty the content must hash to it (ErrDigestMismatch), or
+// nothing is stored. The write is digestio's: temp file, hash while
+// writing, fsync, rename, fsync of the directory.
 func (s *Store) PutBlob(ctx context.Context, want digest.Digest, r io.Reader) (digest.Digest, int64, error) {
+	v := digestio.NewDigester(ctxReader{ctx, r})
 	if want != "" {
 		if err := want.Validate(); err != nil {
 			return "", 0, fmt.Errorf("blob digest %q: %w", want, err)
@@ -37,37 +40,23 @@ func (s *Store) PutBlob(ctx context.Context, want digest.Digest, r io.Reader) (d
 		if want.Algorithm() != digest.SHA256 {
 			return "", 0, fmt.Errorf("blob digest %s: only sha256 is supported", want)
 		}
+		v, _ = digestio.NewVerifier(ctxReader{ctx, r}, want, -1)
 	}
 	if err := s.EnsureSpace(ctx, 0); err != nil {
 		return "", 0, err
 	}
-	tmp, err := os.CreateTemp(filepath.Join(s.root, "tmp"), tmpPrefix())
+	tmp, err := digestio.CreateTemp(filepath.Join(s.root, "tmp"), tmpPrefix())
 	if err != nil {
 		return "", 0, s.noSpace(ctx, err)
 	}
-	defer os.Remove(tmp.Name())
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), ctxReader{ctx, r})
-	if err != nil {
-		tmp.Close()
+	defer tmp.Abort()
+	if _, err := io.Copy(tmp, v); err != nil {
 		return "", 0, fmt.Errorf("writing blob: %w", s.noSpace(ctx, err))
 	}
-	got := digest.NewDigest(digest.SHA256, h)
-	if want != "" && got != want {
-		tmp.Close()
-		return "", 0, fmt.Errorf("blob %s: %w (got %s)", want, ErrDigestMismatch, got)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
+	if err := tmp.Commit(s.blobPath(v.Digest())); err != nil {
 		return "", 0, s.noSpace(ctx, err)
 	}
-	if err := tmp.Close(); err != nil {
-		return "", 0, s.noSpace(ctx, err)
-	}
-	if err := os.Rename(tmp.Name(), s.blobPath(got)); err != nil {
-		return "", 0, err
-	}
-	return got, n, nil
+	return v.Digest(), v.Size(), nil
 }
 
 // PutBlobBytes stores b (see PutBlob).

@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/kiln-build/kiln/internal/digestio"
 	"github.com/kiln-build/kiln/internal/store/driver"
 )
 
@@ -28,7 +29,7 @@ var (
 	ErrBlobUnknown      = errors.New("blob not known")
 	ErrNameInUse        = errors.New("name is in use")
 	ErrImageInUse       = errors.New("image is in use by a container")
-	ErrDigestMismatch   = errors.New("content does not match its digest")
+	ErrDigestMismatch   = digestio.ErrDigestMismatch // the one sentinel, shared with transport
 	ErrAmbiguous        = errors.New("ambiguous ID prefix")
 )
 

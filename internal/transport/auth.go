@@ -17,7 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	gtransport "github.com/google/go-containerregistry/pkg/v1/remote/transport"
-	"github.com/kiln-build/kiln/internal/transport/blobio"
+	"github.com/kiln-build/kiln/internal/digestio"
 )
 
 // ErrUnauthorized reports credentials the registry refused.
@@ -94,7 +94,7 @@ func readAuthFile(path string) (map[string]json.RawMessage, *authFile, error) {
 		return raw, af, err
 	}
 	defer f.Close()
-	b, err := blobio.ReadDocument(f)
+	b, err := digestio.ReadDocument(f)
 	if err != nil {
 		return raw, af, err
 	}

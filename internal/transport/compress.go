@@ -6,8 +6,8 @@ import (
 	"io"
 	"os"
 
+	"github.com/kiln-build/kiln/internal/digestio"
 	"github.com/kiln-build/kiln/internal/image"
-	"github.com/kiln-build/kiln/internal/transport/blobio"
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
 	"github.com/opencontainers/go-digest"
@@ -88,7 +88,7 @@ func (c *copier) compressTo(ctx context.Context, w io.Writer, desc ocispec.Descr
 		return "", 0, err
 	}
 	defer rc.Close()
-	v, err := blobio.NewVerifier(rc, desc.Digest, desc.Size)
+	v, err := digestio.NewVerifier(rc, desc.Digest, desc.Size)
 	if err != nil {
 		return "", 0, err
 	}

@@ -10,7 +10,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/kiln-build/kiln/internal/transport/blobio"
+	"github.com/kiln-build/kiln/internal/digestio"
+	"github.com/kiln-build/kiln/internal/image"
 	"github.com/kiln-build/kiln/internal/transport/registry"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -86,7 +87,7 @@ func Copy(ctx context.Context, dst Destination, src Source, opts CopyOptions) (d
 	if err != nil {
 		return "", err
 	}
-	if err := blobio.VerifyDocument(raw, ""); err != nil {
+	if err := digestio.VerifyDocument(raw, ""); err != nil {
 		return "", fmt.Errorf("reading manifest: %w", err)
 	}
 	var d digest.Digest
@@ -205,7 +206,7 @@ func (c *copier) instance(ctx context.Context, desc ocispec.Descriptor) ([]byte,
 	if err != nil {
 		return nil, "", err
 	}
-	if err := blobio.VerifyDocument(raw, desc.Digest); err != nil {
+	if err := digestio.VerifyDocument(raw, desc.Digest); err != nil {
 		return nil, "", fmt.Errorf("manifest %s: %w", desc.Digest, err)
 	}
 	if mt == "" {
@@ -261,7 +262,7 @@ func (c *copier) copyImage(ctx context.Context, raw []byte, mt string, instance 
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("parsing manifest: %w", err)
 	}
-	if m.Config.Size > blobio.MaxDocumentSize {
+	if m.Config.Size > image.MaxDocumentSize {
 		return ocispec.Descriptor{}, fmt.Errorf("config %s: %w: %d bytes", m.Config.Digest, ErrTooLarge, m.Config.Size)
 	}
 	for _, d := range append([]ocispec.Descriptor{m.Config}, m.Layers...) {

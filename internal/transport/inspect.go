@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/kiln-build/kiln/internal/transport/blobio"
+	"github.com/kiln-build/kiln/internal/digestio"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -64,7 +64,7 @@ func ReadImage(ctx context.Context, src Source, p Platform) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := blobio.VerifyDocument(raw, ""); err != nil {
+	if err := digestio.VerifyDocument(raw, ""); err != nil {
 		return nil, err
 	}
 	img := &Image{Digest: digest.FromBytes(raw)}
@@ -92,7 +92,7 @@ func ReadImage(ctx context.Context, src Source, p Platform) (*Image, error) {
 		return nil, err
 	}
 	defer rc.Close()
-	img.RawConfig, err = blobio.ReadVerified(rc, img.Manifest.Config.Digest, img.Manifest.Config.Size)
+	img.RawConfig, err = digestio.ReadVerified(rc, img.Manifest.Config.Digest, img.Manifest.Config.Size)
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
 	}

@@ -9,7 +9,7 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/kiln-build/kiln/internal/transport/blobio"
+	"github.com/kiln-build/kiln/internal/digestio"
 	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -30,7 +30,7 @@ func ListInstances(ctx context.Context, src Source, p Platform, all bool) ([]oci
 	if err != nil {
 		return nil, err
 	}
-	if err := blobio.VerifyDocument(raw, ""); err != nil {
+	if err := digestio.VerifyDocument(raw, ""); err != nil {
 		return nil, err
 	}
 	mt = documentType(raw, mt)

@@ -16,7 +16,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/kiln-build/kiln/internal/transport/blobio"
+	"github.com/kiln-build/kiln/internal/digestio"
 	"github.com/kiln-build/kiln/internal/transport/registry"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -191,11 +191,11 @@ type SystemContext struct {
 // Sentinel errors; match them with errors.Is.
 var (
 	// ErrDigestMismatch reports content that does not hash to its digest.
-	ErrDigestMismatch = blobio.ErrDigestMismatch
+	ErrDigestMismatch = digestio.ErrDigestMismatch
 	// ErrSizeMismatch reports content whose length differs from its descriptor.
-	ErrSizeMismatch = blobio.ErrSizeMismatch
+	ErrSizeMismatch = digestio.ErrSizeMismatch
 	// ErrTooLarge reports a manifest or config beyond 4 MiB.
-	ErrTooLarge = blobio.ErrTooLarge
+	ErrTooLarge = digestio.ErrTooLarge
 	// ErrUnsupported reports an operation a transport cannot do.
 	ErrUnsupported = errors.New("not supported by this transport")
 	// ErrNoMatchingPlatform reports an index without the requested platform.

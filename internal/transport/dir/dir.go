@@ -14,7 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/kiln-build/kiln/internal/transport/blobio"
+	"github.com/kiln-build/kiln/internal/digestio"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -66,9 +66,9 @@ func (s *Source) Manifest(_ context.Context, instance *digest.Digest) ([]byte, s
 		return nil, "", fmt.Errorf("reading manifest of dir:%s: %w", s.dir, err)
 	}
 	defer f.Close()
-	raw, err := blobio.ReadDocument(f)
+	raw, err := digestio.ReadDocument(f)
 	if err == nil && instance != nil {
-		err = blobio.VerifyDocument(raw, *instance)
+		err = digestio.VerifyDocument(raw, *instance)
 	}
 	if err != nil {
 		return nil, "", fmt.Errorf("reading manifest of dir:%s: %w", s.dir, err)
@@ -99,7 +99,7 @@ func (s *Source) Blob(_ context.Context, d digest.Digest) (io.ReadCloser, int64,
 	if err != nil {
 		return nil, 0, err
 	}
-	rc, size, err := blobio.OpenFile(p)
+	rc, size, err := digestio.OpenFile(p)
 	if err != nil {
 		return nil, 0, fmt.Errorf("opening blob %s in dir:%s: %w", d, s.dir, err)
 	}
@@ -157,7 +157,7 @@ func (d *Destination) PutBlob(_ context.Context, desc ocispec.Descriptor, r io.R
 	if err != nil {
 		return err
 	}
-	if err := blobio.WriteFileAtomic(p, r, desc.Digest, desc.Size); err != nil {
+	if err := digestio.WriteBlob(p, r, desc.Digest, desc.Size); err != nil {
 		return fmt.Errorf("writing blob %s to dir:%s: %w", desc.Digest, d.dir, err)
 	}
 	return nil
@@ -174,7 +174,7 @@ func (d *Destination) PutManifest(_ context.Context, raw []byte, _ string, insta
 	if err != nil {
 		return err
 	}
-	return blobio.WriteFileAtomic(p, bytes.NewReader(raw), *instance, int64(len(raw)))
+	return digestio.WriteBlob(p, bytes.NewReader(raw), *instance, int64(len(raw)))
 }
 
 // Commit writes manifest.json.
@@ -182,7 +182,7 @@ func (d *Destination) Commit(context.Context) error {
 	if d.top == nil {
 		return fmt.Errorf("committing dir:%s: no manifest written", d.dir)
 	}
-	return blobio.WriteFileAtomic(filepath.Join(d.dir, "manifest.json"), bytes.NewReader(d.top), "", -1)
+	return digestio.WriteFileAtomic(filepath.Join(d.dir, "manifest.json"), d.top, 0o600)
 }
 
 // Close does nothing.

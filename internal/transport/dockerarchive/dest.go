@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"sync"
 
-	"github.com/kiln-build/kiln/internal/transport/blobio"
+	"github.com/kiln-build/kiln/internal/digestio"
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
 	"github.com/opencontainers/go-digest"
@@ -86,7 +86,7 @@ func (d *Destination) HasBlob(_ context.Context, desc ocispec.Descriptor) (bool,
 // PutBlob verifies and stages a blob; a compressed layer is stored
 // decompressed under its diff ID.
 func (d *Destination) PutBlob(_ context.Context, desc ocispec.Descriptor, r io.Reader) error {
-	v, err := blobio.NewVerifier(r, desc.Digest, desc.Size)
+	v, err := digestio.NewVerifier(r, desc.Digest, desc.Size)
 	if err != nil {
 		return err
 	}

@@ -17,7 +17,7 @@ import (
 	"path"
 	"strings"
 
-	"github.com/kiln-build/kiln/internal/transport/blobio"
+	"github.com/kiln-build/kiln/internal/digestio"
 	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -188,7 +188,7 @@ func (s *Source) readDoc(name string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return blobio.ReadDocument(r)
+	return digestio.ReadDocument(r)
 }
 
 // buildManifest makes the schema 2 manifest for entry e.

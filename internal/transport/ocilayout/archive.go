@@ -12,7 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/kiln-build/kiln/internal/transport/blobio"
+	"github.com/kiln-build/kiln/internal/digestio"
 )
 
 // ArchiveSource reads an image from an oci-archive: the archive is unpacked
@@ -78,7 +78,10 @@ func Extract(file, dir string) error {
 			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
 				return err
 			}
-			if err := blobio.WriteFileAtomic(target, tr, "", -1); err != nil {
+			if err := digestio.WriteAtomic(target, 0o600, func(w io.Writer) error {
+				_, err := io.Copy(w, tr)
+				return err
+			}); err != nil {
 				return err
 			}
 		default:
@@ -89,11 +92,7 @@ func Extract(file, dir string) error {
 
 // Pack writes the tree at dir as a tar archive to file, atomically.
 func Pack(dir, file string) error {
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(writeTar(dir, pw)) }()
-	err := blobio.WriteFileAtomic(file, pr, "", -1)
-	pr.CloseWithError(err)
-	return err
+	return digestio.WriteAtomic(file, 0o600, func(w io.Writer) error { return writeTar(dir, w) })
 }
 
 func writeTar(dir string, w io.Writer) error {

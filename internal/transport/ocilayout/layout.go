@@ -16,7 +16,7 @@ import (
 	"path/filepath"
 	"sync"
 
-	"github.com/kiln-build/kiln/internal/transport/blobio"
+	"github.com/kiln-build/kiln/internal/digestio"
 	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -38,7 +38,7 @@ func readIndex(dir string) (*ocispec.Index, error) {
 		return nil, err
 	}
 	defer f.Close()
-	raw, err := blobio.ReadDocument(f)
+	raw, err := digestio.ReadDocument(f)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", f.Name(), err)
 	}
@@ -91,7 +91,7 @@ func (s *Source) Manifest(ctx context.Context, instance *digest.Digest) ([]byte,
 		return nil, "", err
 	}
 	defer rc.Close()
-	raw, err := blobio.ReadVerified(rc, d, size)
+	raw, err := digestio.ReadVerified(rc, d, size)
 	if err != nil {
 		return nil, "", fmt.Errorf("reading manifest %s in oci:%s: %w", d, s.dir, err)
 	}
@@ -127,7 +127,7 @@ func (s *Source) Blob(_ context.Context, d digest.Digest) (io.ReadCloser, int64,
 	if err != nil {
 		return nil, 0, err
 	}
-	rc, size, err := blobio.OpenFile(p)
+	rc, size, err := digestio.OpenFile(p)
 	if err != nil {
 		return nil, 0, fmt.Errorf("opening blob %s in oci:%s: %w", d, s.dir, err)
 	}
@@ -156,7 +156,7 @@ func NewDestination(dir, ref string) (*Destination, error) {
 	layout := filepath.Join(dir, ocispec.ImageLayoutFile)
 	if _, err := os.Stat(layout); errors.Is(err, os.ErrNotExist) {
 		b, _ := json.Marshal(ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion})
-		if err := blobio.WriteFileAtomic(layout, bytes.NewReader(b), "", -1); err != nil {
+		if err := digestio.WriteFileAtomic(layout, b, 0o600); err != nil {
 			return nil, fmt.Errorf("creating oci:%s: %w", dir, err)
 		}
 	}
@@ -185,7 +185,7 @@ func (d *Destination) PutBlob(_ context.Context, desc ocispec.Descriptor, r io.R
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
-	if err := blobio.WriteFileAtomic(p, r, desc.Digest, desc.Size); err != nil {
+	if err := digestio.WriteBlob(p, r, desc.Digest, desc.Size); err != nil {
 		return fmt.Errorf("writing blob %s to oci:%s: %w", desc.Digest, d.dir, err)
 	}
 	return nil
@@ -237,7 +237,7 @@ func (d *Destination) Commit(context.Context) error {
 	if err != nil {
 		return err
 	}
-	return blobio.WriteFileAtomic(filepath.Join(d.dir, ocispec.ImageIndexFile), bytes.NewReader(b), "", -1)
+	return digestio.WriteFileAtomic(filepath.Join(d.dir, ocispec.ImageIndexFile), b, 0o600)
 }
 
 // Close does nothing.

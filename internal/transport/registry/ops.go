@@ -10,7 +10,8 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/kiln-build/kiln/internal/transport/blobio"
+	"github.com/kiln-build/kiln/internal/digestio"
+	"github.com/kiln-build/kiln/internal/image"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -41,10 +42,10 @@ func (c *Client) GetManifest(ctx context.Context, ref string) ([]byte, string, d
 			return err
 		}
 		defer resp.Body.Close()
-		if resp.ContentLength > blobio.MaxDocumentSize {
-			return fmt.Errorf("manifest %s: %w: %d bytes", ref, blobio.ErrTooLarge, resp.ContentLength)
+		if resp.ContentLength > image.MaxDocumentSize {
+			return fmt.Errorf("manifest %s: %w: %d bytes", ref, digestio.ErrTooLarge, resp.ContentLength)
 		}
-		raw, err = blobio.ReadDocument(resp.Body)
+		raw, err = digestio.ReadDocument(resp.Body)
 		if err != nil {
 			return fmt.Errorf("reading manifest %s: %w", ref, err)
 		}
@@ -55,7 +56,7 @@ func (c *Client) GetManifest(ctx context.Context, ref string) ([]byte, string, d
 		}
 		if want != "" && want.Validate() == nil {
 			dgst = want
-			if err := blobio.VerifyDocument(raw, want); err != nil {
+			if err := digestio.VerifyDocument(raw, want); err != nil {
 				return fmt.Errorf("manifest %s: %w", ref, err)
 			}
 		} else {
@@ -99,7 +100,7 @@ func (c *Client) PutManifest(ctx context.Context, ref string, raw []byte, mediaT
 }
 
 // GetBlob opens a blob; size is -1 when the registry does not say. The
-// content is not verified here: callers wrap it in a blobio.Verifier.
+// content is not verified here: callers wrap it in a digestio.Verifier.
 func (c *Client) GetBlob(ctx context.Context, d digest.Digest) (io.ReadCloser, int64, error) {
 	if err := d.Validate(); err != nil {
 		return nil, 0, fmt.Errorf("blob %q: %w", d, err)
@@ -164,7 +165,7 @@ func (c *Client) PutBlob(ctx context.Context, desc ocispec.Descriptor, r io.Read
 	q := loc.Query()
 	q.Set("digest", desc.Digest.String())
 	loc.RawQuery = q.Encode()
-	v, err := blobio.NewVerifier(r, desc.Digest, desc.Size)
+	v, err := digestio.NewVerifier(r, desc.Digest, desc.Size)
 	if err != nil {
 		return err
 	}

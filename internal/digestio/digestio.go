@@ -1,33 +1,42 @@
-// Package blobio verifies blobs and documents as they stream between
-// transports: every byte that crosses a transport is checked against the
-// digest and size its descriptor claims, and documents (manifests, indexes,
-// configs) are read with a hard size limit.
-package blobio
+// Package digestio moves content between readers and files with its
+// identity checked. It is the one owner, for the store and every
+// transport, of
+//   - the verifying reader: bytes pass through and are checked against
+//     the digest and size a descriptor claims (Verifier);
+//   - documents (manifests, indexes, configs) read whole under
+//     image.MaxDocumentSize (ReadDocument, VerifyDocument, ReadVerified);
+//   - the atomic file write: temporary file beside the target, fsync,
+//     rename, fsync of the directory (File, WriteAtomic, WriteFileAtomic),
+//     and the blob write that verifies on the way (WriteBlob).
+//
+// It sits below both internal/store and internal/transport, which may not
+// import each other, so that both check content the same way and report
+// the same sentinel errors.
+package digestio
 
 import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
+	"github.com/kiln-build/kiln/internal/image"
 	"github.com/opencontainers/go-digest"
 )
 
-// MaxDocumentSize bounds manifests, indexes and configs: anything larger is
-// refused before it is parsed or stored.
-const MaxDocumentSize = 4 << 20
-
 var (
 	// ErrDigestMismatch reports content whose digest differs from the one claimed.
-	ErrDigestMismatch = errors.New("digest mismatch")
+	ErrDigestMismatch = errors.New("content does not match its digest")
 	// ErrSizeMismatch reports content shorter or longer than the size claimed.
 	ErrSizeMismatch = errors.New("size mismatch")
-	// ErrTooLarge reports a document beyond MaxDocumentSize.
+	// ErrTooLarge reports a document beyond image.MaxDocumentSize.
 	ErrTooLarge = errors.New("document too large")
 )
 
 // Verifier is a reader that passes through the bytes of an underlying reader
 // and, at EOF, returns an error instead of io.EOF if the content did not
 // match the expected digest and size. It never reads more than size+1 bytes.
+// It is not safe for concurrent use.
 type Verifier struct {
 	r      io.Reader
 	want   digest.Digest
@@ -47,6 +56,13 @@ func NewVerifier(r io.Reader, want digest.Digest, size int64) (*Verifier, error)
 		r = io.LimitReader(r, size+1)
 	}
 	return &Verifier{r: r, want: want, size: size, digest: want.Algorithm().Digester()}, nil
+}
+
+// NewDigester wraps r so that it computes the sha256 digest and the size of
+// what passes through, for content whose digest is not known beforehand; it
+// verifies nothing.
+func NewDigester(r io.Reader) *Verifier {
+	return &Verifier{r: r, size: -1, digest: digest.SHA256.Digester()}
 }
 
 // Read implements io.Reader.
@@ -87,30 +103,30 @@ func (v *Verifier) check() error {
 	if v.size >= 0 && v.n != v.size {
 		return fmt.Errorf("blob %s: %w: got %d bytes, want %d", v.want, ErrSizeMismatch, v.n, v.size)
 	}
-	if got := v.digest.Digest(); got != v.want {
-		return fmt.Errorf("blob %s: %w: content hashes to %s", v.want, ErrDigestMismatch, got)
+	if got := v.digest.Digest(); v.want != "" && got != v.want {
+		return fmt.Errorf("blob %s: %w: it hashes to %s", v.want, ErrDigestMismatch, got)
 	}
 	return nil
 }
 
 // ReadDocument reads a whole manifest, index or config from r, refusing more
-// than MaxDocumentSize bytes.
+// than image.MaxDocumentSize bytes.
 func ReadDocument(r io.Reader) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r, MaxDocumentSize+1))
+	b, err := io.ReadAll(io.LimitReader(r, image.MaxDocumentSize+1))
 	if err != nil {
 		return nil, err
 	}
-	if len(b) > MaxDocumentSize {
-		return nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, MaxDocumentSize)
+	if len(b) > image.MaxDocumentSize {
+		return nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, image.MaxDocumentSize)
 	}
 	return b, nil
 }
 
 // VerifyDocument checks that raw hashes to want (when want is not empty) and
-// is within MaxDocumentSize.
+// is within image.MaxDocumentSize.
 func VerifyDocument(raw []byte, want digest.Digest) error {
-	if len(raw) > MaxDocumentSize {
-		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(raw), MaxDocumentSize)
+	if len(raw) > image.MaxDocumentSize {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(raw), image.MaxDocumentSize)
 	}
 	if want == "" {
 		return nil
@@ -126,16 +142,27 @@ func VerifyDocument(raw []byte, want digest.Digest) error {
 
 // ReadVerified reads a document from r and verifies it against want and size.
 func ReadVerified(r io.Reader, want digest.Digest, size int64) ([]byte, error) {
-	if size > MaxDocumentSize {
-		return nil, fmt.Errorf("%s: %w: %d bytes, limit %d", want, ErrTooLarge, size, MaxDocumentSize)
+	if size > image.MaxDocumentSize {
+		return nil, fmt.Errorf("%s: %w: %d bytes, limit %d", want, ErrTooLarge, size, image.MaxDocumentSize)
 	}
 	v, err := NewVerifier(r, want, size)
 	if err != nil {
 		return nil, err
 	}
-	b, err := ReadDocument(v)
+	return ReadDocument(v)
+}
+
+// OpenFile opens a blob file and returns it with its size; callers name
+// what they were opening in the error they wrap around it.
+func OpenFile(path string) (io.ReadCloser, int64, error) {
+	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return b, nil
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, fi.Size(), nil
 }
