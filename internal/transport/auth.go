@@ -316,11 +316,7 @@ func updateAuthFile(path string, f func(*authFile) error) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return digestio.WriteFileAtomic(path, append(b, '\n'), 0o600)
 }
 
 // Logout removes the credentials of registry (every registry when all is

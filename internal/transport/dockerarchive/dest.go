@@ -25,9 +25,8 @@ import (
 type Destination struct {
 	tmp   string
 	tags  []string
-	out   func() (io.WriteCloser, error)
+	write func(fill func(io.Writer) error) error
 	done  func() error
-	abort func()
 
 	mu    sync.Mutex
 	files map[digest.Digest]string
@@ -37,38 +36,33 @@ type Destination struct {
 // NewDestination prepares writing an image tagged tags (may be empty) to
 // the archive file, replaced atomically on Commit.
 func NewDestination(file string, tags []string, tmpDir string) (*Destination, error) {
-	var tf *os.File
-	d, err := NewStreamDestination(tags, tmpDir, func() (io.WriteCloser, error) {
-		var err error
-		tf, err = os.CreateTemp(filepath.Dir(file), ".tmp-"+filepath.Base(file)+"-*")
-		return tf, err
+	return newDestination(tags, tmpDir, func(fill func(io.Writer) error) error {
+		return digestio.WriteAtomic(file, 0o600, fill)
 	})
-	if err != nil {
-		return nil, err
-	}
-	d.abort = func() {
-		if tf != nil {
-			os.Remove(tf.Name())
-		}
-	}
-	d.done = func() error {
-		if err := os.Rename(tf.Name(), file); err != nil {
-			os.Remove(tf.Name())
-			return err
-		}
-		return nil
-	}
-	return d, nil
 }
 
 // NewStreamDestination is like NewDestination but writes the archive, on
 // Commit, to the writer open returns (closed after writing).
 func NewStreamDestination(tags []string, tmpDir string, open func() (io.WriteCloser, error)) (*Destination, error) {
+	return newDestination(tags, tmpDir, func(fill func(io.Writer) error) error {
+		w, err := open()
+		if err != nil {
+			return err
+		}
+		err = fill(w)
+		if cerr := w.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	})
+}
+
+func newDestination(tags []string, tmpDir string, write func(fill func(io.Writer) error) error) (*Destination, error) {
 	tmp, err := os.MkdirTemp(tmpDir, "kiln-docker-archive-")
 	if err != nil {
 		return nil, err
 	}
-	return &Destination{tmp: tmp, tags: tags, out: open, files: map[digest.Digest]string{}}, nil
+	return &Destination{tmp: tmp, tags: tags, write: write, files: map[digest.Digest]string{}}, nil
 }
 
 // SetDone sets a function Commit calls after the archive is written and
@@ -179,21 +173,11 @@ func (d *Destination) Commit(context.Context) error {
 	if err != nil {
 		return fmt.Errorf("committing docker-archive: %w", err)
 	}
-	w, err := d.out()
-	if err != nil {
-		return err
-	}
-	err = d.writeTar(w, entry)
-	if cerr := w.Close(); err == nil {
-		err = cerr
-	}
+	err = d.write(func(w io.Writer) error { return d.writeTar(w, entry) })
 	if err == nil && d.done != nil {
 		err = d.done()
 	}
 	if err != nil {
-		if d.abort != nil {
-			d.abort()
-		}
 		return fmt.Errorf("writing docker-archive: %w", err)
 	}
 	return nil
