@@ -103,7 +103,7 @@ func (b *bench) runAll(ctx context.Context, n, nFast int, only string, debian, n
 	}
 	ws := []*workload{
 		b.commitWorkload(n), b.cycleWorkload(nFast, "localhost/busybox"), b.runWorkload(nFast),
-		b.pullWorkload(n), b.pushWorkload(n), b.daemonWorkload(n), b.imagesWorkload(nFast),
+		b.pullWorkload(n), b.pushWorkload(n), b.layeredPushWorkload(n), b.daemonWorkload(n), b.imagesWorkload(nFast),
 	}
 	if debian {
 		mirror, suite := aptMirror()

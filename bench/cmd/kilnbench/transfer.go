@@ -125,3 +125,89 @@ func unmountUnder(dir string) {
 		syscall.Unmount(points[i], syscall.MNT_DETACH)
 	}
 }
+
+// layeredPushWorkload: issue 12's push. The 1 GiB image is a base that
+// skopeo pushed to the registry (gzip); each tool pulls it, commits a
+// 16 MiB layer of its own on it, and pushes the result to a new
+// repository of that registry, which holds the base already: only the new
+// layer and the config should travel. The registry is not restarted
+// between pushes; what each push adds to its storage is the bytes sent.
+func (b *bench) layeredPushWorkload(runs int) *workload {
+	w := &workload{name: "push on a pulled 1 GiB base", what: "push an image of a 16 MiB layer on the 1 GiB base to a new repository of the registry that holds the base", runs: runs}
+	base := func() string { return b.registryAddr() + "/bench/base:src" }
+	dst := func(tool string, i int) string {
+		return fmt.Sprintf("docker://%s/bench/on-base-%s:%d", b.registryAddr(), tool, i)
+	}
+	layer := b.path("data", "16m")
+	setup := func(t tool, name string) func(ctx context.Context) error {
+		return func(ctx context.Context) error {
+			if err := b.pushedBase(ctx, base()); err != nil {
+				return err
+			}
+			if err := makeData(layer, 1, 16<<20); err != nil {
+				return err
+			}
+			if _, err := sh(ctx, nil, t.cmd("pull", "--quiet", "--tls-verify=false", base())...); err != nil {
+				return err
+			}
+			if err := fillContainer(ctx, t, "bench-on-base", base(), layer); err != nil {
+				return err
+			}
+			_, err := sh(ctx, nil, t.cmd("commit", "--rm", "bench-on-base", name)...)
+			return err
+		}
+	}
+	var before int64
+	measure := func(v **variant) (func(ctx context.Context, i int) error, func(ctx context.Context, i int) error) {
+		return func(ctx context.Context, i int) error {
+				before = dirBytes(b.registryDir)
+				return nil
+			}, func(ctx context.Context, i int) error {
+				(*v).note = fmt.Sprintf("%s stored by the registry per push", fmtMiB(dirBytes(b.registryDir)-before))
+				return nil
+			}
+	}
+	kv := &variant{name: "kiln", kiln: true, once: setup(b.tools()[0], "localhost/bench/on-base")}
+	kv.prep, kv.post = measure(&kv)
+	kv.steps = func(i int) [][]string {
+		return [][]string{b.kiln("push", "--quiet", "--tls-verify=false", "localhost/bench/on-base", dst("kiln", i))}
+	}
+	sv := &variant{name: "skopeo copy", vs: "kiln", once: setup(b.tools()[1], "localhost/bench/on-base")}
+	sv.prep, sv.post = measure(&sv)
+	sv.steps = func(i int) [][]string {
+		return [][]string{{"skopeo", "copy", "--quiet", "--dest-tls-verify=false", b.buildahStore("localhost/bench/on-base:latest"), dst("skopeo", i)}}
+	}
+	w.variants = []*variant{kv, sv}
+	w.goals = []goal{ratioGoal("kiln", "skopeo copy", 1.0), memoryGoal(memLimit)}
+	return w
+}
+
+// pushedBase puts buildah's 1 GiB image into the registry with skopeo,
+// once per registry.
+func (b *bench) pushedBase(ctx context.Context, ref string) error {
+	if b.registry == nil {
+		if err := b.startRegistry(ctx); err != nil {
+			return err
+		}
+	}
+	if _, err := sh(ctx, nil, "skopeo", "inspect", "--tls-verify=false", "docker://"+ref); err == nil {
+		return nil
+	}
+	if err := b.makeBig(ctx, b.tools()[1]); err != nil {
+		return err
+	}
+	_, err := sh(ctx, nil, "skopeo", "copy", "--quiet", "--dest-tls-verify=false", b.buildahStore("localhost/bench/big:latest"), "docker://"+ref)
+	return err
+}
+
+// dirBytes is the size of the files under dir.
+func dirBytes(dir string) int64 {
+	var n int64
+	filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			n += fi.Size()
+		}
+		return nil
+	})
+	return n
+}

@@ -22,6 +22,8 @@ var (
 	ErrExist = errors.New("snapshot already exists")
 	// ErrUnsupported: the driver cannot run on this host or filesystem.
 	ErrUnsupported = errors.New("storage driver not supported here")
+	// ErrTooDeep: a snapshot has more layers than one mount can stack.
+	ErrTooDeep = errors.New("too many layers for one mount")
 )
 
 // DiffOptions shape a layer tar.

@@ -62,7 +62,7 @@ func (l Layout) readParent(dir string) (string, error) {
 func (l Layout) Chain(id string) ([]string, error) {
 	var chain []string
 	for cur := id; cur != ""; {
-		if len(chain) > 500 {
+		if len(chain) > 1<<16 {
 			return nil, fmt.Errorf("snapshot %s: parent chain too long or cyclic", id)
 		}
 		chain = append(chain, cur)

@@ -169,24 +169,20 @@ func (d *Driver) Mount(ctx context.Context, id string, readOnly bool) (string, e
 	if len(lowers) < 2 && readOnly || len(lowers) == 0 {
 		lowers = append(lowers, d.emptyDir())
 	}
-	opts := "lowerdir=" + strings.Join(lowers, ":")
-	flags := uintptr(0)
-	if readOnly {
-		flags = unix.MS_RDONLY
-	} else {
+	if len(lowers) > maxLowers {
+		return "", fmt.Errorf("mounting snapshot %s: %w: %d layers, and overlayfs stacks at most %d; commit the container with --squash, or build with --squash or --layers=false", id, driver.ErrTooDeep, len(lowers), maxLowers)
+	}
+	var upper, work string
+	if !readOnly {
 		if err := d.applyQuota(id); err != nil {
 			return "", err
 		}
-		work := filepath.Join(d.layout.Dir(id), "work")
+		upper, work = d.layout.ContentDir(id), filepath.Join(d.layout.Dir(id), "work")
 		if err := os.MkdirAll(work, 0o700); err != nil {
 			return "", err
 		}
-		opts += ",upperdir=" + d.layout.ContentDir(id) + ",workdir=" + work
 	}
-	if len(opts) >= unix.Getpagesize() {
-		return "", fmt.Errorf("mounting snapshot %s: %d layers are too many for one overlay mount", id, len(chain))
-	}
-	if err := unix.Mount("overlay", target, "overlay", flags, opts); err != nil {
+	if err := mountOverlay(target, lowers, upper, work); err != nil {
 		return "", fmt.Errorf("mounting snapshot %s: %w", id, err)
 	}
 	// A private mount has no peers in the mount namespaces other processes
@@ -197,6 +193,87 @@ func (d *Driver) Mount(ctx context.Context, id string, readOnly bool) (string, e
 		return "", fmt.Errorf("making snapshot %s's mount private: %w", id, err)
 	}
 	return target, nil
+}
+
+// maxLowers is overlayfs's own limit (OVL_MAX_STACK).
+const maxLowers = 500
+
+// mountOverlay mounts an overlay of lowers (topmost first) at target,
+// writable when upper is set. Lower directories are given one by one
+// through the mount API's "lowerdir+" (Linux 6.8 and later), so no page
+// of mount options limits the depth; older kernels take the classic
+// option string, which must then fit in a page.
+func mountOverlay(target string, lowers []string, upper, work string) error {
+	err := fsconfigMount(target, lowers, upper, work)
+	if err == nil || !errors.Is(err, errNoLowerdirPlus) {
+		return err
+	}
+	opts := "lowerdir=" + strings.Join(lowers, ":")
+	flags := uintptr(0)
+	if upper == "" {
+		flags = unix.MS_RDONLY
+	} else {
+		opts += ",upperdir=" + upper + ",workdir=" + work
+	}
+	if len(opts) >= unix.Getpagesize() {
+		return fmt.Errorf("%w: %d layers do not fit in one page of mount options on this kernel (Linux 6.8 mounts up to %d); commit with --squash", driver.ErrTooDeep, len(lowers), maxLowers)
+	}
+	return unix.Mount("overlay", target, "overlay", flags, opts)
+}
+
+// errNoLowerdirPlus: the kernel has no mount API or no "lowerdir+".
+var errNoLowerdirPlus = errors.New("overlay lowerdir+ not supported")
+
+func fsconfigMount(target string, lowers []string, upper, work string) error {
+	fd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("%w: fsopen: %v", errNoLowerdirPlus, err)
+	}
+	defer unix.Close(fd)
+	// fsconfig takes strings of at most 255 bytes: each directory is
+	// named by a descriptor's short /proc/self/fd path instead.
+	set := func(key, dir string) error {
+		dfd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("overlay %s %s: %w", key, dir, err)
+		}
+		defer unix.Close(dfd)
+		if err := unix.FsconfigSetString(fd, key, fmt.Sprintf("/proc/self/fd/%d", dfd)); err != nil {
+			return fmt.Errorf("overlay %s %s: %w", key, dir, err)
+		}
+		return nil
+	}
+	for i, l := range lowers {
+		if err := set("lowerdir+", l); err != nil {
+			if i == 0 && errors.Is(err, unix.EINVAL) {
+				return fmt.Errorf("%w: %v", errNoLowerdirPlus, err)
+			}
+			return err
+		}
+	}
+	attrs := 0
+	if upper == "" {
+		attrs = unix.MOUNT_ATTR_RDONLY
+	} else {
+		if err := set("upperdir", upper); err != nil {
+			return err
+		}
+		if err := set("workdir", work); err != nil {
+			return err
+		}
+	}
+	if err := unix.FsconfigCreate(fd); err != nil {
+		return fmt.Errorf("creating overlay: %w", err)
+	}
+	mfd, err := unix.Fsmount(fd, unix.FSMOUNT_CLOEXEC, attrs)
+	if err != nil {
+		return fmt.Errorf("fsmount: %w", err)
+	}
+	defer unix.Close(mfd)
+	if err := unix.MoveMount(mfd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return fmt.Errorf("attaching overlay at %s: %w", target, err)
+	}
+	return nil
 }
 
 // Unmount implements driver.Driver.
