@@ -13,6 +13,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/kiln-build/kiln/internal/store"
+	"github.com/kiln-build/kiln/internal/store/backup"
 )
 
 type storageExportOptions struct {
@@ -45,16 +46,9 @@ lock_timeout, default 10m); listings and other reads go on.`,
 				return err
 			}
 			defer st.Close()
-			// One consistent point in time: other kiln processes' writes
-			// wait (with a message) until the export is written.
-			unfreeze, err := st.Freeze(ctx, "kiln storage export --dir "+o.Dir)
-			if err != nil {
-				return err
-			}
-			defer unfreeze()
 			start := time.Now()
 			p := newStorageProgress(cmd.ErrOrStderr(), o.Quiet)
-			idx, err := st.Export(ctx, o.Dir, store.ExportOptions{Progress: p.callback()})
+			idx, err := backup.Export(ctx, st, o.Dir, backup.ExportOptions{Progress: p.callback()})
 			p.finish()
 			if err != nil {
 				return err
@@ -80,7 +74,7 @@ func rate(n int64, d time.Duration) string {
 	return s
 }
 
-// storageProgress shows store.ProgressEvents for export, import and
+// storageProgress shows backup.ProgressEvents for export, import and
 // migrate: a bar per layer or container on a terminal, one plain line
 // per finished item otherwise, nothing when quiet.
 type storageProgress struct {
@@ -100,14 +94,14 @@ func newStorageProgress(w io.Writer, quiet bool) *storageProgress {
 	return sp
 }
 
-func (sp *storageProgress) callback() store.Progress {
+func (sp *storageProgress) callback() backup.Progress {
 	if sp.quiet {
 		return nil
 	}
 	return sp.event
 }
 
-func (sp *storageProgress) event(e store.ProgressEvent) {
+func (sp *storageProgress) event(e backup.ProgressEvent) {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	if sp.p == nil {

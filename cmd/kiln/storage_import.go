@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/internal/store"
+	"github.com/kiln-build/kiln/internal/store/backup"
 )
 
 type storageImportOptions struct {
@@ -31,7 +32,7 @@ finished by running it again.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			idx, err := store.ReadExportIndex(o.Dir)
+			idx, err := backup.ReadIndex(o.Dir)
 			if err != nil {
 				return err
 			}
@@ -42,7 +43,7 @@ finished by running it again.`,
 			defer st.Close()
 			start := time.Now()
 			p := newStorageProgress(cmd.ErrOrStderr(), o.Quiet)
-			rep, err := st.Import(ctx, o.Dir, store.ImportOptions{Progress: p.callback(), Mount: !o.NoMount})
+			rep, err := backup.Import(ctx, st, o.Dir, backup.ImportOptions{Progress: p.callback(), Mount: !o.NoMount})
 			p.finish()
 			if err != nil {
 				return err

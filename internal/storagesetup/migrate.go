@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kiln-build/kiln/internal/store"
+	"github.com/kiln-build/kiln/internal/store/backup"
 )
 
 // MigrateDir is the migration's workspace inside the store root: the
@@ -39,7 +40,7 @@ type MigrateOptions struct {
 	// KeepOld keeps the old store in MigrateDir/old instead of removing it.
 	KeepOld bool
 	// Progress receives the export's and import's progress.
-	Progress store.Progress
+	Progress backup.Progress
 	// Step is told each step as it starts, for plain-text output.
 	Step func(msg string)
 	// Fault is a test hook called at named points ("after-export", ...).
@@ -163,12 +164,12 @@ func (m *migration) copyStore(ctx context.Context) error {
 	if err := m.setPhase(phaseCopy); err != nil {
 		return err
 	}
-	unfreeze, err := old.Freeze(ctx, fmt.Sprintf("kiln storage migrate --driver %s", m.o.To))
+	frozen, err := backup.Freeze(ctx, old, fmt.Sprintf("kiln storage migrate --driver %s", m.o.To))
 	if err != nil {
 		return err
 	}
-	defer unfreeze()
-	idx, err := m.export(ctx, old)
+	defer frozen.Thaw()
+	idx, err := m.export(ctx, frozen)
 	if err != nil {
 		return err
 	}
@@ -179,7 +180,7 @@ func (m *migration) copyStore(ctx context.Context) error {
 	}
 	// From here on the new store is the truth; the old one is closed
 	// before it is moved.
-	if err := unfreeze(); err != nil {
+	if err := frozen.Thaw(); err != nil {
 		return err
 	}
 	if err := old.Close(); err != nil {
@@ -188,9 +189,9 @@ func (m *migration) copyStore(ctx context.Context) error {
 	return m.setPhase(phaseMoveOld)
 }
 
-func (m *migration) export(ctx context.Context, old *store.Store) (*store.ExportIndex, error) {
+func (m *migration) export(ctx context.Context, old *backup.Frozen) (*backup.Index, error) {
 	m.step("exporting the %s store %s", m.state.From, m.root)
-	idx, err := old.Export(ctx, m.path("export"), store.ExportOptions{Progress: m.faultAfterFirst("mid-export")})
+	idx, err := old.Export(ctx, m.path("export"), backup.ExportOptions{Progress: m.faultAfterFirst("mid-export")})
 	if err != nil {
 		return nil, fmt.Errorf("exporting the store: %w", err)
 	}
@@ -202,9 +203,9 @@ func (m *migration) export(ctx context.Context, old *store.Store) (*store.Export
 
 // faultAfterFirst passes progress on and calls the fault hook once the
 // first item finished.
-func (m *migration) faultAfterFirst(point string) store.Progress {
+func (m *migration) faultAfterFirst(point string) backup.Progress {
 	fired := false
-	return func(e store.ProgressEvent) {
+	return func(e backup.ProgressEvent) {
 		if m.o.Progress != nil {
 			m.o.Progress(e)
 		}
@@ -221,7 +222,7 @@ func (m *migration) newOptions() store.Options {
 	return o
 }
 
-func (m *migration) importAndCheck(ctx context.Context, idx *store.ExportIndex) error {
+func (m *migration) importAndCheck(ctx context.Context, idx *backup.Index) error {
 	// A new store left by an earlier run may miss what the old store
 	// gained since: start it afresh (the export above was resumed).
 	if _, err := os.Stat(m.path("new")); err == nil {
@@ -235,12 +236,12 @@ func (m *migration) importAndCheck(ctx context.Context, idx *store.ExportIndex) 
 		return fmt.Errorf("making the new %s store: %w", m.o.To, err)
 	}
 	defer st.Close()
-	if _, err := st.Import(ctx, m.path("export"), store.ImportOptions{Progress: m.faultAfterFirst("mid-import")}); err != nil {
+	if _, err := backup.Import(ctx, st, m.path("export"), backup.ImportOptions{Progress: m.faultAfterFirst("mid-import")}); err != nil {
 		return fmt.Errorf("importing into the new store: %w", err)
 	}
 	m.fault("after-import")
 	m.step("checking the new store")
-	if err := st.VerifyImport(ctx, idx); err != nil {
+	if err := backup.Verify(ctx, st, idx); err != nil {
 		return fmt.Errorf("the new store does not hold everything the old one did (the old store is unchanged): %w", err)
 	}
 	rep, err := st.Check(ctx, store.CheckOptions{})

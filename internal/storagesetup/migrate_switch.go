@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kiln-build/kiln/internal/store"
+	"github.com/kiln-build/kiln/internal/store/backup"
 )
 
 // finish runs the switch from wherever it stopped: each phase is
@@ -116,7 +117,7 @@ func (m *migration) configure(ctx context.Context) error {
 		return fmt.Errorf("opening the new store: %w", err)
 	}
 	defer st.Close()
-	idx, err := store.ReadExportIndex(m.path("export"))
+	idx, err := backup.ReadIndex(m.path("export"))
 	if err != nil {
 		return err
 	}
