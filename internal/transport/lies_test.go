@@ -293,4 +293,3 @@ func copyOnce(ctx context.Context, t *testing.T, sys *SystemContext, src, dst st
 	defer d.Close()
 	return Copy(ctx, d, s, CopyOptions{Retry: 1, RetryDelay: time.Millisecond})
 }
-
