@@ -1,6 +1,11 @@
 package run
 
-import "testing"
+import (
+	"strings"
+	"testing"
+
+	"github.com/moby/sys/mountinfo"
+)
 
 func TestContainerRootMount(t *testing.T) {
 	tests := []struct {
@@ -18,7 +23,11 @@ func TestContainerRootMount(t *testing.T) {
 		{"no root mount", "28 27 0:5 / /proc rw - proc proc rw\n", false},
 	}
 	for _, tt := range tests {
-		if got := containerRootMount(tt.mountinfo); got != tt.want {
+		ms, err := mountinfo.GetMountsFromReader(strings.NewReader(tt.mountinfo), rootMounts)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if got := containerRootMount(ms); got != tt.want {
 			t.Errorf("%s: containerRootMount = %v, want %v", tt.name, got, tt.want)
 		}
 	}

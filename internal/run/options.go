@@ -7,9 +7,9 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"slices"
 	"strings"
 
+	"github.com/moby/sys/mountinfo"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -95,7 +95,7 @@ func InContainer() bool {
 			}
 		}
 	}
-	if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil && containerRootMount(string(b)) {
+	if ms, err := mountinfo.GetMounts(rootMounts); err == nil && containerRootMount(ms) {
 		return true
 	}
 	b, err := os.ReadFile("/proc/1/cgroup")
@@ -111,38 +111,36 @@ func InContainer() bool {
 	return false
 }
 
-// containerRootMount reports whether the mount table (mountinfo format)
-// has a root mount that a container runtime made: a bind mount of a
-// directory (its root field is not "/"; on btrfs a single-component root
-// is the host's own subvolume, such as /@), or an overlay whose layers
-// live in a container store.
-func containerRootMount(mountinfo string) bool {
-	var root, fstype, rest string
-	for line := range strings.SplitSeq(mountinfo, "\n") {
-		f := strings.Fields(line)
-		if len(f) < 10 || f[4] != "/" {
-			continue
+// rootMounts keeps the mounts on "/" (several when one covers another).
+func rootMounts(m *mountinfo.Info) (skip, stop bool) { return m.Mountpoint != "/", false }
+
+// containerRootMount reports whether the mount table has a root mount
+// that a container runtime made: a bind mount of a directory (its root
+// field is not "/"; on btrfs a single-component root is the host's own
+// subvolume, such as /@), or an overlay whose layers live in a container
+// store. The last root mount in the table is the one in effect.
+func containerRootMount(ms []*mountinfo.Info) bool {
+	var root *mountinfo.Info
+	for _, m := range ms {
+		if m.Mountpoint == "/" {
+			root = m
 		}
-		i := slices.Index(f, "-")
-		if i < 0 || i+2 >= len(f) {
-			continue
-		}
-		root, fstype, rest = f[3], f[i+1], strings.Join(f[i+2:], " ")
 	}
 	switch {
-	case root == "":
+	case root == nil:
 		return false
-	case fstype == "overlay":
+	case root.FSType == "overlay":
+		rest := root.Source + " " + root.VFSOptions
 		for _, hint := range []string{"/docker/", "/containers/storage/", "containerd", "/kiln/", "/buildkit/"} {
 			if strings.Contains(rest, hint) {
 				return true
 			}
 		}
 		return false
-	case fstype == "btrfs":
-		return strings.Count(strings.Trim(root, "/"), "/") > 0
+	case root.FSType == "btrfs":
+		return strings.Count(strings.Trim(root.Root, "/"), "/") > 0
 	}
-	return root != "/"
+	return root.Root != "/"
 }
 
 // Network selects the network namespace of the process.

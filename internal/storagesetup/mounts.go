@@ -1,18 +1,19 @@
 package storagesetup
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/internal/storagesetup/loop"
 )
 
-// MountInfo is one line of /proc/self/mountinfo.
+// MountInfo is one mount of this process's mount table.
 type MountInfo struct {
 	Major, Minor uint32
 	Target       string
@@ -23,54 +24,19 @@ type MountInfo struct {
 
 // Mounts reads the mount table of this process.
 func Mounts() ([]MountInfo, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	ms, err := mountinfo.GetMounts(nil)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	var out []MountInfo
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		sep := -1
-		for i, f := range fields {
-			if f == "-" {
-				sep = i
-				break
-			}
+	out := make([]MountInfo, len(ms))
+	for i, m := range ms {
+		out[i] = MountInfo{
+			Major: uint32(m.Major), Minor: uint32(m.Minor),
+			Target: m.Mountpoint, FSType: m.FSType, Source: m.Source,
+			Options: m.Options + "," + m.VFSOptions,
 		}
-		if sep < 6 || len(fields) < sep+4 {
-			continue
-		}
-		var m MountInfo
-		fmt.Sscanf(fields[2], "%d:%d", &m.Major, &m.Minor)
-		m.Target = unescapeMount(fields[4])
-		m.FSType = fields[sep+1]
-		m.Source = unescapeMount(fields[sep+2])
-		m.Options = fields[5] + "," + fields[sep+3]
-		out = append(out, m)
 	}
-	return out, sc.Err()
-}
-
-// unescapeMount undoes the octal escapes of mountinfo (\040 for space).
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			var c byte
-			if _, err := fmt.Sscanf(s[i+1:i+4], "%03o", &c); err == nil {
-				b.WriteByte(c)
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	return out, nil
 }
 
 // MountOf returns the mount that holds path: the longest mounted prefix.
@@ -174,6 +140,25 @@ func fstabLine(what, where, fs, opts string) string {
 
 func escapeFstab(s string) string { return strings.ReplaceAll(s, " ", `\040`) }
 
+// unescapeFstab undoes the octal escapes of fstab (\040 for a space).
+func unescapeFstab(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
 // updateFstab returns fstab's content with line as the only entry for
 // where, and whether that changes anything.
 func updateFstab(content, where, line string) (string, bool) {
@@ -181,7 +166,7 @@ func updateFstab(content, where, line string) (string, bool) {
 	found := false
 	for _, l := range strings.Split(strings.TrimRight(content, "\n"), "\n") {
 		f := strings.Fields(l)
-		if len(f) >= 2 && !strings.HasPrefix(f[0], "#") && unescapeMount(f[1]) == where {
+		if len(f) >= 2 && !strings.HasPrefix(f[0], "#") && unescapeFstab(f[1]) == where {
 			if strings.Join(f, " ") == line && !found {
 				found = true
 				out = append(out, l)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -109,19 +110,14 @@ func (d *Dockerd) stop(t testing.TB, cmd *exec.Cmd) {
 // UnmountUnder lazily unmounts whatever is still mounted below dir,
 // deepest first: what a test's daemon or peer tool left mounted.
 func UnmountUnder(dir string) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
+	ms, err := mountinfo.GetMounts(func(m *mountinfo.Info) (bool, bool) {
+		return !strings.HasPrefix(m.Mountpoint, dir+"/"), false
+	})
 	if err != nil {
 		return
 	}
-	var points []string
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
-			points = append(points, f[4])
-		}
-	}
-	for i := len(points) - 1; i >= 0; i-- {
-		unix.Unmount(points[i], unix.MNT_DETACH)
+	for i := len(ms) - 1; i >= 0; i-- {
+		unix.Unmount(ms[i].Mountpoint, unix.MNT_DETACH)
 	}
 }
 
