@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-build/kiln/internal/storageconf"
 	"github.com/kiln-build/kiln/internal/storagesetup"
 	"github.com/kiln-build/kiln/internal/store"
 )
@@ -142,7 +143,7 @@ func (si *storageInfo) measure(st *store.Store) error {
 
 // warnPercent is storage.conf's space_warn_percent, 85 by default.
 func warnPercent() float64 {
-	s, err := storagesetup.Resolve(storagesetup.Overrides{ConfigPath: globals.StorageConf, Opts: globals.StorageOpts})
+	s, err := storageconf.Resolve(storageconf.Overrides{ConfigPath: globals.StorageConf, Opts: globals.StorageOpts})
 	if err == nil {
 		v := strings.TrimSuffix(s.DriverOpts["space_warn_percent"], "%")
 		if p, err := strconv.ParseFloat(v, 64); err == nil && p > 0 {

@@ -7,7 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kiln-build/kiln/internal/storagesetup"
+	"github.com/kiln-build/kiln/internal/storageconf"
+	"github.com/kiln-build/kiln/internal/storagemigrate"
 	"github.com/kiln-build/kiln/internal/store"
 )
 
@@ -38,7 +39,7 @@ the store is copied.`,
 				return err
 			}
 			p := newStorageProgress(cmd.ErrOrStderr(), o.Quiet)
-			rep, err := storagesetup.Migrate(cmd.Context(), storagesetup.MigrateOptions{
+			rep, err := storagemigrate.Migrate(cmd.Context(), storagemigrate.Options{
 				Store:      store.Options{Root: s.Root, RunRoot: s.RunRoot, Driver: s.Driver, DriverOpts: s.DriverOpts, Logger: logger},
 				To:         o.Driver,
 				ConfigPath: s.ConfigPath,
@@ -69,8 +70,8 @@ the store is copied.`,
 }
 
 // storageSettings resolves the store's location and driver as openStore does.
-func storageSettings() (storagesetup.Settings, error) {
-	return storagesetup.Resolve(storagesetup.Overrides{
+func storageSettings() (storageconf.Settings, error) {
+	return storageconf.Resolve(storageconf.Overrides{
 		ConfigPath: globals.StorageConf, Root: globals.Root, RunRoot: globals.RunRoot,
 		Driver: globals.StorageDriver, Opts: globals.StorageOpts,
 	})

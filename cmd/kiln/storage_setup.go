@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-build/kiln/internal/storageconf"
 	"github.com/kiln-build/kiln/internal/storagesetup"
 )
 
@@ -96,7 +97,7 @@ func runStorageSetup(cmd *cobra.Command, o storageSetupOptions) error {
 	if err != nil {
 		return err
 	}
-	s, err := storagesetup.Resolve(storagesetup.Overrides{ConfigPath: globals.StorageConf, Root: globals.Root, RunRoot: globals.RunRoot})
+	s, err := storageconf.Resolve(storageconf.Overrides{ConfigPath: globals.StorageConf, Root: globals.Root, RunRoot: globals.RunRoot})
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 
-	"github.com/kiln-build/kiln/internal/storagesetup"
+	"github.com/kiln-build/kiln/internal/storageconf"
 	"github.com/kiln-build/kiln/internal/store"
 	"github.com/kiln-build/kiln/internal/store/driver"
 	_ "github.com/kiln-build/kiln/internal/store/driver/btrfs"   // registers "btrfs"
@@ -15,7 +15,7 @@ import (
 // openStore opens the store the global flags and storage.conf name. A
 // new store whose default driver cannot work here falls back to vfs.
 func openStore(ctx context.Context) (*store.Store, error) {
-	s, err := storagesetup.Resolve(storagesetup.Overrides{
+	s, err := storageconf.Resolve(storageconf.Overrides{
 		ConfigPath: globals.StorageConf, Root: globals.Root, RunRoot: globals.RunRoot,
 		Driver: globals.StorageDriver, Opts: globals.StorageOpts,
 	})

@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+
+	"github.com/kiln-build/kiln/internal/storageconf"
 )
 
 // planLVM plans, where the kernel has device-mapper, to make DEVS
@@ -15,7 +17,7 @@ import (
 func (pl *planner) planLVM() error {
 	c := pl.req.Config
 	if !pl.req.Host.DeviceMapper {
-		return fmt.Errorf("%w: VG and CONTAINER_ROOT_LV_NAME need LVM, which runs on the kernel's device-mapper, and this kernel has none (no device-mapper in /proc/misc): leave them unset and give DEVS= a block device or a file for kiln to use whole", ErrDeviceMapper)
+		return fmt.Errorf("%w: VG and CONTAINER_ROOT_LV_NAME need LVM, which runs on the kernel's device-mapper, and this kernel has none (no device-mapper in /proc/misc): leave them unset and give DEVS= a block device or a file for kiln to use whole", storageconf.ErrDeviceMapper)
 	}
 	if c.VG == "" {
 		return fmt.Errorf("CONTAINER_ROOT_LV_NAME=%s needs VG, the volume group to make it in", c.LVName)

@@ -1,3 +1,10 @@
+// Package storagesetup prepares a host for the store, as
+// container-storage-setup did: it reads the KEY=VALUE setup file, probes
+// the backing filesystem, and plans and applies what the store needs
+// (files or block devices, loop devices, LVM, mkfs, the mount with its
+// fstab line or systemd unit, storage.conf). A plan says what it would
+// change before it changes anything, and applying it twice changes
+// nothing the second time.
 package storagesetup
 
 import (

@@ -12,6 +12,7 @@ import (
 	"github.com/BurntSushi/toml"
 	"golang.org/x/sys/unix"
 
+	"github.com/kiln-build/kiln/internal/storageconf"
 	"github.com/kiln-build/kiln/internal/storagesetup/loop"
 	"github.com/kiln-build/kiln/internal/storagesetup/loop/looptest"
 	"github.com/kiln-build/kiln/internal/store/driver"
@@ -65,9 +66,9 @@ func assertIdempotent(t *testing.T, req Request) {
 	}
 }
 
-func readConf(t *testing.T, path string) Config {
+func readConf(t *testing.T, path string) storageconf.Config {
 	t.Helper()
-	var c Config
+	var c storageconf.Config
 	if _, err := toml.DecodeFile(path, &c); err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +226,7 @@ func TestLVMNeedsDeviceMapper(t *testing.T) {
 	req := setupEnv(t, SetupConfig{Driver: "overlay", VG: "kilnvg", LVName: "root"})
 	req.Host.DeviceMapper = false
 	_, err := MakePlan(context.Background(), req)
-	if !errors.Is(err, ErrDeviceMapper) || !strings.Contains(err.Error(), "device-mapper") {
+	if !errors.Is(err, storageconf.ErrDeviceMapper) || !strings.Contains(err.Error(), "device-mapper") {
 		t.Errorf("MakePlan with VG and no device-mapper = %v", err)
 	}
 }

@@ -1,6 +1,9 @@
-// Package storagesetup settles where the store lives and with which
-// driver: defaults, /etc/kiln/storage.conf, the environment and flags.
-package storagesetup
+// Package storageconf settles where the store lives and with which
+// driver, for every command: defaults, storage.conf
+// (/etc/kiln/storage.conf, or the file $KILN_STORAGE_CONF or
+// --storage-conf names), the environment and flags. It also names the
+// drivers kiln has and changes the driver storage.conf names.
+package storageconf
 
 import (
 	"errors"
@@ -12,7 +15,8 @@ import (
 	"github.com/BurntSushi/toml"
 )
 
-// DefaultConfigPath is where storage.conf is read from.
+// DefaultConfigPath is where storage.conf is read from when neither
+// Overrides.ConfigPath nor $KILN_STORAGE_CONF names another file.
 const DefaultConfigPath = "/etc/kiln/storage.conf"
 
 // Config is the [storage] table of storage.conf, keys named as in
@@ -55,8 +59,9 @@ type Settings struct {
 	ConfigPath            string
 }
 
-// Resolve merges defaults, storage.conf ($KILN_STORAGE_CONF or the
-// default path), the environment ($STORAGE_DRIVER) and o, in that order.
+// Resolve merges defaults, storage.conf (o.ConfigPath, else
+// $KILN_STORAGE_CONF, else DefaultConfigPath; a missing file says
+// nothing), the environment ($STORAGE_DRIVER) and o, in that order.
 func Resolve(o Overrides) (Settings, error) {
 	s := Settings{Root: "/var/lib/kiln", RunRoot: "/run/kiln", DriverOpts: map[string]string{}}
 	if os.Geteuid() != 0 {
@@ -103,7 +108,7 @@ func Resolve(o Overrides) (Settings, error) {
 		if !ok {
 			return s, fmt.Errorf("bad --storage-opt %q: want KEY=VALUE", kv)
 		}
-		s.DriverOpts[trimDriverPrefix(k)] = v
+		s.DriverOpts[TrimDriverPrefix(k)] = v
 	}
 	return s, nil
 }
@@ -129,9 +134,9 @@ func confSize(c Config, driver string) string {
 	return o.Size
 }
 
-// trimDriverPrefix turns a driver-qualified option (overlay.size,
+// TrimDriverPrefix turns a driver-qualified option (overlay.size,
 // overlay2.mountopt, btrfs.size) into the key drivers read.
-func trimDriverPrefix(k string) string {
+func TrimDriverPrefix(k string) string {
 	for _, p := range []string{"overlay.", "overlay2.", "btrfs."} {
 		if strings.HasPrefix(k, p) {
 			return strings.TrimPrefix(k, p)

@@ -1,17 +1,14 @@
-package storagesetup
+package storagemigrate
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"time"
 
+	"github.com/kiln-build/kiln/internal/storageconf"
 	"github.com/kiln-build/kiln/internal/store"
 	"github.com/kiln-build/kiln/internal/store/backup"
 )
@@ -66,7 +63,7 @@ func (m *migration) moveOld(ctx context.Context) error {
 		return err
 	}
 	for _, e := range entries {
-		if e.Name() == MigrateDir {
+		if e.Name() == WorkDir {
 			continue
 		}
 		if err := os.Rename(filepath.Join(m.root, e.Name()), m.path("old", e.Name())); err != nil {
@@ -106,7 +103,7 @@ func (m *migration) moveNew(ctx context.Context) error {
 // configure points storage.conf at the new driver, then opens the new
 // store in its place and mounts again what was mounted.
 func (m *migration) configure(ctx context.Context) error {
-	if err := SetConfigDriver(m.o.ConfigPath, m.state.To); err != nil {
+	if err := storageconf.SetConfigDriver(m.o.ConfigPath, m.state.To); err != nil {
 		return err
 	}
 	m.fault("after-config")
@@ -168,86 +165,4 @@ func syncDirs(dirs ...string) error {
 		}
 	}
 	return nil
-}
-
-// writeFileAtomic writes data to path through a fsynced temp file.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	return syncDirs(filepath.Dir(path))
-}
-
-var (
-	tableLine  = regexp.MustCompile(`^\s*\[\s*([A-Za-z0-9_."-]+)\s*\]`)
-	driverLine = regexp.MustCompile(`^\s*driver\s*=`)
-)
-
-// SetConfigDriver sets the [storage] table's driver key in storage.conf
-// at path, keeping every other line (comments too). A missing file is
-// left missing: the store records its own driver.
-func SetConfigDriver(path, name string) error {
-	if path == "" {
-		return nil
-	}
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	var out bytes.Buffer
-	line := fmt.Sprintf("driver = %q\n", name)
-	table, done := "", false
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		text := sc.Text()
-		if t := tableLine.FindStringSubmatch(text); t != nil {
-			if table == "storage" && !done {
-				out.WriteString(line)
-				done = true
-			}
-			table = t[1]
-			out.WriteString(text + "\n")
-			continue
-		}
-		if table == "storage" && driverLine.MatchString(text) {
-			if !done {
-				out.WriteString(line)
-				done = true
-			}
-			continue
-		}
-		out.WriteString(text + "\n")
-	}
-	if err := sc.Err(); err != nil {
-		return err
-	}
-	if !done {
-		if table != "storage" {
-			out.WriteString("\n[storage]\n")
-		}
-		out.WriteString(line)
-	}
-	if bytes.Equal(out.Bytes(), b) {
-		return nil
-	}
-	return writeFileAtomic(path, out.Bytes())
 }

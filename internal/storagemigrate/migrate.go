@@ -1,4 +1,9 @@
-package storagesetup
+// Package storagemigrate moves a store to another storage driver without
+// losing images or working containers: an export with the writers kept
+// out, an import into a new store beside the old one, a check, and only
+// then the switch. Every phase is recorded before it starts, so a
+// migration killed at any point is finished by running it again.
+package storagemigrate
 
 import (
 	"context"
@@ -9,17 +14,19 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/kiln-build/kiln/internal/storageconf"
 	"github.com/kiln-build/kiln/internal/store"
 	"github.com/kiln-build/kiln/internal/store/backup"
+	"github.com/kiln-build/kiln/internal/store/driver"
 )
 
-// MigrateDir is the migration's workspace inside the store root: the
+// WorkDir is the migration's workspace inside the store root: the
 // export, the new store and, while switching, the old one. It lives in
 // the root so that every rename stays on one filesystem, also when the
 // root is the mount point of a dedicated device.
-const MigrateDir = ".kiln-migrate"
+const WorkDir = ".kiln-migrate"
 
-// Migration phases, persisted in MigrateDir/state.json before each step.
+// Migration phases, persisted in WorkDir/state.json before each step.
 const (
 	phaseCopy      = "copy"      // export, import, check: redone from the start on a rerun
 	phaseMoveOld   = "move-old"  // moving the old store aside
@@ -28,8 +35,8 @@ const (
 	phaseCleanup   = "cleanup"   // removing the old store and the export
 )
 
-// MigrateOptions say what to migrate to.
-type MigrateOptions struct {
+// Options say what to migrate to.
+type Options struct {
 	// Store is the store as it is opened today.
 	Store store.Options
 	// To is the driver to move to.
@@ -37,7 +44,7 @@ type MigrateOptions struct {
 	// ConfigPath is storage.conf, whose driver key is changed ("" or a
 	// missing file: nothing to change, the store records its driver).
 	ConfigPath string
-	// KeepOld keeps the old store in MigrateDir/old instead of removing it.
+	// KeepOld keeps the old store in WorkDir/old instead of removing it.
 	KeepOld bool
 	// Progress receives the export's and import's progress.
 	Progress backup.Progress
@@ -47,8 +54,8 @@ type MigrateOptions struct {
 	Fault func(point string)
 }
 
-// MigrateReport says what a migration did.
-type MigrateReport struct {
+// Report says what a migration did.
+type Report struct {
 	From, To                  string
 	Images, Containers, Layer int
 	Bytes                     int64 // of the export
@@ -64,10 +71,10 @@ type migrateState struct {
 }
 
 type migration struct {
-	o          MigrateOptions
+	o          Options
 	root, work string
 	state      migrateState
-	rep        MigrateReport
+	rep        Report
 }
 
 func (m *migration) path(p ...string) string {
@@ -93,14 +100,14 @@ func (m *migration) fault(point string) {
 // point is finished or restarted by running Migrate again. No other
 // kiln process may write to the store meanwhile: its writers are locked
 // out while the store is copied.
-func Migrate(ctx context.Context, o MigrateOptions) (MigrateReport, error) {
+func Migrate(ctx context.Context, o Options) (Report, error) {
 	start := time.Now()
-	to, err := NormalizeDriver(o.To)
+	to, err := storageconf.NormalizeDriver(o.To)
 	if err != nil {
-		return MigrateReport{}, err
+		return Report{}, err
 	}
 	o.To = to
-	m := &migration{o: o, root: o.Store.Root, work: filepath.Join(o.Store.Root, MigrateDir)}
+	m := &migration{o: o, root: o.Store.Root, work: filepath.Join(o.Store.Root, WorkDir)}
 	if err := m.loadState(); err != nil {
 		return m.rep, err
 	}
@@ -142,7 +149,10 @@ func (m *migration) setPhase(p string) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(m.path("state.json"), b)
+	if err := driver.WriteFileAtomic(m.path("state.json"), b, 0o600); err != nil {
+		return err
+	}
+	return syncDirs(m.work)
 }
 
 // copyStore exports the old store (writers locked out), imports into a

@@ -10,14 +10,12 @@ import (
 	"strings"
 
 	units "github.com/docker/go-units"
+
+	"github.com/kiln-build/kiln/internal/storageconf"
 )
 
 // DefaultSetupFile is the classic KEY=VALUE file `kiln storage setup` reads.
 const DefaultSetupFile = "/etc/sysconfig/kiln-storage-setup"
-
-// ErrDeviceMapper: a setting needs device-mapper (LVM or the removed
-// devicemapper driver).
-var ErrDeviceMapper = errors.New("devicemapper")
 
 // SetupConfig is what `kiln storage setup` is asked to do, in the keys of
 // container-storage-setup that still mean something.
@@ -87,25 +85,6 @@ func (s SizeSpec) bytesOf(free int64) int64 {
 	return free
 }
 
-// NormalizeDriver maps a STORAGE_DRIVER to the driver kiln has, with the
-// reason when there is none.
-func NormalizeDriver(name string) (string, error) {
-	switch strings.ToLower(strings.TrimSpace(name)) {
-	case "", "overlay", "overlay2":
-		return "overlay", nil
-	case "vfs":
-		return "vfs", nil
-	case "btrfs":
-		return "btrfs", nil
-	case "devicemapper":
-		return "", fmt.Errorf("%w: STORAGE_DRIVER=devicemapper: the devicemapper driver was removed upstream (Docker 25 and containers/storage dropped it): "+
-			"loop-backed thin pools were slow and corrupted under load, direct-lvm needed a dedicated device and careful pool autoextension on every host, "+
-			"and overlay on XFS gives the same page-cache sharing without a thin pool. Use STORAGE_DRIVER=overlay (XFS with ftype=1 and project quotas for size limits) "+
-			"or STORAGE_DRIVER=btrfs, and move images over with `kiln storage migrate`", ErrDeviceMapper)
-	}
-	return "", fmt.Errorf("unknown STORAGE_DRIVER %q: use overlay (overlay2 is the same), vfs or btrfs", name)
-}
-
 // ReadSetupFile reads a KEY=VALUE file in shell syntax (comments, blank
 // lines, "export", single or double quotes) into c. A missing file is
 // no error when optional is set.
@@ -165,7 +144,7 @@ func (c *SetupConfig) Set(key, value string) error {
 	var err error
 	switch key {
 	case "STORAGE_DRIVER":
-		c.Driver, err = NormalizeDriver(value)
+		c.Driver, err = storageconf.NormalizeDriver(value)
 	case "DEVS":
 		c.Devs = strings.Fields(value)
 	case "CONTAINER_ROOT_LV_MOUNT_PATH":
@@ -224,9 +203,9 @@ func parseStorageOpts(v string) ([]string, error) {
 		if !ok {
 			return nil, fmt.Errorf("EXTRA_STORAGE_OPTIONS: bad option %q: want KEY=VALUE", f)
 		}
-		k = trimDriverPrefix(k)
+		k = storageconf.TrimDriverPrefix(k)
 		if strings.HasPrefix(k, "dm.") {
-			return nil, fmt.Errorf("EXTRA_STORAGE_OPTIONS: %s is a devicemapper option: %w", k, ErrDeviceMapper)
+			return nil, fmt.Errorf("EXTRA_STORAGE_OPTIONS: %s is a devicemapper option: %w", k, storageconf.ErrDeviceMapper)
 		}
 		switch k {
 		case "size", "mountopt", "min_free_space":
