@@ -53,6 +53,11 @@ func (s *Store) PutBlob(ctx context.Context, want digest.Digest, r io.Reader) (d
 	if _, err := io.Copy(tmp, v); err != nil {
 		return "", 0, fmt.Errorf("writing blob: %w", s.noSpace(ctx, err))
 	}
+	// Pending until something names it (pending.go): if this process
+	// dies first, the next one removes it.
+	if err := s.notePending(ctx, v.Digest()); err != nil {
+		return "", 0, err
+	}
 	if err := tmp.Commit(s.blobPath(v.Digest())); err != nil {
 		return "", 0, s.noSpace(ctx, err)
 	}

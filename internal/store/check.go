@@ -174,7 +174,7 @@ func (c *checker) incomplete(ctx context.Context) error {
 				rs.Close()
 				return err
 			}
-			if !alive(r.own) {
+			if !c.s.alive(r.own) {
 				rows = append(rows, r)
 			}
 		}

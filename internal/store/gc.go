@@ -94,7 +94,8 @@ func (s *Store) removeUnusedBlobs(ctx context.Context, blobs []digest.Digest) {
 		_ = s.db.tx(ctx, func(tx *sql.Tx) error {
 			var one int
 			err := tx.QueryRowContext(ctx, `SELECT 1 FROM images WHERE id=? OR manifest_digest=?
-				UNION ALL SELECT 1 FROM layer_blobs WHERE digest=? LIMIT 1`, d.Encoded(), d, d).Scan(&one)
+				UNION ALL SELECT 1 FROM layer_blobs WHERE digest=?
+				UNION ALL SELECT 1 FROM blob_pending WHERE digest=? AND owner!=? LIMIT 1`, d.Encoded(), d, d, d, owner).Scan(&one)
 			if err == sql.ErrNoRows {
 				_ = os.Remove(s.blobPath(d))
 				_, err = tx.ExecContext(ctx, `DELETE FROM blob_repositories WHERE digest=?`, d)

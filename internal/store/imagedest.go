@@ -56,6 +56,20 @@ func (d *ImageDestination) HasBlob(ctx context.Context, desc ocispec.Descriptor)
 	return d.s.HasBlob(desc.Digest), nil
 }
 
+// CheckSpace refuses, before anything is written, an image whose blobs
+// the store lacks would not fit above its minimum free space. Layers are
+// stored as their blobs; their files are made (and their space checked)
+// when something needs them.
+func (d *ImageDestination) CheckSpace(ctx context.Context, blobs []ocispec.Descriptor) error {
+	var need int64
+	for _, b := range blobs {
+		if b.Size > 0 && !d.s.HasBlob(b.Digest) {
+			need += b.Size
+		}
+	}
+	return d.s.EnsureSpace(ctx, need)
+}
+
 // PutBlob stores a blob after checking its digest and size; a layer blob
 // is decompressed as it streams in and the digest of its tar noted.
 func (d *ImageDestination) PutBlob(ctx context.Context, desc ocispec.Descriptor, r io.Reader) error {

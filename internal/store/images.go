@@ -312,7 +312,9 @@ func (s *Store) deleteImage(ctx context.Context, id string) ([]digest.Digest, er
 			}
 		}
 		blobs = append(blobs, img.ConfigDigest(), img.ManifestDigest)
-		return nil
+		// If this process is killed before it collects them, the next
+		// one to open the store does (pending.go).
+		return s.markPending(ctx, tx, blobs...)
 	})
 	return blobs, err
 }

@@ -69,7 +69,7 @@ func (s *Store) addBlobLayer(ctx context.Context, tx *sql.Tx, id, parent string,
 	case err != nil:
 		return err
 	case state == "complete":
-	case alive(own):
+	case s.alive(own):
 		// Being made or removed by a live process: wait for it.
 		return fmt.Errorf("%w: layer %s (%s)", errLayerBusy, id, own)
 	default:
@@ -195,7 +195,7 @@ func (s *Store) claimFiles(ctx context.Context, id string) (bool, error) {
 				return err
 			case files == filesYes:
 				return nil
-			case files == filesMaking && own != owner && alive(own):
+			case files == filesMaking && own != owner && s.alive(own):
 				return errLayerBusy
 			}
 			mine = true

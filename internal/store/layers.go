@@ -180,7 +180,7 @@ func (s *Store) insertIncomplete(ctx context.Context, l Layer, promoteFrom strin
 		case errors.Is(err, sql.ErrNoRows):
 		case err != nil:
 			return err
-		case state == "incomplete" && alive(own) && own != owner:
+		case state == "incomplete" && s.alive(own) && own != owner:
 			return fmt.Errorf("%w: layer %s (%s)", errLayerBusy, l.ID, own)
 		default:
 			if _, err := tx.ExecContext(ctx, `DELETE FROM layers WHERE id=?`, l.ID); err != nil {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 )
 
@@ -27,7 +26,7 @@ func (s *Store) recover(ctx context.Context) error {
 			if err := rows.Scan(&r.id, &r.state, &r.own, &r.extra); err != nil {
 				return nil, err
 			}
-			if !alive(r.own) {
+			if !s.alive(r.own) {
 				out = append(out, r)
 			}
 		}
@@ -75,13 +74,25 @@ func (s *Store) recover(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := s.releaseDeadHolds(ctx); err != nil {
+	released, err := s.releaseDeadHolds(ctx)
+	if err != nil {
 		return err
+	}
+	settled, err := s.recoverPending(ctx)
+	if err != nil {
+		return err
+	}
+	if released || settled {
+		// A killed pull, import or removal left layers nobody uses.
+		if err := s.GC(ctx); err != nil {
+			return err
+		}
 	}
 	if err := s.recoverMountCounts(ctx); err != nil {
 		return err
 	}
 	s.removeStaleTemps()
+	s.removeDeadLockFiles()
 	return nil
 }
 
@@ -110,24 +121,27 @@ func (s *Store) recoverLayer(ctx context.Context, id, state, promoteFrom string)
 	})
 }
 
-// releaseDeadHolds drops the holds of processes that are gone.
-func (s *Store) releaseDeadHolds(ctx context.Context) error {
+// releaseDeadHolds drops the holds of processes that are gone and
+// reports whether there were any.
+func (s *Store) releaseDeadHolds(ctx context.Context) (bool, error) {
 	owners, err := s.db.column(ctx, `SELECT DISTINCT owner FROM layer_holds`)
 	if err != nil {
-		return err
+		return false, err
 	}
+	found := false
 	for _, o := range owners {
-		if alive(o) {
+		if s.alive(o) {
 			continue
 		}
+		found = true
 		if err := s.db.tx(ctx, func(tx *sql.Tx) error {
 			_, err := tx.ExecContext(ctx, `DELETE FROM layer_holds WHERE owner=?`, o)
 			return err
 		}); err != nil {
-			return err
+			return false, err
 		}
 	}
-	return nil
+	return found, nil
 }
 
 func (s *Store) recoverMountCounts(ctx context.Context) error {
@@ -149,7 +163,7 @@ func (s *Store) recoverMountCounts(ctx context.Context) error {
 }
 
 // removeStaleTemps deletes temp files whose writer is gone; their names
-// start with the writer's pid.
+// start with the writer's token.
 func (s *Store) removeStaleTemps() {
 	dir := filepath.Join(s.root, "tmp")
 	entries, err := os.ReadDir(dir)
@@ -157,15 +171,9 @@ func (s *Store) removeStaleTemps() {
 		return
 	}
 	for _, e := range entries {
-		pidStr, _, _ := strings.Cut(e.Name(), "-")
-		pid, err := strconv.Atoi(pidStr)
-		if err == nil && pid != os.Getpid() {
-			if _, err := os.Stat(filepath.Join("/proc", pidStr)); !errors.Is(err, os.ErrNotExist) && pidAlive(pid) {
-				continue
-			}
+		if s.alive(tempOwner(e.Name())) {
+			continue
 		}
 		_ = os.RemoveAll(filepath.Join(dir, e.Name()))
 	}
 }
-
-func pidAlive(pid int) bool { return startTime(pid) != "" }

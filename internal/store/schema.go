@@ -31,7 +31,7 @@ type migration struct {
 // released: add another.
 var migrations = []migration{
 	{1, "the tables of kiln's first releases", schemaV1},
-	{2, "layers that exist as blobs: whether their files exist, who is making them, the blob they came as; holds on layers no image names yet; registry repositories that hold each blob",
+	{2, "layers that exist as blobs: whether their files exist, who is making them, the blob they came as; holds on layers no image names yet; registry repositories that hold each blob; blobs written or let go by work in progress",
 		`ALTER TABLE layers ADD COLUMN files TEXT NOT NULL DEFAULT 'yes';
 		ALTER TABLE layers ADD COLUMN files_owner TEXT NOT NULL DEFAULT '';
 		ALTER TABLE layers ADD COLUMN blob_digest TEXT NOT NULL DEFAULT '';
@@ -46,6 +46,11 @@ var migrations = []migration{
 			layer_id TEXT NOT NULL,
 			owner TEXT NOT NULL,
 			PRIMARY KEY (layer_id, owner)
+		);
+		CREATE TABLE blob_pending (
+			digest TEXT NOT NULL,
+			owner TEXT NOT NULL,
+			PRIMARY KEY (digest, owner)
 		);
 		CREATE TABLE blob_repositories (
 			digest TEXT NOT NULL,

@@ -91,8 +91,12 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		db.close()
 		return nil, err
 	}
-	if err := s.recover(ctx); err != nil {
+	if err := lockProcess(o.Root); err != nil {
 		db.close()
+		return nil, err
+	}
+	if err := s.recover(ctx); err != nil {
+		s.Close()
 		return nil, fmt.Errorf("recovering store %s: %w", o.Root, err)
 	}
 	return s, nil
@@ -100,7 +104,12 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 
 // Close releases the database. Mounts stay: they are reference counted
 // across processes.
-func (s *Store) Close() error { return s.db.close() }
+func (s *Store) Close() error {
+	s.dropPending(context.Background())
+	err := s.db.close()
+	unlockProcess(s.root)
+	return err
+}
 
 // Root is the store's graph root.
 func (s *Store) Root() string { return s.root }

@@ -35,7 +35,7 @@ func (s *Store) AbandonedTemporary(ctx context.Context) ([]string, error) {
 		switch {
 		case !exists:
 			stale = append(stale, id)
-		case !alive(own):
+		case !s.alive(own):
 			abandoned = append(abandoned, id)
 		}
 	}
