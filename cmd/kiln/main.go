@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/kiln-build/kiln/internal/run"
 )
@@ -15,8 +17,28 @@ func main() {
 	if run.IsReexec() {
 		os.Exit(run.Reexec())
 	}
-	os.Exit(execute(os.Args[1:]))
+	// A stdout or stderr that is closed (a log collector restarted,
+	// `| head -1`) must not kill kiln in the middle of a write to the
+	// store: with SIGPIPE caught, a write to it fails with EPIPE instead,
+	// the work finishes (or rolls back) as it would, and kiln exits 141
+	// as a process killed by SIGPIPE would, so pipelines still see it.
+	sigpipe := make(chan os.Signal, 1)
+	signal.Notify(sigpipe, syscall.SIGPIPE)
+	code := execute(os.Args[1:])
+	select {
+	case <-sigpipe:
+		if code == 0 {
+			code = exitBrokenPipe
+		}
+	default:
+	}
+	os.Exit(code)
 }
+
+// exitBrokenPipe is the status of a run whose output could not be
+// written: 128 + SIGPIPE, what a shell reports for a process SIGPIPE
+// killed.
+const exitBrokenPipe = 128 + int(syscall.SIGPIPE)
 
 // exitError carries an exit status other than the default 125 up to main,
 // for errors whose status is documented (a process's own exit code, 126, 127).
