@@ -16,11 +16,12 @@ var allowed = map[string][]string{
 	"internal/idmap":        {},
 	"internal/digestio":     {"internal/image"},
 	"internal/archive":      {"internal/image", "internal/idmap"},
-	"internal/store/driver": {"internal/archive", "internal/idmap", "internal/image", "internal/store/driver"},
+	"internal/store/driver": {"internal/archive", "internal/digestio", "internal/idmap", "internal/image", "internal/store/driver"},
 	"internal/store":        {"internal/image", "internal/idmap", "internal/archive", "internal/digestio", "internal/store/driver"},
 	"internal/transport":    {"internal/image", "internal/digestio", "internal/transport"},
 	"internal/run":          {"internal/image", "internal/idmap"},
 	"internal/container":    {"internal/store", "internal/run", "internal/archive", "internal/image", "internal/idmap"},
+	"internal/images":       {"internal/store", "internal/transport", "internal/container", "internal/image", "internal/archive"},
 	"internal/dockerfile":   {"internal/container", "internal/image", "internal/store", "internal/run", "internal/archive", "internal/idmap"},
 	"internal/storagesetup": {"internal/store", "internal/store/driver", "internal/idmap", "internal/image", "internal/archive"},
 }

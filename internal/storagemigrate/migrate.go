@@ -14,10 +14,10 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/kiln-build/kiln/internal/digestio"
 	"github.com/kiln-build/kiln/internal/storageconf"
 	"github.com/kiln-build/kiln/internal/store"
 	"github.com/kiln-build/kiln/internal/store/backup"
-	"github.com/kiln-build/kiln/internal/store/driver"
 )
 
 // WorkDir is the migration's workspace inside the store root: the
@@ -149,10 +149,7 @@ func (m *migration) setPhase(p string) error {
 	if err != nil {
 		return err
 	}
-	if err := driver.WriteFileAtomic(m.path("state.json"), b, 0o600); err != nil {
-		return err
-	}
-	return syncDirs(m.work)
+	return digestio.WriteFileAtomic(m.path("state.json"), b, 0o600)
 }
 
 // copyStore exports the old store (writers locked out), imports into a

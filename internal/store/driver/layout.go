@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/kiln-build/kiln/internal/archive"
+	"github.com/kiln-build/kiln/internal/digestio"
 )
 
 // Layout is the on-disk shape both directory-based drivers share: one
@@ -99,7 +100,7 @@ func (l Layout) Create(id, parent string, fill func(content string) error) error
 	}
 	defer os.RemoveAll(tmp)
 	if parent != "" {
-		if err := WriteFileAtomic(filepath.Join(tmp, "parent"), []byte(parent), 0o600); err != nil {
+		if err := digestio.WriteFileAtomic(filepath.Join(tmp, "parent"), []byte(parent), 0o600); err != nil {
 			return err
 		}
 	}
@@ -152,7 +153,7 @@ func (l Layout) Promote(from, to string, refill func(toContent, fromContent stri
 			return err
 		}
 		if parent != "" {
-			if err := WriteFileAtomic(filepath.Join(tmp, "parent"), []byte(parent), 0o600); err != nil {
+			if err := digestio.WriteFileAtomic(filepath.Join(tmp, "parent"), []byte(parent), 0o600); err != nil {
 				return err
 			}
 		}
@@ -165,7 +166,7 @@ func (l Layout) Promote(from, to string, refill func(toContent, fromContent stri
 			return err
 		}
 	}
-	if err := WriteFileAtomic(filepath.Join(l.Dir(from), "parent"), []byte(to), 0o600); err != nil {
+	if err := digestio.WriteFileAtomic(filepath.Join(l.Dir(from), "parent"), []byte(to), 0o600); err != nil {
 		return err
 	}
 	if _, err := os.Stat(l.ContentDir(from)); err == nil {

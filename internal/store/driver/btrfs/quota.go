@@ -12,6 +12,7 @@ import (
 	units "github.com/docker/go-units"
 	"golang.org/x/sys/unix"
 
+	"github.com/kiln-build/kiln/internal/digestio"
 	"github.com/kiln-build/kiln/internal/store/driver"
 )
 
@@ -151,7 +152,7 @@ func (d *Driver) recordQuota(dir string) error {
 	if d.quotaSize == 0 {
 		return nil
 	}
-	return driver.WriteFileAtomic(filepath.Join(dir, quotaFile), []byte(strconv.FormatUint(d.quotaSize, 10)), 0o600)
+	return digestio.WriteFileAtomic(filepath.Join(dir, quotaFile), []byte(strconv.FormatUint(d.quotaSize, 10)), 0o600)
 }
 
 // applyQuota sets a marked snapshot's limit on its subvolume before it

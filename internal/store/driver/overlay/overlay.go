@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/internal/archive"
+	"github.com/kiln-build/kiln/internal/digestio"
 	"github.com/kiln-build/kiln/internal/store/driver"
 )
 
@@ -120,7 +121,7 @@ func (d *Driver) ensureLink(id string) error {
 	if err := os.Symlink(filepath.Join("..", id, "diff"), filepath.Join(d.linkDir(), short)); err != nil {
 		return err
 	}
-	return driver.WriteFileAtomic(linkFile, []byte(short), 0o600)
+	return digestio.WriteFileAtomic(linkFile, []byte(short), 0o600)
 }
 
 func (d *Driver) lowerPath(id string) (string, error) {

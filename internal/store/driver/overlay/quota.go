@@ -12,6 +12,7 @@ import (
 	units "github.com/docker/go-units"
 	"golang.org/x/sys/unix"
 
+	"github.com/kiln-build/kiln/internal/digestio"
 	"github.com/kiln-build/kiln/internal/store/driver"
 )
 
@@ -245,7 +246,7 @@ func (d *Driver) writeQuota(id string, q snapshotQuota) error {
 	if q.project != 0 {
 		s += " " + strconv.FormatUint(uint64(q.project), 10)
 	}
-	return driver.WriteFileAtomic(filepath.Join(d.layout.Dir(id), quotaFile), []byte(s), 0o600)
+	return digestio.WriteFileAtomic(filepath.Join(d.layout.Dir(id), quotaFile), []byte(s), 0o600)
 }
 
 // recordQuota marks a new snapshot for the configured limit (Create hook).
