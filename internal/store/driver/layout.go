@@ -182,9 +182,20 @@ func (l Layout) Promote(from, to string, refill func(toContent, fromContent stri
 	return os.Rename(tmp, l.ContentDir(from))
 }
 
-// TreeDiff writes the layer tar of snapshot id by comparing its tree with
-// its parent's, for drivers that keep every snapshot whole (vfs, btrfs).
-func (l Layout) TreeDiff(ctx context.Context, id string, w io.Writer, opts DiffOptions) error {
+// The methods below implement parts of driver.Driver for the drivers that
+// keep every snapshot whole on disk (vfs, btrfs), which embed Layout.
+
+// ApplyDiff applies a layer tar to the snapshot's tree.
+func (l Layout) ApplyDiff(ctx context.Context, id string, r io.Reader) (int64, error) {
+	if !l.Exists(id) {
+		return 0, fmt.Errorf("%w: %s", ErrNotExist, id)
+	}
+	return archive.Apply(ctx, l.ContentDir(id), r, archive.ApplyOptions{})
+}
+
+// Diff writes the layer tar of snapshot id by comparing its tree with its
+// parent's.
+func (l Layout) Diff(ctx context.Context, id string, w io.Writer, opts DiffOptions) error {
 	parent, err := l.Parent(id)
 	if err != nil {
 		return err
@@ -194,4 +205,16 @@ func (l Layout) TreeDiff(ctx context.Context, id string, w io.Writer, opts DiffO
 		lower = l.ContentDir(parent)
 	}
 	return archive.WriteTreeDiff(ctx, w, lower, l.ContentDir(id), archive.DiffOptions{ModTimeUpperBound: opts.ModTimeUpperBound})
+}
+
+// Mounted reports whether the snapshot exists: a whole tree is always
+// reachable.
+func (l Layout) Mounted(id string) (bool, error) { return l.Exists(id), nil }
+
+// Unmount does nothing: a whole tree is never mounted.
+func (l Layout) Unmount(ctx context.Context, id string) error { return nil }
+
+// Size counts the bytes of the snapshot's whole tree.
+func (l Layout) Size(ctx context.Context, id string) (int64, error) {
+	return DirSize(l.ContentDir(id))
 }

@@ -8,21 +8,21 @@ package btrfs
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/kiln-build/kiln/internal/archive"
 	"github.com/kiln-build/kiln/internal/store/driver"
 )
 
 func init() { driver.Register("btrfs", New) }
 
-// Driver is the btrfs driver.
+// Driver is the btrfs driver. Its Layout gives it Exists, Parent,
+// ApplyDiff, Diff (comparing trees), Mounted, Unmount and Size (which
+// counts extents shared with the parent snapshot too).
 type Driver struct {
-	layout    driver.Layout
+	driver.Layout
 	quotaSize uint64 // per-container limit in bytes (quota.go); 0 for none
 }
 
@@ -40,7 +40,7 @@ func New(o driver.Options) (driver.Driver, error) {
 	if st.Type != unix.BTRFS_SUPER_MAGIC {
 		return nil, fmt.Errorf("%w: %s is not on btrfs (put the store on a btrfs filesystem, e.g. with `kiln storage setup` and STORAGE_DRIVER=btrfs, or use overlay)", driver.ErrUnsupported, o.Home)
 	}
-	d := &Driver{layout: driver.Layout{Home: o.Home, Content: "fs"}}
+	d := &Driver{Layout: driver.Layout{Home: o.Home, Content: "fs"}}
 	var err error
 	if d.quotaSize, err = driver.SizeOption(o); err != nil {
 		return nil, err
@@ -55,10 +55,10 @@ func New(o driver.Options) (driver.Driver, error) {
 func (d *Driver) Name() string { return "btrfs" }
 
 // Home implements driver.Driver.
-func (d *Driver) Home() string { return d.layout.Home }
+func (d *Driver) Home() string { return d.Layout.Home }
 
 func (d *Driver) tmpContent(id string) string {
-	return filepath.Join(d.layout.Home, ".tmp-"+id, d.layout.Content)
+	return filepath.Join(d.Layout.Home, ".tmp-"+id, d.Layout.Content)
 }
 
 // Create implements driver.Driver: a new empty subvolume, or a writable
@@ -70,29 +70,21 @@ func (d *Driver) Create(ctx context.Context, id, parent string) error {
 	if err := destroy(d.tmpContent(id)); err != nil {
 		return err
 	}
-	return d.layout.Create(id, parent, func(content string) error {
+	return d.Layout.Create(id, parent, func(content string) error {
 		if err := d.recordQuota(filepath.Dir(content)); err != nil {
 			return err
 		}
 		if parent == "" {
 			return subvolCreate(content)
 		}
-		return snapshot(d.layout.ContentDir(parent), content)
+		return snapshot(d.ContentDir(parent), content)
 	})
-}
-
-// ApplyDiff implements driver.Driver.
-func (d *Driver) ApplyDiff(ctx context.Context, id string, r io.Reader) (int64, error) {
-	if !d.layout.Exists(id) {
-		return 0, fmt.Errorf("%w: %s", driver.ErrNotExist, id)
-	}
-	return archive.Apply(ctx, d.layout.ContentDir(id), r, archive.ApplyOptions{})
 }
 
 // Mount implements driver.Driver: the subvolume is the whole tree. A
 // writable mount puts a snapshot made with a size limit under it.
 func (d *Driver) Mount(ctx context.Context, id string, readOnly bool) (string, error) {
-	if !d.layout.Exists(id) {
+	if !d.Exists(id) {
 		return "", fmt.Errorf("%w: %s", driver.ErrNotExist, id)
 	}
 	if !readOnly {
@@ -100,18 +92,7 @@ func (d *Driver) Mount(ctx context.Context, id string, readOnly bool) (string, e
 			return "", err
 		}
 	}
-	return d.layout.ContentDir(id), nil
-}
-
-// Unmount implements driver.Driver; there is nothing to undo.
-func (d *Driver) Unmount(ctx context.Context, id string) error { return nil }
-
-// Mounted implements driver.Driver: a subvolume is always reachable.
-func (d *Driver) Mounted(id string) (bool, error) { return d.layout.Exists(id), nil }
-
-// Diff implements driver.Driver by comparing the tree with its parent's.
-func (d *Driver) Diff(ctx context.Context, id string, w io.Writer, opts driver.DiffOptions) error {
-	return d.layout.TreeDiff(ctx, id, w, opts)
+	return d.ContentDir(id), nil
 }
 
 // Promote implements driver.Driver: the container's subvolume becomes the
@@ -119,7 +100,7 @@ func (d *Driver) Diff(ctx context.Context, id string, w io.Writer, opts driver.D
 // moves with the container: lifted from the layer, set on the new
 // subvolume.
 func (d *Driver) Promote(ctx context.Context, from, to string) error {
-	err := d.layout.Promote(from, to, func(toContent, fromContent string) error {
+	err := d.Layout.Promote(from, to, func(toContent, fromContent string) error {
 		if err := destroy(fromContent); err != nil {
 			return err
 		}
@@ -135,13 +116,7 @@ func (d *Driver) Promote(ctx context.Context, from, to string) error {
 }
 
 // Content implements driver.Driver.
-func (d *Driver) Content(id string) (string, error) { return d.layout.ExistingContent(id) }
-
-// Parent implements driver.Driver.
-func (d *Driver) Parent(id string) (string, error) { return d.layout.Parent(id) }
-
-// Exists implements driver.Driver.
-func (d *Driver) Exists(id string) bool { return d.layout.Exists(id) }
+func (d *Driver) Content(id string) (string, error) { return d.ExistingContent(id) }
 
 // Remove implements driver.Driver: subvolumes are deleted with the
 // kernel's snapshot-destroy call, the rest of the directory after.
@@ -151,23 +126,17 @@ func (d *Driver) Remove(ctx context.Context, id string) error {
 	}
 	sid := d.dropQuota(id)
 	for _, sub := range []string{
-		d.layout.ContentDir(id),
-		filepath.Join(d.layout.Dir(id), ".tmp-"+d.layout.Content),
+		d.ContentDir(id),
+		filepath.Join(d.Dir(id), ".tmp-"+d.Layout.Content),
 		d.tmpContent(id),
-		filepath.Join(d.layout.Home, ".rm-"+id, d.layout.Content),
+		filepath.Join(d.Layout.Home, ".rm-"+id, d.Layout.Content),
 	} {
 		if err := destroy(sub); err != nil {
 			return fmt.Errorf("removing snapshot %s: %w", id, err)
 		}
 	}
 	d.forgetQgroup(sid)
-	return d.layout.Remove(id)
-}
-
-// Size implements driver.Driver. It counts the whole tree, extents shared
-// with the parent snapshot included.
-func (d *Driver) Size(ctx context.Context, id string) (int64, error) {
-	return driver.DirSize(d.layout.ContentDir(id))
+	return d.Layout.Remove(id)
 }
 
 // Status implements driver.Driver.

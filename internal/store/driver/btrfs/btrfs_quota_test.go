@@ -101,15 +101,15 @@ func TestSizeLimit(t *testing.T) {
 		t.Fatalf("writing 16 MiB more into an 8M container = %v, want EDQUOT", err)
 	}
 	must(os.Remove(filepath.Join(p, "big")))
-	if got := qgroupLimit(t, mnt, d.layout.ContentDir("ctr")); got != "" && got != "8388608" {
+	if got := qgroupLimit(t, mnt, d.ContentDir("ctr")); got != "" && got != "8388608" {
 		t.Errorf("container's max_excl = %s, want 8388608", got)
 	}
 
 	must(d.Promote(ctx, "ctr", "l2"))
-	if got := qgroupLimit(t, mnt, d.layout.ContentDir("l2")); got != "" && got != "none" {
+	if got := qgroupLimit(t, mnt, d.ContentDir("l2")); got != "" && got != "none" {
 		t.Errorf("committed layer's max_excl = %s, want none", got)
 	}
-	if got := qgroupLimit(t, mnt, d.layout.ContentDir("ctr")); got != "" && got != "8388608" {
+	if got := qgroupLimit(t, mnt, d.ContentDir("ctr")); got != "" && got != "8388608" {
 		t.Errorf("container's max_excl after commit = %s, want 8388608", got)
 	}
 	p, err = d.Mount(ctx, "ctr", false)

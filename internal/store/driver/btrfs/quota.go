@@ -138,7 +138,7 @@ func checkQuota(home string, size uint64) error {
 
 // readQuota returns the limit recorded for snapshot id, 0 for none.
 func (d *Driver) readQuota(id string) uint64 {
-	b, err := os.ReadFile(filepath.Join(d.layout.Dir(id), quotaFile))
+	b, err := os.ReadFile(filepath.Join(d.Dir(id), quotaFile))
 	if err != nil {
 		return 0
 	}
@@ -164,7 +164,7 @@ func (d *Driver) applyQuota(id string) error {
 	if size == 0 {
 		return nil
 	}
-	content := d.layout.ContentDir(id)
+	content := d.ContentDir(id)
 	err := setLimit(content, size)
 	if errors.Is(err, unix.ENOTCONN) { // quotas are off
 		if err = enableQuota(content); err == nil {
@@ -183,7 +183,7 @@ func (d *Driver) releaseQuota(from, to string) error {
 	if d.readQuota(from) == 0 {
 		return nil
 	}
-	if err := setLimit(d.layout.ContentDir(to), limitNone); err != nil && !errors.Is(err, unix.ENOTCONN) {
+	if err := setLimit(d.ContentDir(to), limitNone); err != nil && !errors.Is(err, unix.ENOTCONN) {
 		return fmt.Errorf("lifting the size limit of layer %s: %w", to, err)
 	}
 	return nil
@@ -196,7 +196,7 @@ func (d *Driver) dropQuota(id string) uint64 {
 	if d.readQuota(id) == 0 {
 		return 0
 	}
-	content := d.layout.ContentDir(id)
+	content := d.ContentDir(id)
 	sid, err := subvolID(content)
 	if err != nil {
 		return 0
@@ -212,13 +212,13 @@ func (d *Driver) dropQuota(id string) uint64 {
 // limit.
 func (d *Driver) forgetQgroup(sid uint64) {
 	if sid != 0 {
-		_ = destroyQgroup(d.layout.Home, sid)
+		_ = destroyQgroup(d.Layout.Home, sid)
 	}
 }
 
 // quotaStatus describes quota support for `kiln info` (Status hook).
 func (d *Driver) quotaStatus() [][2]string {
-	st := [][2]string{{"Quota Groups Enabled", strconv.FormatBool(quotaEnabled(d.layout.Home))}}
+	st := [][2]string{{"Quota Groups Enabled", strconv.FormatBool(quotaEnabled(d.Layout.Home))}}
 	if d.quotaSize > 0 {
 		st = append(st, [2]string{"Container size limit", units.BytesSize(float64(d.quotaSize)) + " (exclusive bytes per container)"})
 	}
