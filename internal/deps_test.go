@@ -12,18 +12,21 @@ const module = "github.com/kiln-build/kiln/"
 
 // allowed lists, for each package tree, the kiln packages it may import.
 var allowed = map[string][]string{
-	"internal/image":        {},
-	"internal/idmap":        {},
-	"internal/digestio":     {"internal/image"},
-	"internal/archive":      {"internal/image", "internal/idmap"},
-	"internal/store/driver": {"internal/archive", "internal/digestio", "internal/idmap", "internal/image", "internal/store/driver"},
-	"internal/store":        {"internal/image", "internal/idmap", "internal/archive", "internal/digestio", "internal/store/driver"},
-	"internal/transport":    {"internal/image", "internal/digestio", "internal/transport"},
-	"internal/run":          {"internal/image", "internal/idmap"},
-	"internal/container":    {"internal/store", "internal/run", "internal/archive", "internal/image", "internal/idmap"},
-	"internal/images":       {"internal/store", "internal/transport", "internal/container", "internal/image", "internal/archive"},
-	"internal/dockerfile":   {"internal/container", "internal/image", "internal/store", "internal/run", "internal/archive", "internal/idmap"},
-	"internal/storagesetup": {"internal/store", "internal/store/driver", "internal/idmap", "internal/image", "internal/archive"},
+	"internal/image":          {},
+	"internal/idmap":          {},
+	"internal/digestio":       {"internal/image"},
+	"internal/archive":        {"internal/image", "internal/idmap"},
+	"internal/store/driver":   {"internal/archive", "internal/digestio", "internal/idmap", "internal/image", "internal/store/driver"},
+	"internal/store":          {"internal/image", "internal/idmap", "internal/archive", "internal/digestio", "internal/store/driver"},
+	"internal/transport":      {"internal/image", "internal/digestio", "internal/transport"},
+	"internal/run":            {"internal/image", "internal/idmap"},
+	"internal/container":      {"internal/store", "internal/run", "internal/archive", "internal/image", "internal/idmap"},
+	"internal/images":         {"internal/store", "internal/transport", "internal/container", "internal/image", "internal/archive"},
+	"internal/dockerfile":     {"internal/container", "internal/image", "internal/store", "internal/run", "internal/archive", "internal/idmap"},
+	"internal/store/backup":   {"internal/store", "internal/digestio"},
+	"internal/storageconf":    {"internal/digestio"},
+	"internal/storagesetup":   {"internal/storageconf", "internal/store/driver", "internal/digestio"},
+	"internal/storagemigrate": {"internal/store", "internal/store/backup", "internal/storageconf", "internal/digestio"},
 }
 
 func tree(pkg string) string {

@@ -6,33 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"regexp"
-)
 
-// writeFileAtomic writes data to path through a fsynced temp file.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
+	"github.com/kiln-build/kiln/internal/digestio"
+)
 
 var (
 	tableLine  = regexp.MustCompile(`^\s*\[\s*([A-Za-z0-9_."-]+)\s*\]`)
@@ -46,10 +23,14 @@ func SetConfigDriver(path, name string) error {
 	if path == "" {
 		return nil
 	}
-	b, err := os.ReadFile(path)
+	fi, err := os.Stat(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
+	if err != nil {
+		return err
+	}
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return err
 	}
@@ -89,17 +70,5 @@ func SetConfigDriver(path, name string) error {
 	if bytes.Equal(out.Bytes(), b) {
 		return nil
 	}
-	return writeFileAtomic(path, out.Bytes())
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	return nil
+	return digestio.WriteFileAtomic(path, out.Bytes(), fi.Mode().Perm())
 }

@@ -137,8 +137,8 @@ func TestNormalizeDriver(t *testing.T) {
 }
 
 // TestSetConfigDriver: the [storage] table's driver key changes and
-// every other line stays, comments included; a missing file stays
-// missing.
+// every other line stays, comments included, and so does the file's
+// mode; a missing file stays missing.
 func TestSetConfigDriver(t *testing.T) {
 	tests := []struct{ name, in, want string }{
 		{"replaces", "# mine\n[storage]\ndriver = \"overlay\" # old\ngraphroot = \"/x\"\n", "# mine\n[storage]\ndriver = \"vfs\"\ngraphroot = \"/x\"\n"},
@@ -158,6 +158,9 @@ func TestSetConfigDriver(t *testing.T) {
 			b, _ := os.ReadFile(path)
 			if diff := cmp.Diff(tt.want, string(b)); diff != "" {
 				t.Errorf("storage.conf (-want +got):\n%s", diff)
+			}
+			if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o644 {
+				t.Errorf("storage.conf mode after SetConfigDriver: %v, %v; want it kept (0644)", fi.Mode(), err)
 			}
 			s, err := Resolve(Overrides{ConfigPath: path})
 			if err != nil || s.Driver != "vfs" {

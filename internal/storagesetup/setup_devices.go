@@ -10,6 +10,7 @@ import (
 	units "github.com/docker/go-units"
 	"golang.org/x/sys/unix"
 
+	"github.com/kiln-build/kiln/internal/digestio"
 	"github.com/kiln-build/kiln/internal/storagesetup/loop"
 )
 
@@ -361,30 +362,11 @@ func (pl *planner) enableUnit(ctx context.Context, unit string) error {
 	return runTool(ctx, "systemctl", "enable", unit)
 }
 
-// writeAtomic writes through a synced temp file in the same dir, making
-// the dir first. (The dependency rule keeps storagesetup from
-// driver.WriteFileAtomic.)
+// writeAtomic writes path atomically (digestio.WriteFileAtomic), making
+// its directory first.
 func writeAtomic(path string, data []byte, perm os.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Chmod(perm)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return digestio.WriteFileAtomic(path, data, perm)
 }

@@ -14,6 +14,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 
+	"github.com/kiln-build/kiln/internal/digestio"
 	"github.com/kiln-build/kiln/internal/store"
 )
 
@@ -278,9 +279,8 @@ type written struct {
 	size   int64
 }
 
-// writeFile writes path atomically from fill (temp file in its
-// directory, fsync, rename), hashing and reporting progress as it goes.
-// The directory is synced once, before the index names the file.
+// writeFile writes path atomically from fill, hashing and reporting
+// progress as it goes.
 func (ex *exporter) writeFile(path, item string, total int64, fill func(io.Writer) error) (written, error) {
 	pw := &progressWriter{item: item, total: total, report: ex.report}
 	w, err := writeAtomic(path, func(w io.Writer) error { return fill(io.MultiWriter(w, pw)) })
@@ -291,46 +291,24 @@ func (ex *exporter) writeFile(path, item string, total int64, fill func(io.Write
 	return w, nil
 }
 
-// writeAtomic writes path from fill through a fsynced temp file in its
-// directory and a rename, and returns what it wrote.
+// writeAtomic writes path (mode 0600) from fill through
+// digestio.WriteAtomic, and returns the digest and size of what it wrote.
 func writeAtomic(path string, fill func(io.Writer) error) (written, error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-")
-	if err != nil {
-		return written{}, err
-	}
-	defer os.Remove(tmp.Name())
 	h := sha256.New()
 	cw := &countWriter{}
-	if err := fill(io.MultiWriter(tmp, h, cw)); err != nil {
-		tmp.Close()
-		return written{}, err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return written{}, err
-	}
-	if err := tmp.Close(); err != nil {
-		return written{}, err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := digestio.WriteAtomic(path, 0o600, func(w io.Writer) error { return fill(io.MultiWriter(w, h, cw)) }); err != nil {
 		return written{}, err
 	}
 	return written{digest: digest.NewDigest(digest.SHA256, h), size: cw.n}, nil
 }
 
-// writeJSON writes v as JSON to path atomically, its directory synced.
+// writeJSON writes v as JSON to path atomically.
 func writeJSON(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	if _, err := writeAtomic(path, func(w io.Writer) error {
-		_, err := w.Write(append(b, '\n'))
-		return err
-	}); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
+	return digestio.WriteFileAtomic(path, append(b, '\n'), 0o600)
 }
 
 func (ex *exporter) report(e ProgressEvent) {
