@@ -21,7 +21,46 @@ const (
 	MediaTypeDockerLayer        = "application/vnd.docker.image.rootfs.diff.tar"
 	MediaTypeDockerLayerGz      = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 	MediaTypeDockerLayerZst     = "application/vnd.docker.image.rootfs.diff.tar.zstd"
+
+	// Foreign (Docker) and non-distributable (OCI, deprecated) layers: read
+	// like the others, never made by kiln.
+	MediaTypeDockerForeignLayerGz = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+	MediaTypeOCINondistLayerGz    = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
 )
+
+// ociToDocker pairs each OCI media type with its Docker schema 2 twin;
+// dockerToOCI is its inverse.
+var ociToDocker = map[string]string{
+	MediaTypeOCIManifest:       MediaTypeDockerManifest,
+	MediaTypeOCIIndex:          MediaTypeDockerManifestList,
+	MediaTypeOCIConfig:         MediaTypeDockerConfig,
+	MediaTypeOCILayer:          MediaTypeDockerLayer,
+	MediaTypeOCILayerGz:        MediaTypeDockerLayerGz,
+	MediaTypeOCILayerZst:       MediaTypeDockerLayerZst,
+	MediaTypeOCINondistLayerGz: MediaTypeDockerForeignLayerGz,
+}
+
+var dockerToOCI = func() map[string]string {
+	m := make(map[string]string, len(ociToDocker))
+	for k, v := range ociToDocker {
+		m[v] = k
+	}
+	return m
+}()
+
+// ConvertMediaType returns the media type that stands for mt in format f:
+// the Docker twin of an OCI type, or the OCI twin of a Docker one. A type
+// already of f, or with no twin, is returned as it is, with ok false.
+func (f Format) ConvertMediaType(mt string) (string, bool) {
+	table := dockerToOCI
+	if f == FormatDocker {
+		table = ociToDocker
+	}
+	if twin, ok := table[mt]; ok {
+		return twin, true
+	}
+	return mt, false
+}
 
 // MaxDocumentSize bounds manifests, indexes and configs: anything larger is
 // refused before it is parsed or stored.
@@ -113,7 +152,7 @@ func IsManifest(mt string) bool {
 // LayerCompression returns "", "gzip" or "zstd" for a layer media type.
 func LayerCompression(mt string) string {
 	switch mt {
-	case MediaTypeOCILayerGz, MediaTypeDockerLayerGz, "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip", "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip":
+	case MediaTypeOCILayerGz, MediaTypeDockerLayerGz, MediaTypeOCINondistLayerGz, MediaTypeDockerForeignLayerGz:
 		return "gzip"
 	case MediaTypeOCILayerZst, MediaTypeDockerLayerZst:
 		return "zstd"

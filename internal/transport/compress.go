@@ -15,7 +15,7 @@ import (
 )
 
 func isUncompressed(mt string) bool {
-	return mt == ocispec.MediaTypeImageLayer || mt == MediaTypeDockerLayer
+	return mt == image.MediaTypeOCILayer || mt == image.MediaTypeDockerLayer
 }
 
 // compressionOf returns the compression of a layer media type
@@ -31,16 +31,11 @@ func compressionOf(mt string) Compression {
 }
 
 func compressedType(mt string, c Compression) string {
-	docker := mt == MediaTypeDockerLayer
-	switch {
-	case c == CompressionGzip && docker:
-		return MediaTypeDockerLayerGzip
-	case c == CompressionGzip:
-		return ocispec.MediaTypeImageLayerGzip
-	case docker:
-		return MediaTypeDockerLayerZstd
+	f := image.FormatOCI
+	if mt == image.MediaTypeDockerLayer {
+		f = image.FormatDocker
 	}
-	return ocispec.MediaTypeImageLayerZstd
+	return f.LayerMediaType(c.String())
 }
 
 // compressBlob reads an uncompressed layer (verified), compresses it into

@@ -5,50 +5,19 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/kiln-build/kiln/internal/image"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// Docker schema 2 media types.
-const (
-	MediaTypeDockerManifest     = "application/vnd.docker.distribution.manifest.v2+json"
-	MediaTypeDockerManifestList = "application/vnd.docker.distribution.manifest.list.v2+json"
-	MediaTypeDockerConfig       = "application/vnd.docker.container.image.v1+json"
-	MediaTypeDockerLayer        = "application/vnd.docker.image.rootfs.diff.tar"
-	MediaTypeDockerLayerGzip    = "application/vnd.docker.image.rootfs.diff.tar.gzip"
-	MediaTypeDockerLayerZstd    = "application/vnd.docker.image.rootfs.diff.tar.zstd"
-	MediaTypeDockerForeignGzip  = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
-)
-
 // IsIndex reports whether mt is an OCI index or a Docker manifest list.
-func IsIndex(mt string) bool {
-	return mt == ocispec.MediaTypeImageIndex || mt == MediaTypeDockerManifestList
-}
-
-// ociToDocker maps the media types of OCI documents and layers to Docker's;
-// dockerToOCI is its inverse.
-var ociToDocker = map[string]string{
-	ocispec.MediaTypeImageManifest:  MediaTypeDockerManifest,
-	ocispec.MediaTypeImageIndex:     MediaTypeDockerManifestList,
-	ocispec.MediaTypeImageConfig:    MediaTypeDockerConfig,
-	ocispec.MediaTypeImageLayer:     MediaTypeDockerLayer,
-	ocispec.MediaTypeImageLayerGzip: MediaTypeDockerLayerGzip,
-	ocispec.MediaTypeImageLayerZstd: MediaTypeDockerLayerZstd,
-	//nolint:staticcheck // non-distributable layers are deprecated but still exist.
-	ocispec.MediaTypeImageLayerNonDistributableGzip: MediaTypeDockerForeignGzip,
-}
-
-var dockerToOCI = func() map[string]string {
-	m := map[string]string{}
-	for k, v := range ociToDocker {
-		m[v] = k
-	}
-	return m
-}()
+//
+// Deprecated: use image.IsIndex; this goes once copy.go uses it.
+func IsIndex(mt string) bool { return image.IsIndex(mt) }
 
 // targetFormat decides the format of a document of type mt written to a
 // destination that supports the given types (nil: any).
 func targetFormat(mt string, f Format, supported []string) (Format, error) {
-	isDocker := mt == MediaTypeDockerManifest || mt == MediaTypeDockerManifestList
+	isDocker := image.FormatOf(mt) == image.FormatDocker
 	if f == FormatKeep {
 		if supported == nil || slices.Contains(supported, mt) {
 			return FormatKeep, nil
@@ -61,35 +30,39 @@ func targetFormat(mt string, f Format, supported []string) (Format, error) {
 	if (f == FormatV2S2) == isDocker {
 		f = FormatKeep
 	}
-	want := mt
-	if f == FormatOCI {
-		want = dockerToOCI[mt]
-	} else if f == FormatV2S2 {
-		want = ociToDocker[mt]
+	want, ok := mt, true
+	if f != FormatKeep {
+		want, ok = f.image().ConvertMediaType(mt)
 	}
-	if want == "" || supported != nil && !slices.Contains(supported, want) {
-		return 0, fmt.Errorf("destination does not accept %s manifests (it takes %v)", mtOrFormat(want, f), supported)
+	if !ok || supported != nil && !slices.Contains(supported, want) {
+		return 0, fmt.Errorf("destination does not accept %s manifests (it takes %v)", mtOrFormat(want, ok, f), supported)
 	}
 	return f, nil
 }
 
-func mtOrFormat(mt string, f Format) string {
-	if mt != "" {
+func mtOrFormat(mt string, ok bool, f Format) string {
+	if ok {
 		return mt
 	}
 	return f.String()
 }
 
+// image is the image format f writes; FormatKeep has none and stands for
+// OCI here.
+func (f Format) image() image.Format {
+	if f == FormatV2S2 {
+		return image.FormatDocker
+	}
+	return image.FormatOCI
+}
+
 // mapType converts one media type to format f; unknown types are kept.
 func mapType(mt string, f Format) string {
-	table := ociToDocker
-	if f == FormatOCI {
-		table = dockerToOCI
+	if f == FormatKeep {
+		return mt
 	}
-	if v, ok := table[mt]; ok && f != FormatKeep {
-		return v
-	}
-	return mt
+	out, _ := f.image().ConvertMediaType(mt)
+	return out
 }
 
 // convertManifest rewrites the media types of a manifest for format f.
@@ -97,7 +70,7 @@ func mapType(mt string, f Format) string {
 func convertManifest(m ocispec.Manifest, f Format) ([]byte, string, error) {
 	m.MediaType = mapType(m.MediaType, f)
 	if m.MediaType == "" {
-		m.MediaType = mapType(ocispec.MediaTypeImageManifest, f)
+		m.MediaType = mapType(image.MediaTypeOCIManifest, f)
 	}
 	m.Config.MediaType = mapType(m.Config.MediaType, f)
 	layers := make([]ocispec.Descriptor, len(m.Layers))
@@ -119,7 +92,7 @@ func convertManifest(m ocispec.Manifest, f Format) ([]byte, string, error) {
 // convertIndex rewrites an index for format f with the given children.
 func convertIndex(idx ocispec.Index, f Format) ([]byte, string, error) {
 	if idx.MediaType == "" {
-		idx.MediaType = ocispec.MediaTypeImageIndex
+		idx.MediaType = image.MediaTypeOCIIndex
 	}
 	idx.MediaType = mapType(idx.MediaType, f)
 	if f == FormatV2S2 {

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/kiln-build/kiln/internal/image"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -87,7 +88,7 @@ func TestCopyIndex(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if mt != MediaTypeDockerManifestList || digest.FromBytes(raw) != got {
+			if mt != image.MediaTypeDockerManifestList || digest.FromBytes(raw) != got {
 				t.Errorf("got %s %s, want a manifest list with digest %s", mt, digest.FromBytes(raw), got)
 			}
 		}},
@@ -118,8 +119,8 @@ func TestDockerArchiveConversion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if mt != MediaTypeDockerManifest {
-		t.Fatalf("media type %s, want %s", mt, MediaTypeDockerManifest)
+	if mt != image.MediaTypeDockerManifest {
+		t.Fatalf("media type %s, want %s", mt, image.MediaTypeDockerManifest)
 	}
 	var m, orig ocispec.Manifest
 	json.Unmarshal(raw, &m)
@@ -132,8 +133,8 @@ func TestDockerArchiveConversion(t *testing.T) {
 	var got []digest.Digest
 	for _, l := range m.Layers {
 		got = append(got, l.Digest)
-		if l.MediaType != MediaTypeDockerLayer {
-			t.Errorf("layer media type %s, want %s", l.MediaType, MediaTypeDockerLayer)
+		if l.MediaType != image.MediaTypeDockerLayer {
+			t.Errorf("layer media type %s, want %s", l.MediaType, image.MediaTypeDockerLayer)
 		}
 	}
 	if diff := cmp.Diff(cfg.RootFS.DiffIDs, got); diff != "" {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/kiln-build/kiln/internal/digestio"
+	"github.com/kiln-build/kiln/internal/image"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -68,7 +69,7 @@ func ReadImage(ctx context.Context, src Source, p Platform) (*Image, error) {
 		return nil, err
 	}
 	img := &Image{Digest: digest.FromBytes(raw)}
-	if IsIndex(mt) {
+	if image.IsIndex(mt) {
 		idx, err := parseIndex(raw)
 		if err != nil {
 			return nil, err

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/kiln-build/kiln/internal/digestio"
+	"github.com/kiln-build/kiln/internal/image"
 	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -34,7 +35,7 @@ func ListInstances(ctx context.Context, src Source, p Platform, all bool) ([]oci
 		return nil, err
 	}
 	mt = documentType(raw, mt)
-	if IsIndex(mt) {
+	if image.IsIndex(mt) {
 		idx, err := parseIndex(raw)
 		if err != nil {
 			return nil, err

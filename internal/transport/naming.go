@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/kiln-build/kiln/internal/image"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -65,7 +66,7 @@ func ResolveDigest(ctx context.Context, src Source, p Platform) (digest.Digest, 
 	if err != nil {
 		return "", err
 	}
-	if !IsIndex(mt) {
+	if !image.IsIndex(mt) {
 		return digest.FromBytes(raw), nil
 	}
 	idx, err := parseIndex(raw)

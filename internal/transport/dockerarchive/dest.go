@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/kiln-build/kiln/internal/digestio"
+	"github.com/kiln-build/kiln/internal/image"
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
 	"github.com/opencontainers/go-digest"
@@ -129,14 +130,14 @@ func (d *Destination) stage(desc ocispec.Descriptor, r io.Reader) (string, error
 }
 
 func isConfig(mt string) bool {
-	return mt == MediaTypeConfig || mt == ocispec.MediaTypeImageConfig
+	return mt == image.MediaTypeDockerConfig || mt == image.MediaTypeOCIConfig
 }
 
 func decompressor(mt string, r io.Reader) (io.ReadCloser, error) {
-	switch mt {
-	case MediaTypeLayerGzip, ocispec.MediaTypeImageLayerGzip:
+	switch image.LayerCompression(mt) {
+	case "gzip":
 		return pgzip.NewReader(r)
-	case MediaTypeLayerZstd, ocispec.MediaTypeImageLayerZstd:
+	case "zstd":
 		zr, err := zstd.NewReader(r)
 		if err != nil {
 			return nil, err
@@ -151,7 +152,7 @@ func (d *Destination) PutManifest(_ context.Context, raw []byte, mediaType strin
 	if instance != nil {
 		return fmt.Errorf("docker-archive cannot hold an index: %w", errIndex)
 	}
-	if mediaType != MediaTypeManifest {
+	if mediaType != image.MediaTypeDockerManifest {
 		return fmt.Errorf("docker-archive accepts Docker schema 2 manifests, not %s", mediaType)
 	}
 	d.top = raw
@@ -251,4 +252,6 @@ func addBytes(tw *tar.Writer, name string, b []byte) error {
 func (d *Destination) Close() error { return os.RemoveAll(d.tmp) }
 
 // SupportedManifestTypes returns the Docker schema 2 manifest type only.
-func (d *Destination) SupportedManifestTypes() []string { return []string{MediaTypeManifest} }
+func (d *Destination) SupportedManifestTypes() []string {
+	return []string{image.MediaTypeDockerManifest}
+}

@@ -18,18 +18,13 @@ import (
 	"strings"
 
 	"github.com/kiln-build/kiln/internal/digestio"
+	"github.com/kiln-build/kiln/internal/image"
 	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// Media types of the Docker schema 2 documents this package produces.
 const (
-	MediaTypeManifest      = "application/vnd.docker.distribution.manifest.v2+json"
-	MediaTypeConfig        = "application/vnd.docker.container.image.v1+json"
-	MediaTypeLayer         = "application/vnd.docker.image.rootfs.diff.tar"
-	MediaTypeLayerGzip     = "application/vnd.docker.image.rootfs.diff.tar.gzip"
-	MediaTypeLayerZstd     = "application/vnd.docker.image.rootfs.diff.tar.zstd"
 	manifestFile           = "manifest.json"
 	maxSymlinkIndirections = 8
 )
@@ -208,8 +203,8 @@ func (s *Source) buildManifest(e ManifestEntry) error {
 	s.blobs[cd] = e.Config
 	m := ocispec.Manifest{
 		Versioned: specs.Versioned{SchemaVersion: 2},
-		MediaType: MediaTypeManifest,
-		Config:    ocispec.Descriptor{MediaType: MediaTypeConfig, Digest: cd, Size: int64(len(cfg))},
+		MediaType: image.MediaTypeDockerManifest,
+		Config:    ocispec.Descriptor{MediaType: image.MediaTypeDockerConfig, Digest: cd, Size: int64(len(cfg))},
 	}
 	for i, l := range e.Layers {
 		desc, err := s.layerDescriptor(l, img.RootFS.DiffIDs[i])
@@ -232,15 +227,15 @@ func (s *Source) layerDescriptor(name string, diffID digest.Digest) (ocispec.Des
 	}
 	var magic [4]byte
 	n, _ := r.ReadAt(magic[:], 0)
-	mt := MediaTypeLayer
+	mt := image.MediaTypeDockerLayer
 	switch {
 	case n >= 2 && bytes.Equal(magic[:2], []byte{0x1f, 0x8b}):
-		mt = MediaTypeLayerGzip
+		mt = image.MediaTypeDockerLayerGz
 	case n == 4 && bytes.Equal(magic[:], []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		mt = MediaTypeLayerZstd
+		mt = image.MediaTypeDockerLayerZst
 	}
 	d := diffID
-	if mt != MediaTypeLayer {
+	if mt != image.MediaTypeDockerLayer {
 		dg := digest.SHA256.Digester()
 		if _, err := io.Copy(dg.Hash(), io.NewSectionReader(r, 0, r.Size())); err != nil {
 			return ocispec.Descriptor{}, fmt.Errorf("hashing layer %s: %w", name, err)
@@ -259,7 +254,7 @@ func (s *Source) Manifest(_ context.Context, instance *digest.Digest) ([]byte, s
 	if instance != nil && *instance != digest.FromBytes(s.manifest) {
 		return nil, "", fmt.Errorf("docker-archive:%s: no manifest %s", s.file, *instance)
 	}
-	return s.manifest, MediaTypeManifest, nil
+	return s.manifest, image.MediaTypeDockerManifest, nil
 }
 
 // Blob opens the config or a layer.

@@ -19,10 +19,10 @@ import (
 // ManifestAccept is the Accept header sent for manifests: every manifest
 // and index type kiln understands.
 var ManifestAccept = []string{
-	ocispec.MediaTypeImageManifest,
-	ocispec.MediaTypeImageIndex,
-	"application/vnd.docker.distribution.manifest.v2+json",
-	"application/vnd.docker.distribution.manifest.list.v2+json",
+	image.MediaTypeOCIManifest,
+	image.MediaTypeOCIIndex,
+	image.MediaTypeDockerManifest,
+	image.MediaTypeDockerManifestList,
 }
 
 // GetManifest fetches the manifest named by ref (a tag or a digest) as
