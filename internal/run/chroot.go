@@ -37,7 +37,8 @@ type childConfig struct {
 	NewNet           bool
 	Mounts           []specs.Mount
 	NoPivot          bool
-	Terminal         bool // a pty master is sent on consoleSocketFD
+	Terminal         bool       // a pty master is sent on consoleSocketFD
+	ConsoleSize      *specs.Box // the pty's window size from the start
 }
 
 // childError is what the child reports on file descriptor 4 when it could
@@ -179,7 +180,7 @@ func (p *plan) writeChildConfig(file string) error {
 		UID: p.user.UID, GID: p.user.GID, Groups: p.user.Groups,
 		Caps: p.caps, Seccomp: p.seccompProg, NoNewPrivs: p.o.Security.NoNewPrivileges,
 		Masked: p.masked, Readonly: p.readonly, Hostname: p.hostname, NewNet: p.newNet,
-		Mounts: p.mounts, NoPivot: p.o.NoPivot, Terminal: p.o.Terminal,
+		Mounts: p.mounts, NoPivot: p.o.NoPivot, Terminal: p.o.Terminal, ConsoleSize: p.consoleSize,
 	}
 	b, err := json.Marshal(cfg)
 	if err != nil {

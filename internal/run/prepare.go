@@ -35,6 +35,9 @@ type plan struct {
 	readonly    []string // read-only paths
 	hostname    string
 	newNet      bool
+	// consoleSize is kiln's terminal's window size, which the command's
+	// pty has from the start (nil: no terminal, or no size).
+	consoleSize *specs.Box
 	mounts      []specs.Mount // generated /etc files first, then Options.Mounts
 	created     []string      // placeholders created in the rootfs, to remove
 	runFiles    []string      // files and dirs created in RunDir, to remove
@@ -89,6 +92,9 @@ func prepare(o Options) (p *plan, err error) {
 		if o.Logger != nil {
 			o.Logger.Warn("no terminal on stdin: running without a terminal")
 		}
+	}
+	if p.o.Terminal {
+		p.consoleSize = windowSize(o.Stdin)
 	}
 	p.env = defaultEnv(o.Env, p.user.Home, p.hostname)
 	if p.cwd, err = prepareWorkdir(root, o.WorkingDir); err != nil {
@@ -272,6 +278,22 @@ func checkExecutable(root *os.File, name, p string) error {
 		return fmt.Errorf("command %q (%s) is not an executable file: %w", name, p, ErrNotExecutable)
 	}
 	return nil
+}
+
+// windowSize is the window size of the terminal r, or nil when it has
+// none. The command's pty gets it before the command starts: set by the
+// relay once the command runs, a `stty size` at the command's start could
+// see 0 0 (it did under load).
+func windowSize(r io.Reader) *specs.Box {
+	f, ok := r.(*os.File)
+	if !ok {
+		return nil
+	}
+	ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ)
+	if err != nil || ws.Row == 0 || ws.Col == 0 {
+		return nil
+	}
+	return &specs.Box{Height: uint(ws.Row), Width: uint(ws.Col)}
 }
 
 // isTerminal reports whether r is a terminal device.

@@ -44,7 +44,8 @@ func (p *plan) ociSpec() *specs.Spec {
 	return &specs.Spec{
 		Version: specs.Version,
 		Process: &specs.Process{
-			Terminal: p.o.Terminal,
+			Terminal:    p.o.Terminal,
+			ConsoleSize: p.consoleSize,
 			User: specs.User{
 				UID: p.user.UID, GID: p.user.GID, AdditionalGids: p.user.Groups,
 			},

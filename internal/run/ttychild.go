@@ -60,6 +60,14 @@ func sendConsole(cfg *childConfig) (*os.File, error) {
 		return nil, err
 	}
 	defer master.Close()
+	if b := cfg.ConsoleSize; b != nil {
+		// Before the command starts, as runc does with process.consoleSize.
+		ws := &unix.Winsize{Row: uint16(b.Height), Col: uint16(b.Width)}
+		if err := unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, ws); err != nil {
+			slave.Close()
+			return nil, fmt.Errorf("setting the pty's window size: %w", err)
+		}
+	}
 	rights := unix.UnixRights(int(master.Fd()))
 	if err := unix.Sendmsg(consoleSocketFD, []byte{0}, rights, nil, 0); err != nil {
 		slave.Close()
