@@ -15,10 +15,14 @@ import (
 
 	"github.com/kiln-build/kiln/internal/dockerfile"
 	"github.com/kiln-build/kiln/internal/image"
+	"github.com/kiln-build/kiln/internal/images"
 	"github.com/kiln-build/kiln/internal/run"
 	"github.com/kiln-build/kiln/internal/store"
 	"github.com/kiln-build/kiln/internal/transport"
 )
+
+// The registry build cache is the builder's remote cache.
+var _ dockerfile.RemoteCache = (*images.RegistryCache)(nil)
 
 type buildOptions struct {
 	Files, Tags, BuildArgs, BuildArgFiles, Labels, Annotations []string
@@ -134,14 +138,18 @@ func runBuild(cmd *cobra.Command, o buildOptions, args []string) error {
 	if err != nil {
 		return err
 	}
-	ps := pullSettings{Registry: o.registryFlags, Platform: p, Quiet: o.Quiet, Progress: cmd.ErrOrStderr()}
+	eo := images.EnsureOptions{Policy: policy, Pull: newPullOptions(o.registryFlags, retryFlags{}, p), Logger: logger}
 	bo.Resolve = func(ctx context.Context, ref string) (store.Image, error) {
-		return ensureImage(ctx, st, ref, policy, ps)
+		prog := newCopyProgress(cmd.ErrOrStderr(), o.Quiet)
+		defer prog.finish()
+		eo := eo
+		eo.Pull.Progress = prog.progress()
+		return images.Ensure(ctx, st, ref, eo)
 	}
 	if !o.Quiet {
 		bo.Out = cmd.OutOrStdout()
 	}
-	rc, err := newRegistryCache(st, o)
+	rc, err := images.NewRegistryCache(st, images.RegistryCacheOptions{From: o.CacheFrom, To: o.CacheTo, System: o.registryFlags.systemContext(), Logger: logger})
 	if err != nil {
 		return err
 	}
@@ -177,7 +185,7 @@ func buildDone(cmd *cobra.Command, o buildOptions, st *store.Store, bo dockerfil
 		}
 	}
 	for _, spec := range o.Outputs {
-		if err := writeOutput(cmd.Context(), st, res.ImageID, spec); err != nil {
+		if err := writeOutput(cmd, st, res.ImageID, spec); err != nil {
 			return err
 		}
 	}
@@ -325,14 +333,14 @@ func keyValues(list []string, flag string) (map[string]string, error) {
 	return out, nil
 }
 
-func buildPullPolicy(o buildOptions) (pullPolicy, error) {
+func buildPullPolicy(o buildOptions) (images.PullPolicy, error) {
 	switch {
 	case o.PullAlways:
-		return pullAlways, nil
+		return images.PullAlways, nil
 	case o.PullNever:
-		return pullNever, nil
+		return images.PullNever, nil
 	}
-	return parsePullPolicy(o.Pull)
+	return images.ParsePullPolicy(o.Pull)
 }
 
 func envBool(name string, def bool) bool {

@@ -1,20 +1,16 @@
 package main
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 
-	cfs "github.com/containerd/continuity/fs"
 	"github.com/spf13/cobra"
 
-	"github.com/kiln-build/kiln/internal/archive"
-	"github.com/kiln-build/kiln/internal/container"
 	"github.com/kiln-build/kiln/internal/dockerfile"
+	"github.com/kiln-build/kiln/internal/images"
 	"github.com/kiln-build/kiln/internal/store"
 )
 
@@ -63,7 +59,8 @@ func readDockerfile(cmd *cobra.Command, o buildOptions, src *dockerfile.Source, 
 
 // writeOutput exports the image's root filesystem: type=local,dest=DIR
 // or type=tar,dest=FILE ("-" is stdout).
-func writeOutput(ctx context.Context, st *store.Store, imageID, spec string) error {
+func writeOutput(cmd *cobra.Command, st *store.Store, imageID, spec string) error {
+	ctx := cmd.Context()
 	kv, err := keyValues(strings.Split(spec, ","), "--output")
 	if err != nil {
 		return err
@@ -75,41 +72,19 @@ func writeOutput(ctx context.Context, st *store.Store, imageID, spec string) err
 	if dest == "" || (typ != "local" && typ != "tar") {
 		return usageErrorf("--output %q: want type=local,dest=DIR or type=tar,dest=FILE", spec)
 	}
-	c, err := container.New(ctx, st, container.NewOptions{Image: imageID, Name: "kiln-output-" + imageID[:12] + fmt.Sprint(os.Getpid()), Temporary: true})
-	if err != nil {
-		return err
-	}
-	defer c.Remove(context.WithoutCancel(ctx))
-	root, err := c.Mount(ctx)
-	if err != nil {
-		return err
-	}
 	if typ == "local" {
-		if err := os.MkdirAll(dest, 0o755); err != nil {
-			return err
-		}
-		return cfs.CopyDir(dest, root)
+		return images.ExportDir(ctx, st, imageID, dest)
 	}
-	return writeRootTar(ctx, root, dest)
-}
-
-func writeRootTar(ctx context.Context, root, dest string) error {
-	empty, err := os.MkdirTemp("", "kiln-empty-")
+	if dest == "-" {
+		return images.ExportTar(ctx, st, imageID, cmd.OutOrStdout())
+	}
+	f, err := os.Create(dest)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(empty)
-	w := os.Stdout
-	if dest != "-" {
-		if w, err = os.Create(dest); err != nil {
-			return err
-		}
-	}
-	err = archive.WriteTreeDiff(ctx, w, empty, root, archive.DiffOptions{})
-	if dest != "-" {
-		if cerr := w.Close(); err == nil {
-			err = cerr
-		}
+	err = images.ExportTar(ctx, st, imageID, f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
 	return err
 }

@@ -2,11 +2,11 @@ package main
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/internal/container"
+	"github.com/kiln-build/kiln/internal/images"
 	"github.com/kiln-build/kiln/internal/run"
 )
 
@@ -54,37 +54,29 @@ func runFrom(cmd *cobra.Command, o fromOptions, ref string) error {
 	if err != nil {
 		return err
 	}
+	policy, err := images.ParsePullPolicy(o.Pull)
+	if err != nil {
+		return err
+	}
+	p, err := o.platformFlags.platform()
+	if err != nil {
+		return err
+	}
 	st, err := openStore(ctx)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	// docker://NAME is the registry image NAME, as Buildah reads it.
-	ref = strings.TrimPrefix(ref, "docker://")
-	base := ref
-	if ref != "scratch" {
-		policy, err := parsePullPolicy(o.Pull)
-		if err != nil {
-			return err
-		}
-		p, err := o.platformFlags.platform()
-		if err != nil {
-			return err
-		}
-		ps := pullSettings{Registry: o.registryFlags, Retry: o.retryFlags, Platform: p, Quiet: o.Quiet, Progress: cmd.ErrOrStderr()}
-		img, err := ensureImage(ctx, st, ref, policy, ps)
-		if err != nil {
-			return err
-		}
-		if isTransportRef(ref) {
-			// The image was pulled from an archive or a layout: it is known
-			// by its ID (and its name, when the source gave one).
-			base = img.ID
-		}
+	fo := images.FromOptions{
+		Ensure:    images.EnsureOptions{Policy: policy, Pull: newPullOptions(o.registryFlags, o.retryFlags, p), Logger: logger},
+		Container: container.NewOptions{Name: o.Name, SecurityOpts: sec.Options()},
 	}
-	c, err := container.New(ctx, st, container.NewOptions{Image: base, Name: o.Name, SecurityOpts: sec.Options()})
+	prog := newCopyProgress(cmd.ErrOrStderr(), o.Quiet)
+	fo.Ensure.Pull.Progress = prog.progress()
+	c, err := images.From(ctx, st, ref, fo)
+	prog.finish()
 	if err != nil {
-		return fmt.Errorf("creating working container from %q: %w", ref, err)
+		return err
 	}
 	fmt.Fprintln(cmd.OutOrStdout(), c.Name())
 	return nil

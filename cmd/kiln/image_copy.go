@@ -1,10 +1,9 @@
 package main
 
 import (
-	"fmt"
-
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-build/kiln/internal/images"
 	"github.com/kiln-build/kiln/internal/transport"
 )
 
@@ -76,17 +75,9 @@ func (o imageCopyOptions) copyOptions() (transport.CopyOptions, error) {
 }
 
 func runImageCopy(cmd *cobra.Command, o imageCopyOptions, from, to string) error {
-	ctx := cmd.Context()
-	srcRef, err := transport.ParseReference(from)
-	if err != nil {
-		return err
-	}
-	dstRef, err := transport.ParseReference(to)
-	if err != nil {
-		return err
-	}
-	copts, err := o.copyOptions()
-	if err != nil {
+	co := images.CopyOptions{}
+	var err error
+	if co.Copy, err = o.copyOptions(); err != nil {
 		return err
 	}
 	for _, side := range []*registryFlags{&o.Src, &o.Dest} {
@@ -94,17 +85,15 @@ func runImageCopy(cmd *cobra.Command, o imageCopyOptions, from, to string) error
 			side.AuthFile = o.AuthFile
 		}
 	}
-	srcSys, dstSys := o.Src.systemContext(), o.Dest.systemContext()
-	o.retryFlags.apply(dstSys, &copts)
-	o.retryFlags.apply(srcSys, &transport.CopyOptions{})
-	src, err := srcRef.NewSource(ctx, srcSys)
+	co.Source, co.Destination = o.Src.systemContext(), o.Dest.systemContext()
+	o.retryFlags.apply(co.Destination, &co.Copy)
+	o.retryFlags.apply(co.Source, &transport.CopyOptions{})
+	prog := newCopyProgress(cmd.ErrOrStderr(), o.Quiet)
+	co.Progress = prog.progress()
+	d, err := images.Copy(cmd.Context(), from, to, co)
+	prog.finish()
 	if err != nil {
-		return fmt.Errorf("copying %s: %w", from, err)
-	}
-	defer src.Close()
-	d, err := copyWithProgress(cmd, dstRef, dstSys, src, copts, o.Quiet)
-	if err != nil {
-		return fmt.Errorf("copying %s to %s: %w", from, to, err)
+		return err
 	}
 	return writeDigestFile(o.DigestFile, d.String())
 }

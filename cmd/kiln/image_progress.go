@@ -11,6 +11,7 @@ import (
 	"github.com/vbauerster/mpb/v8/decor"
 	"golang.org/x/term"
 
+	"github.com/kiln-build/kiln/internal/images"
 	"github.com/kiln-build/kiln/internal/transport"
 )
 
@@ -42,13 +43,24 @@ func (c *copyProgress) useBars(p *mpb.Progress) {
 	c.bars = map[digest.Digest]*mpb.Bar{}
 }
 
-// callback returns the function to put in CopyOptions.Progress; nil when
-// quiet.
-func (c *copyProgress) callback() func(transport.ProgressEvent) {
+// progress returns the display as the images.Progress of one copy; nil
+// when quiet.
+func (c *copyProgress) progress() images.Progress {
 	if c.quiet {
 		return nil
 	}
-	return c.event
+	return c
+}
+
+// Event shows a blob event of the copy.
+func (c *copyProgress) Event(e transport.ProgressEvent) { c.event(e) }
+
+// Done stops the bars and says that the manifest was written.
+func (c *copyProgress) Done(err error) {
+	c.finish()
+	if err == nil {
+		c.printf("Writing manifest to image destination\n")
+	}
 }
 
 func blobKind(e transport.ProgressEvent) string {
@@ -125,7 +137,8 @@ func (c *copyProgress) printf(format string, args ...any) {
 }
 
 // finish stops the bars: those of blobs that did not finish (the copy
-// failed) are dropped. Call it once, after Copy returns.
+// failed) are dropped. Call it after the copy; a second call does
+// nothing.
 func (c *copyProgress) finish() {
 	if c.p == nil {
 		return

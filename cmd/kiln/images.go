@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/internal/image"
+	"github.com/kiln-build/kiln/internal/images"
 	"github.com/kiln-build/kiln/internal/store"
 )
 
@@ -65,23 +65,23 @@ func runImages(cmd *cobra.Command, o imagesOptions, args []string) error {
 		return err
 	}
 	defer st.Close()
-	imgs, err := st.Images(ctx)
-	if err != nil {
+	lo := images.ListOptions{All: o.All}
+	if lo.Filter, err = images.ParseFilter(ctx, st, o.Filters, images.FilterOptions{Keys: images.ListKeys}); err != nil {
 		return err
 	}
-	keep, err := imageFilter(ctx, st, o.Filters, args)
-	if err != nil {
-		return err
+	if len(args) == 1 {
+		img, err := st.LookupImage(ctx, args[0])
+		if err != nil {
+			return err
+		}
+		lo.Filter = lo.Filter.Only(img)
 	}
-	hide, err := intermediates(ctx, st, imgs, o.All)
+	imgs, err := images.List(ctx, st, lo)
 	if err != nil {
 		return err
 	}
 	var rows []imageRow
 	for _, img := range imgs {
-		if !keep(img) || hide[img.ID] {
-			continue
-		}
 		rows = append(rows, imageRows(img, o.JSON)...)
 	}
 	out := cmd.OutOrStdout()
@@ -186,103 +186,4 @@ func plural(n int, unit string) string {
 		return "1 " + unit
 	}
 	return fmt.Sprintf("%d %ss", n, unit)
-}
-
-// imageFilter builds the predicate of --filter and a name argument.
-func imageFilter(ctx context.Context, st *store.Store, filters, args []string) (func(store.Image) bool, error) {
-	var preds []func(store.Image) bool
-	if len(args) == 1 {
-		img, err := st.LookupImage(ctx, args[0])
-		if err != nil {
-			return nil, err
-		}
-		preds = append(preds, func(i store.Image) bool { return i.ID == img.ID })
-	}
-	for _, f := range filters {
-		k, v, ok := strings.Cut(f, "=")
-		if !ok {
-			return nil, fmt.Errorf("bad --filter %q: want KEY=VALUE", f)
-		}
-		p, err := imageFilterPred(ctx, st, k, v)
-		if err != nil {
-			return nil, err
-		}
-		preds = append(preds, p)
-	}
-	return func(i store.Image) bool {
-		for _, p := range preds {
-			if !p(i) {
-				return false
-			}
-		}
-		return true
-	}, nil
-}
-
-func imageFilterPred(ctx context.Context, st *store.Store, k, v string) (func(store.Image) bool, error) {
-	switch k {
-	case "dangling":
-		want := v == "true"
-		return func(i store.Image) bool { return (len(i.Names) == 0) == want }, nil
-	case "id":
-		return func(i store.Image) bool { return strings.HasPrefix(i.ID, strings.TrimPrefix(v, "sha256:")) }, nil
-	case "reference":
-		return func(i store.Image) bool {
-			for _, n := range i.Names {
-				if strings.Contains(n, v) {
-					return true
-				}
-			}
-			return false
-		}, nil
-	case "before", "since":
-		ref, err := st.LookupImage(ctx, v)
-		if err != nil {
-			return nil, fmt.Errorf("--filter %s=%s: %w", k, v, err)
-		}
-		if k == "before" {
-			return func(i store.Image) bool { return i.Created.Before(ref.Created) }, nil
-		}
-		return func(i store.Image) bool { return i.Created.After(ref.Created) }, nil
-	case "label":
-		lk, lv, hasValue := strings.Cut(v, "=")
-		return func(i store.Image) bool {
-			raw, err := st.ImageConfig(i)
-			if err != nil {
-				return false
-			}
-			cfg, err := image.ParseConfig(raw)
-			if err != nil {
-				return false
-			}
-			got, ok := cfg.Config.Labels[lk]
-			return ok && (!hasValue || got == lv)
-		}, nil
-	}
-	return nil, fmt.Errorf("unknown --filter key %q: use dangling, id, reference, before, since or label", k)
-}
-
-// intermediates are the unnamed images another image builds on (the
-// steps of a cached build); `images` shows them only with --all.
-func intermediates(ctx context.Context, st *store.Store, imgs []store.Image, all bool) (map[string]bool, error) {
-	hide := map[string]bool{}
-	if all {
-		return hide, nil
-	}
-	parents, err := st.ParentLayers(ctx)
-	if err != nil {
-		return nil, err
-	}
-	newest := map[string]time.Time{} // per top layer: a config-only step's child is newer
-	for _, img := range imgs {
-		if t, ok := newest[img.TopLayer]; !ok || img.Created.After(t) {
-			newest[img.TopLayer] = img.Created
-		}
-	}
-	for _, img := range imgs {
-		if len(img.Names) == 0 && (parents[img.TopLayer] || img.Created.Before(newest[img.TopLayer])) {
-			hide[img.ID] = true
-		}
-	}
-	return hide, nil
 }

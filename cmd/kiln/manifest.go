@@ -1,16 +1,13 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 
-	"github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/internal/image"
 	"github.com/kiln-build/kiln/internal/store"
-	"github.com/kiln-build/kiln/internal/transport"
 )
 
 func init() { register(newManifestCommand) }
@@ -34,31 +31,6 @@ func newManifestCommand() *cobra.Command {
 	}
 	return cmd
 }
-
-// listInstanceSource opens the source an instance of a stored list was
-// recorded with: a local image ID, or a transport reference.
-func listInstanceSource(ctx context.Context, st *store.Store, ml store.ManifestList, sys *transport.SystemContext) func(context.Context, digest.Digest) (transport.Source, error) {
-	return func(ctx context.Context, d digest.Digest) (transport.Source, error) {
-		where, ok := ml.Instances[d]
-		if !ok {
-			return nil, fmt.Errorf("manifest list %s does not say where instance %s is", ml.Name, d)
-		}
-		if isFullImageID(where) {
-			img, err := st.Image(ctx, where)
-			if err != nil {
-				return nil, fmt.Errorf("instance %s of %s: %w", d, ml.Name, err)
-			}
-			return st.NewImageSource(ctx, img), nil
-		}
-		r, err := transport.ParseReference(where)
-		if err != nil {
-			return nil, err
-		}
-		return r.NewSource(ctx, sys)
-	}
-}
-
-func isFullImageID(s string) bool { return len(s) == 64 && isImageID(s) }
 
 // normalizeListName gives a new list its full name, as images get theirs.
 func normalizeListName(name string) (string, error) {

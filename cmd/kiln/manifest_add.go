@@ -5,12 +5,11 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-build/kiln/internal/images"
 	"github.com/kiln-build/kiln/internal/store"
-	"github.com/kiln-build/kiln/internal/transport"
 )
 
 // manifestAddOptions are `manifest add`'s flags; `manifest create`
@@ -68,98 +67,13 @@ func addToManifestList(ctx context.Context, st *store.Store, list, ref string, o
 	if err != nil {
 		return nil, err
 	}
-	if _, err := st.ManifestList(ctx, list); err != nil {
-		return nil, listNotFound(list, err)
-	}
-	descs, where, err := listEntries(ctx, st, ref, o)
-	if err != nil {
-		return nil, err
-	}
-	for i := range descs {
-		descs[i] = o.override(descs[i], annotations)
-	}
-	err = st.UpdateManifestList(ctx, list, func(ml *store.ManifestList) error {
-		raw, err := transport.EditIndex(ml.Index, func(in []ocispec.Descriptor) ([]ocispec.Descriptor, error) {
-			return transport.AddInstances(in, descs...), nil
-		})
-		if err != nil {
-			return err
-		}
-		ml.Index = raw
-		for _, d := range descs {
-			ml.Instances[d.Digest] = where(d.Digest)
-		}
-		return nil
+	descs, err := images.AddToList(ctx, st, list, ref, images.AddOptions{
+		All:         o.All,
+		Platform:    ocispec.Platform{OS: o.OS, Architecture: o.Arch, Variant: o.Variant, OSVersion: o.OSVersion, OSFeatures: o.OSFeatures},
+		Annotations: annotations,
+		System:      o.systemContext(),
 	})
-	if err != nil {
-		return nil, fmt.Errorf("adding %s to manifest list %s: %w", ref, list, err)
-	}
-	return descs, nil
-}
-
-// listEntries reads the entries for ref and says where each will be
-// read from on push: a local image by ID, a registry image by digest,
-// anything else by the reference given.
-func listEntries(ctx context.Context, st *store.Store, ref string, o manifestAddOptions) ([]ocispec.Descriptor, func(digest.Digest) string, error) {
-	p := transport.Platform{OS: o.OS, Architecture: o.Arch, Variant: o.Variant}
-	if !isTransportRef(ref) && !strings.HasPrefix(ref, "docker://") {
-		if img, err := st.LookupImage(ctx, ref); err == nil {
-			descs, err := transport.ListInstances(ctx, st.NewImageSource(ctx, img), p, false)
-			return descs, func(digest.Digest) string { return img.ID }, err
-		}
-	}
-	r, err := transport.ParseReference(ref)
-	if err != nil {
-		return nil, nil, err
-	}
-	sys := o.systemContext()
-	src, err := r.NewSource(ctx, sys)
-	if err != nil {
-		return nil, nil, fmt.Errorf("reading %s: %w", ref, err)
-	}
-	defer src.Close()
-	descs, err := transport.ListInstances(ctx, src, p, o.All)
-	if err != nil {
-		return nil, nil, fmt.Errorf("reading %s: %w", ref, err)
-	}
-	where := func(digest.Digest) string { return r.String() }
-	if r.Transport() == transport.TransportDocker {
-		repo, err := transport.RepositoryName(r, sys)
-		if err != nil {
-			return nil, nil, err
-		}
-		where = func(d digest.Digest) string { return "docker://" + repo + "@" + d.String() }
-	}
-	return descs, where, nil
-}
-
-// override applies the platform flags and annotations to an entry.
-func (o manifestAddOptions) override(d ocispec.Descriptor, annotations map[string]string) ocispec.Descriptor {
-	p := ocispec.Platform{}
-	if d.Platform != nil {
-		p = *d.Platform
-	}
-	for _, f := range []struct {
-		to   *string
-		from string
-	}{{&p.OS, o.OS}, {&p.Architecture, o.Arch}, {&p.Variant, o.Variant}, {&p.OSVersion, o.OSVersion}} {
-		if f.from != "" {
-			*f.to = f.from
-		}
-	}
-	if len(o.OSFeatures) > 0 {
-		p.OSFeatures = o.OSFeatures
-	}
-	d.Platform = &p
-	if len(annotations) > 0 {
-		if d.Annotations == nil {
-			d.Annotations = map[string]string{}
-		}
-		for k, v := range annotations {
-			d.Annotations[k] = v
-		}
-	}
-	return d
+	return descs, listNotFound(list, err)
 }
 
 func parseAnnotations(kvs []string) (map[string]string, error) {

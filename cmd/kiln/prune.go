@@ -2,15 +2,14 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-build/kiln/internal/images"
 	"github.com/kiln-build/kiln/internal/store"
 )
 
@@ -77,9 +76,11 @@ func runPrune(cmd *cobra.Command, o pruneOptions, what string, po store.PruneOpt
 		return err
 	}
 	defer st.Close()
-	if po.Images, err = pruneFilter(ctx, st, o.Filters, time.Now()); err != nil {
+	f, err := images.ParseFilter(ctx, st, o.Filters, images.FilterOptions{Keys: images.PruneKeys, Verb: "prune", Now: time.Now()})
+	if err != nil {
 		return err
 	}
+	po.Images = f.Func()
 	out := cmd.OutOrStdout()
 	if !o.Force && !confirm(cmd.InOrStdin(), out, "WARNING! This removes "+what+", and every layer and blob nothing uses.") {
 		fmt.Fprintln(out, "nothing removed")
@@ -113,65 +114,4 @@ func confirm(in io.Reader, out io.Writer, warning string) bool {
 		return true
 	}
 	return false
-}
-
-// pruneFilter builds the image predicate of prune's --filter flags.
-func pruneFilter(ctx context.Context, st *store.Store, filters []string, now time.Time) (func(store.Image) bool, error) {
-	if len(filters) == 0 {
-		return nil, nil
-	}
-	var preds []func(store.Image) bool
-	for _, f := range filters {
-		k, v, ok := strings.Cut(f, "=")
-		if !ok {
-			return nil, usageErrorf("bad --filter %q: want KEY=VALUE", f)
-		}
-		var p func(store.Image) bool
-		var err error
-		switch k {
-		case "until":
-			var t time.Time
-			if t, err = parseUntil(v, now); err == nil {
-				p = func(i store.Image) bool { return i.Created.Before(t) }
-			}
-		case "label":
-			p, err = imageFilterPred(ctx, st, "label", v)
-		case "label!":
-			var has func(store.Image) bool
-			if has, err = imageFilterPred(ctx, st, "label", v); err == nil {
-				p = func(i store.Image) bool { return !has(i) }
-			}
-		default:
-			err = usageErrorf("unknown --filter key %q for prune: use until, label or label!", k)
-		}
-		if err != nil {
-			return nil, err
-		}
-		preds = append(preds, p)
-	}
-	return func(i store.Image) bool {
-		for _, p := range preds {
-			if !p(i) {
-				return false
-			}
-		}
-		return true
-	}, nil
-}
-
-// parseUntil reads until=: a duration back from now ("24h", "90m"), a
-// Unix timestamp, an RFC 3339 time or a date (2006-01-02).
-func parseUntil(v string, now time.Time) (time.Time, error) {
-	if d, err := time.ParseDuration(v); err == nil {
-		return now.Add(-d), nil
-	}
-	if secs, err := strconv.ParseFloat(v, 64); err == nil {
-		return time.Unix(0, int64(secs*1e9)), nil
-	}
-	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02"} {
-		if t, err := time.Parse(layout, v); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, usageErrorf("bad --filter until=%s: want a duration (24h), a Unix time or an RFC 3339 time", v)
 }

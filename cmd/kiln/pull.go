@@ -1,15 +1,11 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"strings"
 
 	"github.com/spf13/cobra"
 
-	"github.com/kiln-build/kiln/internal/image"
-	"github.com/kiln-build/kiln/internal/store"
+	"github.com/kiln-build/kiln/internal/images"
 	"github.com/kiln-build/kiln/internal/transport"
 )
 
@@ -49,10 +45,10 @@ func runPull(cmd *cobra.Command, o pullOptions, ref string) error {
 	if err != nil {
 		return err
 	}
-	ps := pullSettings{Registry: o.registryFlags, Retry: o.retryFlags, Platform: p, Quiet: o.Quiet, Progress: cmd.ErrOrStderr()}
+	po := newPullOptions(o.registryFlags, o.retryFlags, p)
 	refs := []string{ref}
 	if o.AllTags {
-		if refs, err = allTags(ctx, ref, ps); err != nil {
+		if refs, err = images.RepositoryTags(ctx, ref, po.System); err != nil {
 			return err
 		}
 	}
@@ -62,7 +58,10 @@ func runPull(cmd *cobra.Command, o pullOptions, ref string) error {
 	}
 	defer st.Close()
 	for _, r := range refs {
-		img, err := pullImage(ctx, st, r, ps)
+		prog := newCopyProgress(cmd.ErrOrStderr(), o.Quiet)
+		po.Progress = prog.progress()
+		img, err := images.Pull(ctx, st, r, po)
+		prog.finish()
 		if err != nil {
 			return err
 		}
@@ -71,85 +70,11 @@ func runPull(cmd *cobra.Command, o pullOptions, ref string) error {
 	return nil
 }
 
-// allTags lists "docker://REPO:TAG" for every tag of the repository of
-// ref, which must not name a tag or digest itself.
-func allTags(ctx context.Context, ref string, ps pullSettings) ([]string, error) {
-	r, err := transport.ParseReference(ref)
-	if err != nil {
-		return nil, err
-	}
-	if r.Transport() != transport.TransportDocker {
-		return nil, usageErrorf("--all-tags needs a registry repository, not %s", r)
-	}
-	if pr, err := image.ParseReference(strings.TrimPrefix(ref, "docker://")); err == nil && (pr.Tag != "" || pr.Digest != "") {
-		return nil, usageErrorf("--all-tags needs a repository without a tag or digest, not %q", ref)
-	}
-	sys := ps.systemContext()
-	repo, err := transport.RepositoryName(r, sys)
-	if err != nil {
-		return nil, err
-	}
-	tags, err := transport.Tags(ctx, r, sys)
-	if err != nil {
-		return nil, fmt.Errorf("listing tags of %s: %w", repo, err)
-	}
-	out := make([]string, 0, len(tags))
-	for _, t := range tags {
-		out = append(out, "docker://"+repo+":"+t)
-	}
-	return out, nil
-}
-
-// pullSettings are what pulling needs besides the reference; pull, from
-// and build share them. The zero value pulls this machine's platform
-// with the default registry settings and retries, silently.
-type pullSettings struct {
-	Registry registryFlags
-	// Retry is --retry/--retry-delay; zero keeps the library defaults.
-	Retry    retryFlags
-	Platform transport.Platform
-	Quiet    bool
-	// Progress receives progress lines or bars; nil is silent.
-	Progress io.Writer
-}
-
-func (ps pullSettings) systemContext() *transport.SystemContext {
-	sys := ps.Registry.systemContext()
-	var c transport.CopyOptions
-	ps.Retry.apply(sys, &c)
-	sys.Platform = ps.Platform
-	return sys
-}
-
-// pullImage copies ref into the store and names it as Buildah would:
-// by the full name it has at its origin (registry, docker-daemon:,
-// docker-archive:), normalized.
-func pullImage(ctx context.Context, st *store.Store, ref string, ps pullSettings) (store.Image, error) {
-	r, err := transport.ParseReference(ref)
-	if err != nil {
-		return store.Image{}, err
-	}
-	sys := ps.Registry.systemContext()
-	copts := transport.CopyOptions{Platform: ps.Platform, Logger: logger, TempDir: sys.TempDir}
-	ps.Retry.apply(sys, &copts)
-	src, err := r.NewSource(ctx, sys)
-	if err != nil {
-		return store.Image{}, fmt.Errorf("pulling %s: %w", ref, err)
-	}
-	defer src.Close()
-	var names []string
-	if n, err := image.NormalizeName(transport.ImageName(r, src)); err == nil {
-		names = append(names, n)
-	}
-	prog := newCopyProgress(ps.Progress, ps.Quiet || ps.Progress == nil)
-	copts.Progress = prog.callback()
-	dst := st.NewImageDestination(names)
-	defer dst.Close()
-	_, err = transport.Copy(ctx, dst, src, copts)
-	prog.finish()
-	if err != nil {
-		return store.Image{}, fmt.Errorf("pulling %s: %w", ref, err)
-	}
-	prog.printf("Writing manifest to image destination\n")
-	return dst.Image(), nil
+// newPullOptions turns the flags pull, from and build share into how
+// they read images; the zero flags pull this machine's platform with the
+// default registry settings and retries. Progress is the caller's.
+func newPullOptions(r registryFlags, retry retryFlags, p transport.Platform) images.PullOptions {
+	po := images.PullOptions{System: r.systemContext(), Copy: transport.CopyOptions{Platform: p, Logger: logger}}
+	retry.apply(po.System, &po.Copy)
+	return po
 }

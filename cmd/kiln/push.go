@@ -1,22 +1,21 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 
-	"github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
-	"github.com/kiln-build/kiln/internal/store"
+	"github.com/kiln-build/kiln/internal/images"
 	"github.com/kiln-build/kiln/internal/transport"
 )
 
 type pushOptions struct {
-	Format, CompressionFormat, DigestFile string
-	CompressionLevel                      int
-	Quiet, RemoveSignatures, All          bool
-	DisableCompression, ForceCompression  bool
+	DigestFile                           string
+	Quiet, All                           bool
+	DisableCompression, ForceCompression bool
+	copyFlags
 	registryFlags
 	retryFlags
 }
@@ -38,14 +37,11 @@ func newPushCommand() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&o.Format, "format", "f", "", "manifest type: oci or v2s2 (default: keep)")
-	f.StringVar(&o.CompressionFormat, "compression-format", "", "compression for layers kiln made: gzip or zstd (default gzip)")
+	o.copyFlags.add(f, "compression for layers kiln made: gzip or zstd (default gzip)")
 	f.BoolVarP(&o.DisableCompression, "disable-compression", "D", false, "send layers kiln made uncompressed")
 	f.BoolVar(&o.ForceCompression, "force-compression", false, "compress every layer with --compression-format, those that came compressed otherwise or uncompressed too")
-	f.IntVar(&o.CompressionLevel, "compression-level", 0, "compression level")
 	f.StringVar(&o.DigestFile, "digestfile", "", "write the manifest digest to this file")
 	f.BoolVarP(&o.Quiet, "quiet", "q", false, "do not print progress")
-	f.BoolVar(&o.RemoveSignatures, "remove-signatures", false, "do not copy signatures")
 	f.BoolVar(&o.All, "all", true, "when IMAGE is a manifest list, push the images it lists too")
 	o.registryFlags.add(f)
 	o.retryFlags.add(f)
@@ -59,52 +55,24 @@ func runPush(cmd *cobra.Command, o pushOptions, name, dest string) error {
 	if err != nil {
 		return err
 	}
-	copts, err := pushCopyOptions(o)
+	po, err := o.pushOptions()
 	if err != nil {
 		return err
 	}
+	po.List.Instances = o.All
 	st, err := openStore(ctx)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	img, err := st.LookupImage(ctx, name)
-	if errors.Is(err, store.ErrImageUnknown) {
-		if _, lerr := st.ManifestList(ctx, name); lerr == nil {
-			mo := manifestPushOptions{All: o.All, DigestFile: o.DigestFile, Quiet: o.Quiet, registryFlags: o.registryFlags, retryFlags: o.retryFlags}
-			return pushManifestList(cmd, st, name, ref, mo, copts)
-		}
-	}
+	prog := newCopyProgress(cmd.ErrOrStderr(), o.Quiet)
+	po.Progress = prog.progress()
+	d, err := images.Push(ctx, st, name, ref, po)
+	prog.finish()
 	if err != nil {
 		return err
 	}
-	sys := o.systemContext()
-	o.retryFlags.apply(sys, &copts)
-	d, err := copyWithProgress(cmd, ref, sys, st.NewImageSource(ctx, img), copts, o.Quiet)
-	if err != nil {
-		return fmt.Errorf("pushing %s to %s: %w", name, ref, err)
-	}
 	return writeDigestFile(o.DigestFile, d.String())
-}
-
-// copyWithProgress opens ref for writing and copies src into it, showing
-// progress on the command's stderr unless quiet.
-func copyWithProgress(cmd *cobra.Command, ref transport.Ref, sys *transport.SystemContext, src transport.Source, copts transport.CopyOptions, quiet bool) (digest.Digest, error) {
-	ctx := cmd.Context()
-	dst, err := ref.NewDestination(ctx, sys)
-	if err != nil {
-		return "", fmt.Errorf("opening %s: %w", ref, err)
-	}
-	defer dst.Close()
-	prog := newCopyProgress(cmd.ErrOrStderr(), quiet)
-	copts.Progress = prog.callback()
-	d, err := transport.Copy(ctx, dst, src, copts)
-	prog.finish()
-	if err != nil {
-		return "", err
-	}
-	prog.printf("Writing manifest to image destination\n")
-	return d, nil
 }
 
 func writeDigestFile(path, d string) error {
@@ -117,25 +85,52 @@ func writeDigestFile(path, d string) error {
 	return nil
 }
 
-func pushCopyOptions(o pushOptions) (transport.CopyOptions, error) {
-	c := transport.CopyOptions{RemoveSignatures: o.RemoveSignatures, CompressionLevel: o.CompressionLevel, Logger: logger}
+// pushOptions turns the flags into images.PushOptions.
+func (o pushOptions) pushOptions() (images.PushOptions, error) {
+	po := images.PushOptions{System: o.systemContext()}
 	var err error
-	if o.Format != "" {
-		if c.Format, err = transport.ParseFormat(o.Format); err != nil {
-			return c, err
+	if po.Copy, err = o.copyFlags.copyOptions(o.DisableCompression, o.ForceCompression); err != nil {
+		return po, err
+	}
+	o.retryFlags.apply(po.System, &po.Copy)
+	return po, nil
+}
+
+// copyFlags are the flags push and manifest push share.
+type copyFlags struct {
+	Format, CompressionFormat string
+	CompressionLevel          int
+	RemoveSignatures          bool
+}
+
+func (c *copyFlags) add(f *pflag.FlagSet, compression string) {
+	f.StringVarP(&c.Format, "format", "f", "", "manifest type: oci or v2s2 (default: keep)")
+	f.StringVar(&c.CompressionFormat, "compression-format", "", compression)
+	f.IntVar(&c.CompressionLevel, "compression-level", 0, "compression level")
+	f.BoolVar(&c.RemoveSignatures, "remove-signatures", false, "do not copy signatures")
+}
+
+// copyOptions returns the copy options of the flags; disable and force
+// are push's --disable-compression and --force-compression.
+func (c copyFlags) copyOptions(disable, force bool) (transport.CopyOptions, error) {
+	co := transport.CopyOptions{RemoveSignatures: c.RemoveSignatures, CompressionLevel: c.CompressionLevel, Logger: logger}
+	var err error
+	if c.Format != "" {
+		if co.Format, err = transport.ParseFormat(c.Format); err != nil {
+			return co, err
 		}
 	}
-	comp := o.CompressionFormat
+	comp := c.CompressionFormat
 	if comp == "" {
 		comp = "gzip"
 	}
-	if o.DisableCompression {
-		if o.ForceCompression || o.CompressionFormat != "" {
-			return c, usageErrorf("--disable-compression cannot be used with --force-compression or --compression-format")
+	if disable {
+		if force || c.CompressionFormat != "" {
+			return co, usageErrorf("--disable-compression cannot be used with --force-compression or --compression-format")
 		}
 		comp = "keep"
 	}
-	c.Compression, err = transport.ParseCompression(comp)
-	c.ForceCompression = o.ForceCompression
-	return c, err
+	co.Compression, err = transport.ParseCompression(comp)
+	co.ForceCompression = force
+	return co, err
 }

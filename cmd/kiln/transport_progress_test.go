@@ -12,10 +12,11 @@ import (
 )
 
 func progressEvents(p *copyProgress) {
-	cb := p.callback()
-	if cb == nil {
+	prog := p.progress()
+	if prog == nil {
 		return
 	}
+	cb := prog.Event
 	layer, cfg, skipped := digest.FromString("layer"), digest.FromString("config"), digest.FromString("skipped")
 	cb(transport.ProgressEvent{Digest: skipped, Size: 10, Done: 10, State: transport.ProgressSkipped})
 	cb(transport.ProgressEvent{Digest: cfg, Size: 5, State: transport.ProgressStarted, Config: true})
@@ -24,8 +25,8 @@ func progressEvents(p *copyProgress) {
 	cb(transport.ProgressEvent{Digest: cfg, Size: 5, Done: 5, State: transport.ProgressDone, Config: true})
 	cb(transport.ProgressEvent{Digest: layer, Size: 2048, Done: 1024, State: transport.ProgressRunning})
 	cb(transport.ProgressEvent{Digest: layer, Size: 2048, Done: 2048, State: transport.ProgressDone})
+	prog.Done(nil)
 	p.finish()
-	p.printf("Writing manifest to image destination\n")
 }
 
 // TestTransportProgress checks the three ways progress is shown: plain
