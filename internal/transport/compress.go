@@ -66,11 +66,14 @@ func (c *copier) compressBlob(ctx context.Context, desc ocispec.Descriptor) (oci
 	if ok, err := c.dst.HasBlob(ctx, out); err != nil || ok {
 		return out, err
 	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return desc, err
-	}
-	c.progress(ProgressEvent{Digest: out.Digest, Size: out.Size, State: ProgressStarted})
-	if err := c.dst.PutBlob(ctx, out, c.progressReader(f, out, false)); err != nil {
+	err = c.retry(ctx, "copying blob "+out.Digest.String(), func() error {
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		c.progress(ProgressEvent{Digest: out.Digest, Size: out.Size, State: ProgressStarted})
+		return c.dst.PutBlob(ctx, out, c.progressReader(f, out, false))
+	})
+	if err != nil {
 		return desc, fmt.Errorf("copying blob %s: %w", out.Digest, err)
 	}
 	c.progress(ProgressEvent{Digest: out.Digest, Size: out.Size, Done: out.Size, State: ProgressDone})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/kiln-build/kiln/internal/digestio"
@@ -69,6 +70,8 @@ func ReadImage(ctx context.Context, src Source, p Platform) (*Image, error) {
 		return nil, err
 	}
 	img := &Image{Digest: digest.FromBytes(raw)}
+	// The config is a blob: the copy engine's retry (defaults) fetches it.
+	c := &copier{src: src, log: slog.New(slog.DiscardHandler)}
 	if image.IsIndex(mt) {
 		idx, err := parseIndex(raw)
 		if err != nil {
@@ -79,7 +82,6 @@ func ReadImage(ctx context.Context, src Source, p Platform) (*Image, error) {
 		if err != nil {
 			return nil, err
 		}
-		c := &copier{src: src}
 		if raw, mt, err = c.instance(ctx, desc); err != nil {
 			return nil, err
 		}
@@ -88,12 +90,16 @@ func ReadImage(ctx context.Context, src Source, p Platform) (*Image, error) {
 	if err := json.Unmarshal(raw, &img.Manifest); err != nil {
 		return nil, fmt.Errorf("parsing manifest: %w", err)
 	}
-	rc, _, err := src.Blob(ctx, img.Manifest.Config.Digest)
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	img.RawConfig, err = digestio.ReadVerified(rc, img.Manifest.Config.Digest, img.Manifest.Config.Size)
+	cfg := img.Manifest.Config
+	err = c.retry(ctx, "reading config "+cfg.Digest.String(), func() error {
+		rc, _, err := src.Blob(ctx, cfg.Digest)
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		img.RawConfig, err = digestio.ReadVerified(rc, cfg.Digest, cfg.Size)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
 	}

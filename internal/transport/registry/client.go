@@ -1,8 +1,12 @@
 // Package registry speaks the OCI distribution (Docker registry v2) API at
 // the raw level: manifests by tag or digest exactly as stored, blob
-// GET/HEAD/upload, cross-repository mounts, tag listing and deletion, with
-// bounded retries on 5xx answers and dropped connections. Authentication
-// (basic and bearer) comes from go-containerregistry's transport package.
+// GET/HEAD/upload, cross-repository mounts, tag listing and deletion.
+// Requests about metadata (the handshake, manifests, HEAD of a blob,
+// mounts, tags) are retried a bounded number of times on 5xx answers and
+// dropped connections; blob transfers (GetBlob, PutBlob) are tried once,
+// because transport.Copy, the one retry layer for blobs, retries them
+// whole. Authentication (basic and bearer) comes from
+// go-containerregistry's transport package.
 package registry
 
 import (
@@ -30,8 +34,9 @@ type Options struct {
 	// Transport is the base round tripper, carrying the TLS settings; nil
 	// means a clone of http.DefaultTransport.
 	Transport http.RoundTripper
-	// Retry is how many times a retryable request is retried; RetryDelay the
-	// first backoff, doubled each time (default 1s).
+	// Retry is how many times a retryable metadata request is retried
+	// (blob transfers are not); RetryDelay the first backoff, doubled each
+	// time (default 1s).
 	Retry      int
 	RetryDelay time.Duration
 	// Logger receives debug logs; nil discards them.

@@ -101,11 +101,12 @@ func (c *Client) PutManifest(ctx context.Context, ref string, raw []byte, mediaT
 
 // GetBlob opens a blob; size is -1 when the registry does not say. The
 // content is not verified here: callers wrap it in a digestio.Verifier.
+// It is tried once: transport.Copy retries a whole blob.
 func (c *Client) GetBlob(ctx context.Context, d digest.Digest) (io.ReadCloser, int64, error) {
 	if err := d.Validate(); err != nil {
 		return nil, 0, fmt.Errorf("blob %q: %w", d, err)
 	}
-	resp, err := c.do(ctx, request{method: http.MethodGet, url: c.url("blobs", d.String()), ok: []int{http.StatusOK}})
+	resp, err := c.once(ctx, request{method: http.MethodGet, url: c.url("blobs", d.String()), ok: []int{http.StatusOK}})
 	if err != nil {
 		return nil, 0, fmt.Errorf("fetching blob %s from %s: %w", d, c.repo.Name(), err)
 	}
@@ -151,9 +152,10 @@ func (c *Client) MountBlob(ctx context.Context, d digest.Digest, from string) (b
 
 // PutBlob uploads a blob in one request. The content of r is verified
 // against desc while it streams: on a mismatch the request is aborted
-// before the registry can commit it.
+// before the registry can commit it. It is tried once: transport.Copy
+// retries a whole blob.
 func (c *Client) PutBlob(ctx context.Context, desc ocispec.Descriptor, r io.Reader) error {
-	resp, err := c.do(ctx, request{method: http.MethodPost, url: c.url("blobs", "uploads/"), ok: []int{http.StatusAccepted}})
+	resp, err := c.once(ctx, request{method: http.MethodPost, url: c.url("blobs", "uploads/"), ok: []int{http.StatusAccepted}})
 	if err != nil {
 		return fmt.Errorf("starting upload of blob %s to %s: %w", desc.Digest, c.repo.Name(), err)
 	}
