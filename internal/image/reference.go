@@ -110,6 +110,23 @@ func (r Reference) Normalized() Reference {
 	return r
 }
 
+// DockerNormalized fills in what a bare name lacks the way Docker does:
+// no domain means docker.io (index.docker.io is docker.io too), a
+// one-component path there is under library/, and no tag and no digest
+// means "latest". "busybox" is "docker.io/library/busybox:latest".
+func (r Reference) DockerNormalized() Reference {
+	if r.Domain == "" || r.Domain == "index.docker.io" {
+		r.Domain = "docker.io"
+	}
+	if r.Domain == "docker.io" && !strings.Contains(r.Path, "/") {
+		r.Path = "library/" + r.Path
+	}
+	if r.Tag == "" && r.Digest == "" {
+		r.Tag = "latest"
+	}
+	return r
+}
+
 // NormalizeName parses s and normalizes it as a name for a local image.
 func NormalizeName(s string) (string, error) {
 	r, err := ParseReference(s)

@@ -56,3 +56,27 @@ func TestLocalCandidates(t *testing.T) {
 		t.Errorf("NormalizeName(hello) = %q", n)
 	}
 }
+
+func TestDockerNormalized(t *testing.T) {
+	const dg = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	tests := []struct{ in, want string }{
+		{"busybox", "docker.io/library/busybox:latest"},
+		{"busybox:1.36", "docker.io/library/busybox:1.36"},
+		{"org/app", "docker.io/org/app:latest"},
+		{"docker.io/busybox", "docker.io/library/busybox:latest"},
+		{"index.docker.io/busybox@" + dg, "docker.io/library/busybox@" + dg},
+		{"localhost/busybox", "localhost/busybox:latest"},
+		{"localhost:5000/a/b:v1", "localhost:5000/a/b:v1"},
+		{"quay.io/x", "quay.io/x:latest"},
+	}
+	for _, tt := range tests {
+		r, err := ParseReference(tt.in)
+		if err != nil {
+			t.Errorf("ParseReference(%q): %v", tt.in, err)
+			continue
+		}
+		if got := r.DockerNormalized().String(); got != tt.want {
+			t.Errorf("DockerNormalized(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

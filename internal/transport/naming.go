@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/kiln-build/kiln/internal/image"
 	"github.com/opencontainers/go-digest"
 )
@@ -40,11 +39,11 @@ func qualify(s string) string {
 	if s == "" {
 		return ""
 	}
-	r, err := name.ParseReference(s, name.WithDefaultRegistry("docker.io"))
+	r, err := image.ParseReference(s)
 	if err != nil {
 		return ""
 	}
-	return dockerName(r)
+	return r.DockerNormalized().String()
 }
 
 // RepositoryName returns "host/repository" of a docker:// reference or of

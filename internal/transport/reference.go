@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/kiln-build/kiln/internal/image"
 	"github.com/kiln-build/kiln/internal/transport/daemon"
 	"github.com/kiln-build/kiln/internal/transport/dir"
 	"github.com/kiln-build/kiln/internal/transport/dockerarchive"
@@ -58,22 +59,25 @@ func ParseReference(s string) (Ref, error) {
 		}
 		return &dirRef{path: rest}, nil
 	}
-	if isQualified(s) {
-		return parseDockerRef(s)
-	}
-	if _, err := name.ParseReference(s); err != nil {
+	r, err := image.ParseReference(s)
+	if err != nil {
 		return nil, fmt.Errorf("parsing image name %q: %w", s, err)
+	}
+	if r.Domain != "" {
+		return parseDockerRef(s)
 	}
 	return &shortRef{name: s}, nil
 }
 
+// parseDockerRef parses a qualified name by image's grammar (the one
+// kiln has) and makes go-containerregistry's reference of it for the
+// registry client.
 func parseDockerRef(s string) (*dockerRef, error) {
-	if _, d, ok := strings.Cut(s, "@"); ok {
-		if _, err := digest.Parse(d); err != nil {
-			return nil, fmt.Errorf("parsing %q: bad digest: %w", s, err)
-		}
+	ir, err := image.ParseReference(s)
+	if err != nil {
+		return nil, fmt.Errorf("parsing %q: %w", s, err)
 	}
-	r, err := name.ParseReference(s, name.WithDefaultRegistry("docker.io"))
+	r, err := name.ParseReference(ir.String(), name.WithDefaultRegistry("docker.io"))
 	if err != nil {
 		return nil, fmt.Errorf("parsing %q: %w", s, err)
 	}
@@ -84,15 +88,15 @@ func parseDaemonRef(s string) (*daemonRef, error) {
 	if d, err := digest.Parse(s); err == nil {
 		return &daemonRef{name: d.String()}, nil
 	}
-	if strings.Contains(s, "@") {
-		return nil, fmt.Errorf("parsing docker-daemon:%s: digest references are not supported, use NAME:TAG or sha256:ID", s)
-	}
-	r, err := name.NewTag(s)
+	r, err := image.ParseReference(s)
 	if err != nil {
 		return nil, fmt.Errorf("parsing docker-daemon:%s: %w", s, err)
 	}
-	if _, tag := splitTagDigest(s); tag == "" {
-		s += ":" + r.TagStr()
+	if r.Digest != "" {
+		return nil, fmt.Errorf("parsing docker-daemon:%s: digest references are not supported, use NAME:TAG or sha256:ID", s)
+	}
+	if r.Tag == "" {
+		s += ":latest"
 	}
 	return &daemonRef{name: s, tag: s}, nil
 }

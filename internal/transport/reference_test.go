@@ -32,6 +32,10 @@ func TestParseReference(t *testing.T) {
 		{"localhost:5000/a", "docker", "docker://localhost:5000/a:latest", false},
 		{"busybox", "docker", "busybox", false},
 		{"Bad Name", "", "", true},
+		{"Busybox", "", "", true},
+		{"busybox:-x", "", "", true},
+		{"[::1]:5000/x:v1", "docker", "docker://[::1]:5000/x:v1", false},
+		{"localhost/x@sha256:" + sixtyFour, "docker", "docker://localhost/x@sha256:" + sixtyFour, false},
 	}
 	for _, tc := range tests {
 		r, err := ParseReference(tc.in)
@@ -76,6 +80,7 @@ blocked = true
 		{"org/app", []string{"quay.io/org/app", "docker.io/org/app"}},
 		{"myimg:v1", []string{"registry.example/team/myimg:v1"}},
 		{"ghcr.io/x/y", []string{"ghcr.io/x/y"}},
+		{"myimg@sha256:" + sixtyFour, []string{"registry.example/team/myimg@sha256:" + sixtyFour}},
 	}
 	for _, tc := range tests {
 		got, err := ResolveShortName(tc.in, sys)

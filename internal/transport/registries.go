@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+	"github.com/kiln-build/kiln/internal/image"
 )
 
 // Default locations of registries.conf.
@@ -160,24 +161,22 @@ func (c *RegistriesConf) Mode() ShortNameMode {
 	return ShortNamePermissive
 }
 
-// isQualified reports whether name starts with a registry host.
-func isQualified(name string) bool {
-	first, _, found := strings.Cut(name, "/")
-	return found && (strings.ContainsAny(first, ".:") || first == "localhost")
-}
-
 // ResolveShortName returns the fully qualified candidates for name, in the
 // order they should be tried: name itself when qualified, the alias when
 // one matches, else one per unqualified-search-registry.
 func ResolveShortName(name string, sys *SystemContext) ([]string, error) {
-	if isQualified(name) {
+	ref, err := image.ParseReference(name)
+	if err != nil {
+		return nil, fmt.Errorf("resolving %q: %w", name, err)
+	}
+	if ref.Domain != "" {
 		return []string{name}, nil
 	}
 	conf, err := LoadRegistriesConf(sys)
 	if err != nil {
 		return nil, err
 	}
-	repo, suffix := splitTagDigest(name)
+	repo, suffix := ref.Path, strings.TrimPrefix(name, ref.Path)
 	if alias, ok := conf.Aliases[repo]; ok {
 		return []string{alias + suffix}, nil
 	}
@@ -196,16 +195,4 @@ func ResolveShortName(name string, sys *SystemContext) ([]string, error) {
 		return out, fmt.Errorf("resolving %q: %w: short-name-mode is enforcing and it is ambiguous among %v", name, ErrShortName, out)
 	}
 	return out, nil
-}
-
-// splitTagDigest splits "repo:tag" or "repo@digest" into the repository
-// and the suffix (":tag", "@digest" or "").
-func splitTagDigest(name string) (string, string) {
-	if i := strings.IndexByte(name, '@'); i >= 0 {
-		return name[:i], name[i:]
-	}
-	if i := strings.LastIndexByte(name, ':'); i > strings.LastIndexByte(name, '/') {
-		return name[:i], name[i:]
-	}
-	return name, ""
 }

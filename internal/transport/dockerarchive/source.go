@@ -147,20 +147,14 @@ func pick(entries []ManifestEntry, tag string) (ManifestEntry, error) {
 }
 
 // NormalizeTag turns a short name such as "busybox" into
-// "docker.io/library/busybox:latest" for comparison.
+// "docker.io/library/busybox:latest" for comparison; a string that is no
+// image name is returned as it is.
 func NormalizeTag(t string) string {
-	name, tagPart := t, "latest"
-	if i := strings.LastIndexByte(t, ':'); i > strings.LastIndexByte(t, '/') {
-		name, tagPart = t[:i], t[i+1:]
+	r, err := image.ParseReference(t)
+	if err != nil {
+		return t
 	}
-	first, _, found := strings.Cut(name, "/")
-	if !found || !strings.ContainsAny(first, ".:") && first != "localhost" {
-		if !found {
-			name = "library/" + name
-		}
-		name = "docker.io/" + name
-	}
-	return name + ":" + tagPart
+	return r.DockerNormalized().String()
 }
 
 func (s *Source) open(name string) (*io.SectionReader, error) {
