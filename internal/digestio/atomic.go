@@ -64,7 +64,7 @@ func (f *File) Commit(path string) error {
 		os.Remove(f.f.Name())
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	return syncDir(filepath.Dir(path))
+	return SyncDir(filepath.Dir(path))
 }
 
 // Abort closes and removes the temporary file; after Commit it does
@@ -78,7 +78,9 @@ func (f *File) Abort() {
 	os.Remove(f.f.Name())
 }
 
-func syncDir(dir string) error {
+// SyncDir fsyncs directory dir, making the names in it (a rename into it,
+// a file made or removed there) durable.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("syncing %s: %w", dir, err)

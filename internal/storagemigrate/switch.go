@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/kiln-build/kiln/internal/digestio"
 	"github.com/kiln-build/kiln/internal/storageconf"
 	"github.com/kiln-build/kiln/internal/store"
 	"github.com/kiln-build/kiln/internal/store/backup"
@@ -154,14 +155,8 @@ func (m *migration) cleanup(ctx context.Context) error {
 
 func syncDirs(dirs ...string) error {
 	for _, dir := range dirs {
-		d, err := os.Open(dir)
-		if err != nil {
+		if err := digestio.SyncDir(dir); err != nil {
 			return err
-		}
-		err = d.Sync()
-		d.Close()
-		if err != nil {
-			return fmt.Errorf("syncing %s: %w", dir, err)
 		}
 	}
 	return nil

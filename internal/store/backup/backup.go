@@ -8,8 +8,6 @@ package backup
 
 import (
 	"errors"
-	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -169,19 +167,6 @@ func (idx *Index) Bytes() int64 {
 		n += f.size
 	}
 	return n
-}
-
-// syncDir makes the names in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	return nil
 }
 
 func shortDigest(d digest.Digest) string {

@@ -57,7 +57,7 @@ func (f *Frozen) Export(ctx context.Context, dir string, o ExportOptions) (*Inde
 	if err := os.Remove(filepath.Join(dir, indexName)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
-	if err := syncDir(dir); err != nil {
+	if err := digestio.SyncDir(dir); err != nil {
 		return nil, err
 	}
 	ex := exporter{st: f.st, dir: dir, progress: o.Progress}
