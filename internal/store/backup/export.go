@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/internal/digestio"
+	"github.com/kiln-build/kiln/internal/image"
 	"github.com/kiln-build/kiln/internal/store"
 )
 
@@ -121,7 +122,7 @@ func (ex *exporter) index(ctx context.Context) (*Index, error) {
 			}
 		}
 		if len(el.Blobs) == 0 {
-			el.Tar = &Blob{Digest: l.DiffID, MediaType: "application/vnd.oci.image.layer.v1.tar", Size: l.Size}
+			el.Tar = &Blob{Digest: l.DiffID, MediaType: image.MediaTypeOCILayer, Size: l.Size}
 		}
 		idx.Layers = append(idx.Layers, el)
 	}
@@ -270,7 +271,7 @@ func (ex *exporter) writeContainer(ctx context.Context, c *Container) error {
 	if err != nil {
 		return err
 	}
-	c.Diff = Blob{Digest: got.digest, Size: got.size, MediaType: "application/vnd.oci.image.layer.v1.tar"}
+	c.Diff = Blob{Digest: got.digest, Size: got.size, MediaType: image.MediaTypeOCILayer}
 	return nil
 }
 
