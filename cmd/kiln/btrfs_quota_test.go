@@ -20,11 +20,10 @@ import (
 func TestBtrfsSizeLimit(t *testing.T) {
 	requiresRoot(t)
 	fs := looptest.New(t, "btrfs", 512<<20, nil, "")
-	e := &env{t: t, root: fs.Dir}
-	t.Cleanup(func() { e.kiln("unmount", "--all") })
 	conf := filepath.Join(t.TempDir(), "storage.conf")
 	must(t, os.WriteFile(conf, []byte("[storage]\ndriver = \"btrfs\"\n[storage.options.btrfs]\nsize = \"10M\"\n"), 0o644))
-	t.Setenv("KILN_STORAGE_CONF", conf)
+	e := &env{t: t, root: fs.Dir, conf: conf}
+	t.Cleanup(func() { e.kiln("unmount", "--all") })
 	if out := e.mustKiln("info"); !strings.Contains(out, "Container size limit") {
 		t.Fatalf("kiln info shows no size limit:\n%s", out)
 	}

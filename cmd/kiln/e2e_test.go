@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/kiln-build/kiln/internal/testbase"
+	"github.com/kiln-build/kiln/internal/testenv"
 )
 
 // kilnBin is the binary under test, built once by TestMain.
@@ -25,6 +27,14 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	kilnBin = filepath.Join(dir, "kiln")
+	// Nothing on the host changes a result: a kiln a test starts reads
+	// its own empty storage.conf (env.storageConf), or this one, never
+	// /etc/kiln/storage.conf.
+	conf := filepath.Join(dir, "storage.conf")
+	if err := os.WriteFile(conf, nil, 0o644); err != nil {
+		panic(err)
+	}
+	os.Setenv("KILN_STORAGE_CONF", conf)
 	build := exec.Command("go", "build", "-o", kilnBin, ".")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
@@ -38,15 +48,38 @@ func TestMain(m *testing.M) {
 
 func requiresRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
+	testenv.NeedRoot(t, "kiln mounts overlay snapshots and runs containers")
 }
 
 // env is one store in a temp dir and a way to run kiln against it.
 type env struct {
 	t    *testing.T
 	root string
+	// conf is the storage.conf kiln reads ($KILN_STORAGE_CONF): the
+	// file a test wrote, else ROOT/storage.conf, made empty if missing.
+	conf string
+}
+
+// storageConf is the storage.conf kiln reads in e, never the host's.
+func (e *env) storageConf() string {
+	if e.conf == "" {
+		e.conf = filepath.Join(e.root, "storage.conf")
+		f, err := os.OpenFile(e.conf, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if err == nil {
+			err = f.Close()
+		}
+		if err != nil && !errors.Is(err, os.ErrExist) {
+			e.t.Fatal(err)
+		}
+	}
+	return e.conf
+}
+
+// command is kiln with args in e: its store, its storage.conf.
+func (e *env) command(a ...string) *exec.Cmd {
+	cmd := exec.Command(kilnBin, e.args(a...)...)
+	cmd.Env = append(os.Environ(), "KILN_STORAGE_CONF="+e.storageConf())
+	return cmd
 }
 
 func newEnv(t *testing.T, driver string) *env {
@@ -84,10 +117,7 @@ func (e *env) mustKiln(a ...string) string {
 // always be made again and hides what breaks on one it did not.
 func (e *env) busybox() {
 	e.t.Helper()
-	bb, err := exec.LookPath("busybox")
-	if err != nil {
-		e.t.Skip("busybox-static is not installed")
-	}
+	bb := testenv.NeedBinary(e.t, "busybox")
 	c := e.mustKiln("from", "scratch")
 	mp := e.mustKiln("mount", c)
 	must(e.t, os.MkdirAll(filepath.Join(mp, "bin"), 0o755))
@@ -347,9 +377,7 @@ func TestImageVerbs(t *testing.T) {
 func TestIndependentReaders(t *testing.T) {
 	e := newEnv(t, "")
 	for _, tool := range []string{"umoci", "skopeo"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed", tool)
-		}
+		testenv.NeedBinary(t, tool)
 	}
 	e.foreignBusybox()
 	c := e.mustKiln("from", "busybox")

@@ -96,8 +96,8 @@ func TestRunCLI(t *testing.T) {
 	if _, err := exec.LookPath("runc"); err == nil {
 		dir := t.TempDir()
 		must(t, os.WriteFile(filepath.Join(dir, "crun"), []byte("#!/bin/sh\nexit 1\n"), 0o755))
-		cmd := exec.Command(kilnBin, e.args("run", "--isolation", "oci", "--runtime", "crun", c, "echo", "ok")...)
-		cmd.Env = append(os.Environ(), "PATH="+dir+":"+os.Getenv("PATH"))
+		cmd := e.command("run", "--isolation", "oci", "--runtime", "crun", c, "echo", "ok")
+		cmd.Env = append(cmd.Env, "PATH="+dir+":"+os.Getenv("PATH"))
 		out, err := cmd.CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "ok") {
 			t.Errorf("run with crun on this host: %v\n%s", err, out)
@@ -124,7 +124,7 @@ func TestRunSignals(t *testing.T) {
 		for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
 			name := map[syscall.Signal]string{syscall.SIGINT: "INT", syscall.SIGTERM: "TERM"}[sig]
 			script := `trap "echo got-` + name + `; exit 9" ` + name + `; echo ready; while :; do sleep 0.05; done`
-			cmd := exec.Command(kilnBin, e.args("run", "--isolation", iso, c, "--", "sh", "-c", script)...)
+			cmd := e.command("run", "--isolation", iso, c, "--", "sh", "-c", script)
 			var out syncBuffer
 			cmd.Stdout, cmd.Stderr = &out, &out
 			must(t, cmd.Start())
@@ -173,7 +173,7 @@ func TestRunKilledThenRm(t *testing.T) {
 	e.busybox()
 	for _, iso := range runIsolations(t) {
 		c := e.mustKiln("from", "busybox")
-		cmd := exec.Command(kilnBin, e.args("run", "--isolation", iso, c, "--", "sh", "-c", "echo ready; exec sleep 30")...)
+		cmd := e.command("run", "--isolation", iso, c, "--", "sh", "-c", "echo ready; exec sleep 30")
 		var out syncBuffer
 		cmd.Stdout = &out
 		must(t, cmd.Start())

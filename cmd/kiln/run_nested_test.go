@@ -13,6 +13,8 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/kiln-build/kiln/internal/testenv"
 )
 
 // capsByBit is every capability of Linux 5.9 and later, in bit order.
@@ -90,10 +92,7 @@ func TestKilnInsideRuncContainer(t *testing.T) {
 // job exits 0 and prints "inside-done", and returns what it printed.
 func runNested(t *testing.T, e *env, script, hello string) string {
 	t.Helper()
-	runc, err := exec.LookPath("runc")
-	if err != nil {
-		t.Skip("needs runc")
-	}
+	runc := testenv.NeedBinary(t, "runc")
 	dir := t.TempDir()
 	rootfs, ctxDir := filepath.Join(dir, "rootfs"), filepath.Join(dir, "ctx")
 	store := filepath.Join(e.root, "root")
@@ -127,10 +126,7 @@ func runNested(t *testing.T, e *env, script, hello string) string {
 // its applets, kiln, a decoy runc and a passwd with root and app.
 func nestedRootfs(t *testing.T, rootfs string) {
 	t.Helper()
-	bb, err := exec.LookPath("busybox")
-	if err != nil {
-		t.Skip("needs busybox-static")
-	}
+	bb := testenv.NeedBinary(t, "busybox")
 	for _, d := range []string{"bin", "etc", "tmp", "run", "usr/local/bin", "usr/bin", "store", "ctx"} {
 		must(t, os.MkdirAll(filepath.Join(rootfs, d), 0o755))
 	}

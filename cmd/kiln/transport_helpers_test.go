@@ -17,8 +17,8 @@ import (
 // returning stdout, stderr and the exit code.
 func (e *env) run(stdin string, extraEnv []string, a ...string) (string, string, int) {
 	e.t.Helper()
-	cmd := exec.Command(kilnBin, e.args(a...)...)
-	cmd.Env = append(os.Environ(), extraEnv...)
+	cmd := e.command(a...)
+	cmd.Env = append(cmd.Env, extraEnv...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

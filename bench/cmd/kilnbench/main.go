@@ -43,6 +43,13 @@ func main() {
 	if err := os.MkdirAll(b.work, 0o755); err != nil {
 		lg.Fatal(err)
 	}
+	// kiln reads an empty storage.conf of the bench's own, never
+	// /etc/kiln/storage.conf: the host's settings change no result.
+	conf := filepath.Join(b.work, "kiln-storage.conf")
+	if err := os.WriteFile(conf, nil, 0o644); err != nil {
+		lg.Fatal(err)
+	}
+	os.Setenv("KILN_STORAGE_CONF", conf)
 	defer b.stop(context.WithoutCancel(ctx))
 	ws, m, err := b.runAll(ctx, *n, *nFast, *only, *debian, *noDocker)
 	if err != nil {
