@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kiln-build/kiln/internal/digestio"
 	digest "github.com/opencontainers/go-digest"
 )
 
@@ -278,11 +279,11 @@ func (s *Store) removeTarSplit(id string) { _ = os.Remove(s.tarSplitPath(id)) }
 // pendingTarSplit is a record being written to a temp file.
 type pendingTarSplit struct {
 	s *Store
-	f *os.File
+	f *digestio.File
 }
 
 func (s *Store) newTarSplit() (*pendingTarSplit, error) {
-	f, err := os.CreateTemp(filepath.Join(s.root, "tmp"), tmpPrefix()+"tarsplit-")
+	f, err := digestio.CreateTemp(filepath.Join(s.root, "tmp"), tmpPrefix()+"tarsplit-")
 	if err != nil {
 		return nil, s.noSpace(context.Background(), err)
 	}
@@ -291,10 +292,7 @@ func (s *Store) newTarSplit() (*pendingTarSplit, error) {
 
 // keep puts the record in place as layer id's, atomically.
 func (p *pendingTarSplit) keep(id string) error {
-	if err := p.f.Sync(); err != nil {
-		return err
-	}
-	if err := os.Rename(p.f.Name(), p.s.tarSplitPath(id)); err != nil {
+	if err := p.f.Commit(p.s.tarSplitPath(id)); err != nil {
 		return fmt.Errorf("keeping tar layout of layer %s: %w", id, err)
 	}
 	return nil
@@ -305,8 +303,7 @@ func (p *pendingTarSplit) discard() {
 	if p == nil {
 		return
 	}
-	p.f.Close()
-	_ = os.Remove(p.f.Name())
+	p.f.Abort()
 }
 
 // openTarSplit opens layer id's record.
