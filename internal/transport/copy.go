@@ -92,9 +92,9 @@ func Copy(ctx context.Context, dst Destination, src Source, opts CopyOptions) (d
 	}
 	var d digest.Digest
 	switch {
-	case IsIndex(mt) && opts.All:
+	case image.IsIndex(mt) && opts.All:
 		d, err = c.copyIndex(ctx, raw, mt)
-	case IsIndex(mt):
+	case image.IsIndex(mt):
 		d, err = c.copyPlatform(ctx, raw)
 	default:
 		var desc ocispec.Descriptor
@@ -227,7 +227,7 @@ func (c *copier) copyIndex(ctx context.Context, raw []byte, mt string) (digest.D
 	}
 	changed := f != FormatKeep
 	for i, m := range idx.Manifests {
-		if IsIndex(m.MediaType) {
+		if image.IsIndex(m.MediaType) {
 			return "", fmt.Errorf("nested index %s: %w", m.Digest, ErrUnsupported)
 		}
 		child, cmt, err := c.instance(ctx, m)
@@ -273,6 +273,11 @@ func (c *copier) copyImage(ctx context.Context, raw []byte, mt string, instance 
 	f, err := targetFormat(mt, c.opts.Format, c.dst.SupportedManifestTypes())
 	if err != nil {
 		return ocispec.Descriptor{}, err
+	}
+	if sc, ok := c.dst.(SpaceChecker); ok {
+		if err := sc.CheckSpace(ctx, append([]ocispec.Descriptor{m.Config}, m.Layers...)); err != nil {
+			return ocispec.Descriptor{}, err
+		}
 	}
 	layers, recompressed, err := c.copyBlobs(ctx, m)
 	if err != nil {

@@ -69,6 +69,13 @@ type LayerCompressor interface {
 	CompressLayer(ctx context.Context, desc ocispec.Descriptor, compression string, level int, force bool) (digest.Digest, int64, error)
 }
 
+// SpaceChecker is implemented by destinations that refuse an image up
+// front when it cannot fit (the local store): Copy calls CheckSpace with
+// the config and layers of each image before copying any of its blobs.
+type SpaceChecker interface {
+	CheckSpace(ctx context.Context, blobs []ocispec.Descriptor) error
+}
+
 // BlobLocator is implemented by the ends that live in a registry
 // repository: a destination on the same registry can mount blobs from a
 // source there, and an end that remembers where its blobs are
