@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
+
+	"github.com/moby/sys/mountinfo"
 )
 
 // pullWorkload: pull the 1 GiB image from the local registry into an
@@ -110,19 +111,12 @@ func (b *bench) daemonWorkload(runs int) *workload {
 // unmountUnder unmounts every mount at or below dir, deepest first
 // (containers-storage's overlay driver bind-mounts its own directory).
 func unmountUnder(dir string) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
+	ms, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
 	if err != nil {
 		return
 	}
-	var points []string
-	for line := range strings.SplitSeq(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
-			points = append(points, f[4])
-		}
-	}
-	for i := len(points) - 1; i >= 0; i-- {
-		syscall.Unmount(points[i], syscall.MNT_DETACH)
+	for i := len(ms) - 1; i >= 0; i-- {
+		syscall.Unmount(ms[i].Mountpoint, syscall.MNT_DETACH)
 	}
 }
 
