@@ -3,6 +3,7 @@ package storagesetup
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/BurntSushi/toml"
+	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/internal/storageconf"
@@ -17,6 +19,7 @@ import (
 	"github.com/kiln-build/kiln/internal/storagesetup/loop/looptest"
 	"github.com/kiln-build/kiln/internal/store/driver"
 	"github.com/kiln-build/kiln/internal/store/driver/btrfs"
+	"github.com/kiln-build/kiln/internal/testenv"
 )
 
 // setupEnv is a request whose files all live in a temp dir, with the
@@ -231,14 +234,43 @@ func TestLVMNeedsDeviceMapper(t *testing.T) {
 	}
 }
 
-func TestLVM(t *testing.T) {
-	if !deviceMapperAvailable() {
-		t.Skip("this kernel has no device-mapper, so no LVM")
+// TestLVMPlan: with VG and CONTAINER_ROOT_LV_NAME, setup plans lvm2's
+// steps (a physical volume on each of DEVS, the volume group, the
+// logical volume of the size asked) and then the filesystem on the
+// logical volume, not on DEVS. It is a plan only: this machine's kernel,
+// like CI's, has no device-mapper, so an LV cannot be made here (and
+// making one would change the host's LVM state); TestLVMNeedsDeviceMapper
+// covers what setup says on such a kernel.
+func TestLVMPlan(t *testing.T) {
+	testenv.NeedBinary(t, "lvm")
+	vg := fmt.Sprintf("kilntest%d", os.Getpid())
+	req := setupEnv(t, SetupConfig{Driver: "overlay", Devs: []string{"/dev/kiln-test-disk"}, VG: vg, LVName: "root", Size: SizeSpec{Percent: 40, Of: "FREE"}})
+	req.Host.DeviceMapper = true
+	p, err := MakePlan(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := exec.LookPath("lvm"); err != nil {
-		t.Skip("lvm2 is not installed")
+	var got []string
+	for _, s := range p.Steps {
+		if s.Done {
+			t.Errorf("step %q is done already", s.Summary)
+		}
+		got = append(got, s.Summary)
 	}
-	t.Skip("LVM on a loop device changes the host's LVM state; run by hand")
+	lv := "/dev/" + vg + "/root"
+	dir := filepath.Dir(req.Paths.StorageConf)
+	want := []string{
+		"make /dev/kiln-test-disk an LVM physical volume",
+		"make volume group " + vg,
+		"make logical volume " + lv + " (40%FREE)",
+		"make XFS (ftype=1 for overlay's d_type, V5 with project-quota support) on " + lv + ", labelled kiln-storage",
+		"mount " + lv + " on " + req.Config.MountPath + " (xfs, defaults)",
+		"add the mount to " + req.Paths.Fstab,
+		"write " + req.Paths.StorageConf + " (driver overlay, graphroot " + filepath.Join(dir, "store") + ")",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("plan (-want +got):\n%s", diff)
+	}
 }
 
 func fsTotal(t *testing.T, dir string) int64 {

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/internal/storagesetup/loop"
+	"github.com/kiln-build/kiln/internal/testenv"
 )
 
 // FS is a mounted test filesystem.
@@ -29,12 +30,10 @@ var mkfsArgs = map[string][]string{
 }
 
 // Image creates a sparse file of size bytes in a temp dir, removed at the
-// end of the test. It skips the test unless it runs as root.
+// end of the test. It ends the test unless it runs as root (testenv).
 func Image(t testing.TB, size int64) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for loop devices and mounts")
-	}
+	testenv.NeedRoot(t, "loop devices and mounts")
 	file := filepath.Join(t.TempDir(), "disk.img")
 	f, err := os.Create(file)
 	if err != nil {
@@ -55,24 +54,21 @@ func Image(t testing.TB, size int64) string {
 func New(t testing.TB, fstype string, size int64, extra []string, opts string) *FS {
 	t.Helper()
 	file := Image(t, size)
-	mkfs, err := exec.LookPath("mkfs." + fstype)
-	if err != nil {
-		t.Skipf("mkfs.%s is not installed (scripts/deps.sh installs it)", fstype)
-	}
+	mkfs := testenv.NeedBinary(t, "mkfs."+fstype)
 	args := append(append(append([]string{}, mkfsArgs[fstype]...), extra...), file)
 	if out, err := exec.Command(mkfs, args...).CombinedOutput(); err != nil {
 		t.Fatalf("mkfs.%s: %v\n%s", fstype, err, out)
 	}
 	dev, err := loop.Attach(file, true)
 	if err != nil {
-		t.Skipf("no loop device: %v", err)
+		testenv.Unavailable(t, "no loop device: %v", err)
 	}
 	defer dev.Close()
 	fs := &FS{Dir: t.TempDir(), Device: dev.Path, File: file}
 	t.Cleanup(func() { fs.cleanup(t) })
 	if err := unix.Mount(dev.Path, fs.Dir, fstype, 0, opts); err != nil {
 		if err == unix.ENODEV {
-			t.Skipf("the kernel has no %s", fstype)
+			testenv.Unavailable(t, "the kernel has no %s", fstype)
 		}
 		t.Fatalf("mounting %s %s on %s (%s): %v", fstype, dev.Path, fs.Dir, opts, err)
 	}
@@ -101,10 +97,12 @@ func (fs *FS) cleanup(t testing.TB) {
 
 // RequireXFSQuota skips the test where the kernel's XFS has no quota
 // support (CONFIG_XFS_QUOTA unset: mounting with prjquota fails with
-// EINVAL). Such a kernel has no /proc/fs/xfs/xqmstat.
+// EINVAL). Such a kernel has no /proc/fs/xfs/xqmstat. It skips in CI too:
+// a kernel option is not something CI can install (the CI machines' kernel
+// lacks it); btrfs quota groups are tested instead.
 func RequireXFSQuota(t testing.TB) {
 	t.Helper()
 	if _, err := os.Stat("/proc/fs/xfs/xqmstat"); err != nil {
-		t.Skip("this kernel's XFS has no quota support (CONFIG_XFS_QUOTA is not set), so no project quotas")
+		t.Skip("this kernel's XFS has no quota support (CONFIG_XFS_QUOTA is not set; a kernel build option, also unset on the CI machines), so no project quotas")
 	}
 }
