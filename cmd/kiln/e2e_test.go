@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -300,7 +301,7 @@ func TestCopyAndAdd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		st := fi.Sys().(*syscallStat)
+		st := fi.Sys().(*syscall.Stat_t)
 		if fi.Mode().Perm() != 0o640 || st.Uid != 1000 || st.Gid != 50 {
 			t.Errorf("%s: mode %v owner %d:%d, want 0640 1000:50", n, fi.Mode().Perm(), st.Uid, st.Gid)
 		}

@@ -15,6 +15,8 @@ import (
 
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/testenv"
 )
 
 // DockerCLI is Debian's docker client (from docker.io). Tests use it by
@@ -30,16 +32,14 @@ type Dockerd struct {
 }
 
 // StartDockerd starts Debian's dockerd and waits until it answers. It
-// needs root and skips otherwise. The daemon is stopped, its mounts
+// needs root and skips otherwise (fails in CI: testenv). The daemon is stopped, its mounts
 // undone and its directory removed when the test ends.
 func StartDockerd(t testing.TB) *Dockerd {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("dockerd needs root")
-	}
+	testenv.NeedRoot(t, "dockerd")
 	bin := NeedBinary(t, "dockerd")
 	if _, err := os.Stat(DockerCLI); err != nil {
-		t.Skipf("%s (Debian's docker.io) is not installed", DockerCLI)
+		testenv.Unavailable(t, "%s (Debian's docker.io) is not installed", DockerCLI)
 	}
 	// A short path: unix socket paths are limited to 108 bytes.
 	dir, err := os.MkdirTemp("", "kd-")

@@ -21,6 +21,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/kiln-build/kiln/internal/testenv"
 )
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
@@ -34,14 +36,11 @@ func FreePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// NeedBinary returns the path of a program, or skips the test.
+// NeedBinary returns the path of a program, or skips the test (fails it
+// in CI): see testenv.NeedBinary.
 func NeedBinary(t testing.TB, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Skipf("%s is not installed (scripts/deps.sh installs it)", name)
-	}
-	return p
+	return testenv.NeedBinary(t, name)
 }
 
 // Registry is a running docker-registry.
