@@ -38,6 +38,7 @@ func newToken() string {
 // Store of this process open on that root.
 type procLock struct {
 	f    *os.File
+	name string
 	refs int
 }
 
@@ -79,7 +80,7 @@ func lockProcess(root string) error {
 		os.Remove(tmp)
 		return fmt.Errorf("naming this process's lock file: %w", err)
 	}
-	procLocks[root] = &procLock{f: f, refs: 1}
+	procLocks[root] = &procLock{f: f, name: name, refs: 1}
 	return nil
 }
 
@@ -96,7 +97,7 @@ func unlockProcess(root string) {
 		return
 	}
 	delete(procLocks, root)
-	_ = os.Remove(l.f.Name())
+	_ = os.Remove(l.name)
 	l.f.Close()
 }
 
