@@ -21,6 +21,8 @@ import (
 	"github.com/containerd/log"
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/testenv"
 )
 
 func init() {
@@ -246,9 +248,7 @@ func (m applyMode) opts() ApplyOptions { return ApplyOptions{Overlay: m == overl
 
 func requireRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (devices, overlay whiteouts, tmpfs)")
-	}
+	testenv.NeedRoot(t, "devices, overlay whiteouts, tmpfs")
 }
 
 // hostileCase is a layer that tries to escape its root, and what must

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kiln-build/kiln/internal/testenv"
 )
 
 // foreignTar writes a tar the way other tools do: GNU and PAX headers,
@@ -111,9 +113,7 @@ func TestTarSplitRebuildsForeignTar(t *testing.T) {
 
 // TestTarSplitRebuildsGNUTar rebuilds a tar GNU tar wrote of a real tree.
 func TestTarSplitRebuildsGNUTar(t *testing.T) {
-	if _, err := exec.LookPath("tar"); err != nil {
-		t.Skip("no tar")
-	}
+	testenv.NeedBinary(t, "tar")
 	src := t.TempDir()
 	tsMust(t, os.MkdirAll(filepath.Join(src, "a/b"), 0o755))
 	tsMust(t, os.WriteFile(filepath.Join(src, "a/b/file"), bytes.Repeat([]byte("x"), 70000), 0o640))

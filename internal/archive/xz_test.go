@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/ulikunitz/xz"
+
+	"github.com/kiln-build/kiln/internal/testenv"
 )
 
 // xzInput is data worth compressing: text with repeats and random runs.
@@ -42,10 +44,7 @@ func xzWith(t testing.TB, cfg xz.WriterConfig, data []byte) []byte {
 // xzTool compresses data with the xz program and its arguments.
 func xzTool(t testing.TB, data []byte, args ...string) []byte {
 	t.Helper()
-	bin, err := exec.LookPath("xz")
-	if err != nil {
-		t.Skip("xz is not installed")
-	}
+	bin := testenv.NeedBinary(t, "xz")
 	cmd := exec.Command(bin, append([]string{"-c"}, args...)...)
 	cmd.Stdin = bytes.NewReader(data)
 	out, err := cmd.Output()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/kiln-build/kiln/internal/store"
 	_ "github.com/kiln-build/kiln/internal/store/driver/overlay"
+	"github.com/kiln-build/kiln/internal/testenv"
 )
 
 // TestCopyKeepsHardLinks: files of one source that are hard links of one
@@ -18,9 +19,7 @@ import (
 // the shared inode; files of different sources are copied apart (as
 // BuildKit copies each source on its own).
 func TestCopyKeepsHardLinks(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
+	testenv.NeedRoot(t, "the store mounts overlay snapshots and keeps file owners")
 	ctx := context.Background()
 	dir := t.TempDir()
 	st, err := store.Open(ctx, store.Options{Root: filepath.Join(dir, "root"), RunRoot: filepath.Join(dir, "run"), Driver: "overlay"})

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kiln-build/kiln/internal/testenv"
 )
 
 // TestAddURL: ADD fetches a URL (mode 0600, its name from the URL), keys
@@ -54,9 +56,7 @@ func TestAddURL(t *testing.T) {
 // TestAddGit: ADD of a git repository URL clones it (at #ref) into the
 // destination, without .git unless --keep-git-dir.
 func TestAddGit(t *testing.T) {
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("needs git")
-	}
+	testenv.NeedBinary(t, "git")
 	st := testStore(t)
 	work, served := t.TempDir(), t.TempDir()
 	git := func(dir string, args ...string) {

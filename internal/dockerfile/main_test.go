@@ -15,6 +15,7 @@ import (
 	"github.com/kiln-build/kiln/internal/store"
 	_ "github.com/kiln-build/kiln/internal/store/driver/overlay"
 	_ "github.com/kiln-build/kiln/internal/store/driver/vfs"
+	"github.com/kiln-build/kiln/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
@@ -28,16 +29,12 @@ const testPasswd = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:App:/home/app
 const testGroup = "root:x:0:\napp:x:1000:\n"
 
 // testStore opens a fresh overlay store with a busybox image named
-// localhost/busybox in it. It skips without root or busybox-static.
+// localhost/busybox in it. It skips without root or busybox-static
+// (fails in CI: testenv).
 func testStore(t *testing.T) *store.Store {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	bb, err := exec.LookPath("busybox")
-	if err != nil {
-		t.Skip("needs busybox (busybox-static)")
-	}
+	testenv.NeedRoot(t, "the store mounts overlay snapshots")
+	bb := testenv.NeedBinary(t, "busybox")
 	dir := t.TempDir()
 	ctx := context.Background()
 	st, err := store.Open(ctx, store.Options{Root: filepath.Join(dir, "root"), RunRoot: filepath.Join(dir, "run"), Driver: "overlay"})

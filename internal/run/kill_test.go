@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/kiln-build/kiln/internal/testenv"
 )
 
 func TestCancelKillsProcess(t *testing.T) {
@@ -158,9 +160,7 @@ func TestSharedRunDir(t *testing.T) {
 // running, without a new run.
 func TestCleanupAfterKill(t *testing.T) {
 	requiresRoot(t)
-	if _, err := exec.LookPath("runc"); err != nil {
-		t.Skip("needs runc")
-	}
+	testenv.NeedBinary(t, "runc")
 	root, runDir := busyboxRootfs(t), t.TempDir()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperRun$")
 	cmd.Env = append(os.Environ(), helperEnv+"="+strings.Join([]string{"oci", root, runDir, "7773"}, "|"))

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kiln-build/kiln/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
@@ -15,12 +17,10 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// requiresRoot skips t unless it runs as root.
+// requiresRoot skips t unless it runs as root (fails it in CI: testenv).
 func requiresRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
+	testenv.NeedRoot(t, "namespaces, mounts and runc")
 }
 
 const testPasswd = `root:x:0:0:root:/root:/bin/sh
@@ -41,12 +41,9 @@ video:x:44:alice,bob
 // unchanged.
 func busyboxRootfs(t *testing.T) string {
 	t.Helper()
-	bb, err := exec.LookPath("busybox")
-	if err != nil {
-		t.Skip("needs busybox-static")
-	}
+	bb := testenv.NeedBinary(t, "busybox")
 	if out, _ := exec.Command("file", "-L", bb).Output(); len(out) > 0 && !strings.Contains(string(out), "statically") {
-		t.Skip("needs a static busybox")
+		testenv.Unavailable(t, "needs a static busybox (busybox-static), and %s is not one", bb)
 	}
 	root := t.TempDir()
 	for _, d := range []string{"bin", "etc", "tmp", "root"} {

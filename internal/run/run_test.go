@@ -14,6 +14,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/testenv"
 )
 
 // runCase is one row of the behaviour table, run under both isolations.
@@ -189,6 +191,8 @@ func isolations(t *testing.T) []Isolation {
 	isos := []Isolation{IsolationChroot}
 	if _, err := exec.LookPath("runc"); err == nil {
 		isos = append(isos, IsolationOCI)
+	} else if testenv.CI() {
+		t.Fatal("runc is not installed: in CI both isolations are tested")
 	} else {
 		t.Log("runc not in PATH: testing only the chroot isolation")
 	}

@@ -7,13 +7,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kiln-build/kiln/internal/testenv"
 )
 
 func TestFindRuntime(t *testing.T) {
-	runc, err := exec.LookPath("runc")
-	if err != nil {
-		t.Skip("needs runc")
-	}
+	runc := testenv.NeedBinary(t, "runc")
 	dir := t.TempDir()
 	crun := filepath.Join(dir, "crun")
 	if err := os.WriteFile(crun, []byte("#!/bin/sh\nexit 1\n"), 0o755); err != nil {

@@ -15,6 +15,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/testenv"
 )
 
 // probes are the calls testdata/seccomp_probe.c makes.
@@ -27,9 +29,7 @@ var probes = []string{
 // buildProbe compiles the probe as a static binary.
 func buildProbe(t *testing.T) string {
 	t.Helper()
-	if _, err := exec.LookPath("gcc"); err != nil {
-		t.Skip("needs gcc")
-	}
+	testenv.NeedBinary(t, "gcc")
 	out := filepath.Join(t.TempDir(), "seccomp_probe")
 	cmd := exec.Command("gcc", "-static", "-O1", "-pthread", "-Wall", "-o", out, "testdata/seccomp_probe.c")
 	if b, err := cmd.CombinedOutput(); err != nil {

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kiln-build/kiln/internal/testenv"
 )
 
 // lockedBuffer collects a process's output while the test reads it.
@@ -58,7 +60,7 @@ func TestSignalsForwarded(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.iso == IsolationOCI && len(isos) == 1 {
-				t.Skip("needs runc")
+				testenv.Unavailable(t, "runc is not installed")
 			}
 			signal.Ignore(syscall.SIGINT)
 			defer signal.Notify(guard, syscall.SIGINT)

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/testenv"
 )
 
 // testTerminal is a pty pair standing in for the user's terminal: kiln
@@ -27,7 +29,7 @@ func newTestTerminal(t *testing.T, rows, cols uint16) *testTerminal {
 	t.Helper()
 	mfd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		t.Skipf("no pty: %v", err)
+		testenv.Unavailable(t, "no pty: %v", err)
 	}
 	master := os.NewFile(uintptr(mfd), "ptmx")
 	must(t, unix.IoctlSetPointerInt(mfd, unix.TIOCSPTLCK, 0))

@@ -32,6 +32,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/kiln-build/kiln/internal/image"
+	"github.com/kiln-build/kiln/internal/testenv"
 	"github.com/kiln-build/kiln/internal/transport/transporttest"
 )
 
@@ -224,12 +225,11 @@ func cached(t testing.TB, key string, build func(t testing.TB, dir string)) stri
 	return e.path
 }
 
-// needRoot skips t unless it runs as root with the tools named.
+// needRoot skips t (fails it in CI: testenv) unless it runs as root
+// with the tools named.
 func needRoot(t testing.TB, tools ...string) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("making base images needs root (mknod, chown)")
-	}
+	testenv.NeedRoot(t, "making base images (mknod, chown)")
 	for _, tool := range tools {
 		transporttest.NeedBinary(t, tool)
 	}

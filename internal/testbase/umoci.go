@@ -2,11 +2,12 @@ package testbase
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/testenv"
 )
 
 // Applets are the busybox applets the rootfs has as symlinks in /bin;
@@ -47,10 +48,7 @@ func RootfsTar(t testing.TB) string {
 
 func writeBusybox(t testing.TB, root string) {
 	t.Helper()
-	bb, err := exec.LookPath("busybox")
-	if err != nil {
-		t.Skip("busybox-static is not installed")
-	}
+	bb := testenv.NeedBinary(t, "busybox")
 	data, err := os.ReadFile(bb)
 	mustT(t, err)
 	mustT(t, os.MkdirAll(filepath.Join(root, "bin"), 0o755))
