@@ -21,6 +21,7 @@ import (
 	_ "github.com/kiln-build/kiln/internal/store/driver/overlay"
 	_ "github.com/kiln-build/kiln/internal/store/driver/vfs"
 	"github.com/kiln-build/kiln/internal/testbase"
+	"github.com/kiln-build/kiln/internal/testenv"
 	"github.com/kiln-build/kiln/internal/transport"
 	"github.com/kiln-build/kiln/internal/transport/ocilayout"
 )
@@ -42,9 +43,7 @@ func must(t *testing.T, err error) {
 // options such as lock_timeout.
 func open(t *testing.T, dir, driver string, opts map[string]string) *store.Store {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the store mounts overlay snapshots and keeps file owners")
-	}
+	testenv.NeedRoot(t, "the store mounts overlay snapshots and keeps file owners")
 	st, err := store.Open(context.Background(), store.Options{Root: filepath.Join(dir, "root"), RunRoot: filepath.Join(dir, "run"), Driver: driver, DriverOpts: opts})
 	must(t, err)
 	t.Cleanup(func() {
