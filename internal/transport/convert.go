@@ -9,11 +9,6 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// IsIndex reports whether mt is an OCI index or a Docker manifest list.
-//
-// Deprecated: use image.IsIndex; this goes once copy.go uses it.
-func IsIndex(mt string) bool { return image.IsIndex(mt) }
-
 // targetFormat decides the format of a document of type mt written to a
 // destination that supports the given types (nil: any).
 func targetFormat(mt string, f Format, supported []string) (Format, error) {
