@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/kiln-build/kiln/internal/container"
 	"github.com/kiln-build/kiln/internal/storageconf"
 	"github.com/kiln-build/kiln/internal/store"
 	"github.com/kiln-build/kiln/internal/store/driver"
@@ -29,7 +30,17 @@ func openStore(ctx context.Context) (*store.Store, error) {
 	if errors.Is(err, driver.ErrUnsupported) && s.Driver == "" && s.DriverOpts["size"] == "" {
 		logger.Warn("overlay does not work here; using the vfs driver", "error", err)
 		o.Driver = "vfs"
-		return store.Open(ctx, o)
+		st, err = store.Open(ctx, o)
 	}
-	return st, err
+	if err != nil {
+		return nil, err
+	}
+	// The step containers of a build whose kiln was killed, and the
+	// processes still running in them, go at the next command.
+	if n, err := container.RemoveAbandoned(ctx, st); err != nil {
+		logger.Warn("removing the containers of a killed build", "error", err)
+	} else if n > 0 {
+		logger.Debug("removed the containers of a killed build", "count", n)
+	}
+	return st, nil
 }
