@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// The build cache maps a step's cache key (see internal/build) to the
+// The build cache maps a step's cache key (see internal/dockerfile) to the
 // image that step produced. Entries whose image is gone are ignored by
 // lookups and dropped by GC; the images themselves hold the layers.
 // Its table is in schema.go.
