@@ -110,65 +110,83 @@ func isConfigType(mt string) bool {
 }
 
 // putLayerBlob stores a layer blob that must hash to want (any digest
-// when empty) and returns, from the same pass, what it decompresses to
-// (a zero layerContent when it does not decompress).
+// when empty) and returns, from the same pass, what it decompresses to.
+// The tar is checked as it streams (archive.ScanLayer): a layer that is
+// not a tar, claims more space than the store has, or hides data after
+// its end stops the write at once and nothing is stored.
 func (s *Store) putLayerBlob(ctx context.Context, want digest.Digest, r io.Reader) (digest.Digest, int64, layerContent, error) {
-	tar := newTarHasher()
+	var room int64
+	if free, _, minFree, err := s.FreeSpace(); err == nil && free > minFree {
+		room = free - minFree
+	}
+	tar := newTarHasher(room)
 	got, n, err := s.PutBlob(ctx, want, io.TeeReader(r, tar))
-	return got, n, tar.finish(got, n, err), err
+	c, terr := tar.finish(got, n, err)
+	if err != nil {
+		return "", 0, c, err // a blob that is not what it claims says so first
+	}
+	if terr != nil {
+		s.removeUnusedBlobs(ctx, []digest.Digest{got})
+		return "", 0, c, fmt.Errorf("layer %s: %w", got, terr)
+	}
+	return got, n, c, nil
 }
 
 // tarHasher decompresses what is written to it, whatever the
-// compression, and hashes the tar that comes out.
+// compression, checks the tar that comes out and hashes it.
 type tarHasher struct {
 	pw   *io.PipeWriter
-	done chan layerContent
+	done chan tarResult
 }
 
-func newTarHasher() *tarHasher {
+type tarResult struct {
+	c   layerContent
+	err error
+}
+
+func newTarHasher(room int64) *tarHasher {
 	pr, pw := io.Pipe()
-	t := &tarHasher{pw: pw, done: make(chan layerContent, 1)}
+	t := &tarHasher{pw: pw, done: make(chan tarResult, 1)}
 	go func() {
-		var c layerContent
+		var res tarResult
 		rc, comp, err := archive.Decompress(pr)
 		if err == nil {
-			if comp == archive.Uncompressed {
-				c.diffID = "-" // the blob is the tar: its own digest
-				_, _ = io.Copy(io.Discard, rc)
-			} else {
-				h := newCountingHash()
-				if _, err := io.Copy(h, rc); err == nil {
-					c = layerContent{diffID: h.digest(), size: h.n}
-				}
-			}
+			h := newCountingHash()
+			_, err = archive.ScanLayer(io.TeeReader(rc, h), room)
 			rc.Close()
+			res.c = layerContent{diffID: h.digest(), size: h.n}
+			if comp == archive.Uncompressed {
+				res.c.diffID = "-" // the blob is the tar: its own digest
+			}
 		}
-		_, _ = io.Copy(io.Discard, pr) // whatever is left after a bad stream
-		t.done <- c
+		res.err = err
+		// The rest of the blob is stored all the same (its digest is
+		// checked to its end) but no longer decompressed.
+		_, _ = io.Copy(io.Discard, pr)
+		t.done <- res
 	}()
 	return t
 }
 
-// Write never fails: a stream that does not decompress is drained by the
-// reader, the blob is stored all the same, and Commit reads it again to
-// say what is wrong with it.
+// Write passes the blob's bytes to the checker; it never fails.
 func (t *tarHasher) Write(p []byte) (int, error) {
 	_, _ = t.pw.Write(p)
 	return len(p), nil
 }
 
-// finish waits for the tar's digest; blob and n are the stored blob's.
-func (t *tarHasher) finish(blob digest.Digest, n int64, err error) layerContent {
+// finish waits for the check and the tar's digest; blob and n are the
+// stored blob's, err the write's.
+func (t *tarHasher) finish(blob digest.Digest, n int64, err error) (layerContent, error) {
 	if err != nil {
 		t.pw.CloseWithError(err)
 	} else {
 		t.pw.Close()
 	}
-	c := <-t.done
-	if c.diffID == "-" {
-		c = layerContent{diffID: blob, size: n}
+	res := <-t.done
+	if res.c.diffID == "-" {
+		res.c = layerContent{diffID: blob, size: n}
 	}
-	return c
+	return res.c, res.err
 }
 
 // PutManifest keeps the manifest for Commit; indexes are not stored.

@@ -295,26 +295,9 @@ func (s *Store) DeleteImage(ctx context.Context, id string) error {
 func (s *Store) deleteImage(ctx context.Context, id string) ([]digest.Digest, error) {
 	var blobs []digest.Digest
 	err := s.db.tx(ctx, func(tx *sql.Tx) error {
-		img, err := scanImage(tx.QueryRowContext(ctx, `SELECT `+imageCols+` FROM images WHERE id=?`, id))
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("%w: %s", ErrImageUnknown, id)
-		}
-		if err != nil {
-			return err
-		}
-		var ctr string
-		if err := tx.QueryRowContext(ctx, `SELECT name FROM containers WHERE image_id=? LIMIT 1`, id).Scan(&ctr); err == nil {
-			return fmt.Errorf("image %s: %w %q", id[:12], ErrImageInUse, ctr)
-		}
-		for _, q := range []string{`DELETE FROM names WHERE image_id=?`, `DELETE FROM images WHERE id=?`} {
-			if _, err := tx.ExecContext(ctx, q, id); err != nil {
-				return err
-			}
-		}
-		blobs = append(blobs, img.ConfigDigest(), img.ManifestDigest)
-		// If this process is killed before it collects them, the next
-		// one to open the store does (pending.go).
-		return s.markPending(ctx, tx, blobs...)
+		var err error
+		blobs, err = s.deleteImageRows(ctx, tx, id)
+		return err
 	})
 	return blobs, err
 }

@@ -36,7 +36,7 @@ func (s *Store) RemoveImages(ctx context.Context, r ImageRemoval) error {
 			}
 		}
 		for _, id := range r.IDs {
-			b, err := deleteImageRows(ctx, tx, id)
+			b, err := s.deleteImageRows(ctx, tx, id)
 			if err != nil {
 				return err
 			}
@@ -53,9 +53,10 @@ func (s *Store) RemoveImages(ctx context.Context, r ImageRemoval) error {
 
 // deleteImageRows removes the rows of image id and its names inside tx and
 // returns its config and manifest digests, whose blobs (and the image's
-// layers) are left to the caller. It refuses while a container uses the
-// image.
-func deleteImageRows(ctx context.Context, tx *sql.Tx, id string) ([]digest.Digest, error) {
+// layers) are left to the caller; they are pending until then, so that a
+// process killed before it collects them leaves them to the next one
+// (pending.go). It refuses while a container uses the image.
+func (s *Store) deleteImageRows(ctx context.Context, tx *sql.Tx, id string) ([]digest.Digest, error) {
 	img, err := scanImage(tx.QueryRowContext(ctx, `SELECT `+imageCols+` FROM images WHERE id=?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: %s", ErrImageUnknown, id)
@@ -72,5 +73,6 @@ func deleteImageRows(ctx context.Context, tx *sql.Tx, id string) ([]digest.Diges
 			return nil, err
 		}
 	}
-	return []digest.Digest{img.ConfigDigest(), img.ManifestDigest}, nil
+	blobs := []digest.Digest{img.ConfigDigest(), img.ManifestDigest}
+	return blobs, s.markPending(ctx, tx, blobs...)
 }

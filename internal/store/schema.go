@@ -42,21 +42,26 @@ var migrations = []migration{
 			blob_media_type = COALESCE((SELECT media_type FROM layer_blobs b WHERE b.layer_id = layers.id ORDER BY digest LIMIT 1), ''),
 			blob_size = COALESCE((SELECT size FROM layer_blobs b WHERE b.layer_id = layers.id ORDER BY digest LIMIT 1), 0);
 		CREATE INDEX IF NOT EXISTS layer_blobs_digest ON layer_blobs(digest);
-		CREATE TABLE layer_holds (
+		CREATE TABLE IF NOT EXISTS layer_holds (
 			layer_id TEXT NOT NULL,
 			owner TEXT NOT NULL,
 			PRIMARY KEY (layer_id, owner)
 		);
-		CREATE TABLE blob_pending (
+		CREATE TABLE IF NOT EXISTS blob_pending (
 			digest TEXT NOT NULL,
 			owner TEXT NOT NULL,
 			PRIMARY KEY (digest, owner)
 		);
-		CREATE TABLE blob_repositories (
+		CREATE TABLE IF NOT EXISTS blob_repositories (
 			digest TEXT NOT NULL,
 			repository TEXT NOT NULL,
 			PRIMARY KEY (digest, repository)
 		);`},
+	// Stores made while version 2 was being written may lack these.
+	{3, "tables version 2 gained before it was finished", `
+		CREATE TABLE IF NOT EXISTS layer_holds (layer_id TEXT NOT NULL, owner TEXT NOT NULL, PRIMARY KEY (layer_id, owner));
+		CREATE TABLE IF NOT EXISTS blob_pending (digest TEXT NOT NULL, owner TEXT NOT NULL, PRIMARY KEY (digest, owner));
+		CREATE TABLE IF NOT EXISTS blob_repositories (digest TEXT NOT NULL, repository TEXT NOT NULL, PRIMARY KEY (digest, repository));`},
 }
 
 // schemaVersion is the version this binary writes.
