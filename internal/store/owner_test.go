@@ -85,3 +85,27 @@ func TestRecoveryTakesBackDeadWork(t *testing.T) {
 		t.Error("this process's own pending blob was taken")
 	}
 }
+
+// TestCloseTakesBackUnnamedWork: layers a process recorded that no image
+// came to name (a failed import) and their blobs are gone once it closes
+// the store.
+func TestCloseTakesBackUnnamedWork(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openTest(t, dir)
+	tarball := gnuTar(t)
+	d, _, err := s.PutBlob(ctx, "", bytesReader(tarball))
+	must(t, err)
+	l, err := s.AddBlobLayer(ctx, "", d, int64(len(tarball)), LayerBlob{Digest: d, MediaType: "application/vnd.oci.image.layer.v1.tar", Size: int64(len(tarball))})
+	must(t, err)
+	must(t, s.Release(ctx, l.ID))
+	must(t, s.Close())
+	s2 := openTest(t, dir)
+	defer s2.Close()
+	if _, err := s2.Layer(ctx, l.ID); err == nil {
+		t.Error("the unnamed layer outlived its process")
+	}
+	if s2.HasBlob(d) {
+		t.Error("the unnamed layer's blob outlived its process")
+	}
+}

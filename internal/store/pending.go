@@ -60,6 +60,9 @@ func (s *Store) settlePending(ctx context.Context, tok string) {
 	if len(ds) == 0 {
 		return
 	}
+	// Layers the work recorded and no image came to name go first (a
+	// failed import, a pull whose holds were dropped), with their blobs.
+	_ = s.GC(ctx)
 	_ = s.db.tx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `DELETE FROM blob_pending WHERE owner=?`, tok)
 		return err
