@@ -24,7 +24,7 @@ var allowed = map[string][]string{
 	"internal/images":         {"internal/store", "internal/transport", "internal/container", "internal/image", "internal/archive"},
 	"internal/dockerfile":     {"internal/container", "internal/image", "internal/store", "internal/run", "internal/archive", "internal/idmap"},
 	"internal/store/backup":   {"internal/store", "internal/image", "internal/digestio"},
-	"internal/storageconf":    {"internal/digestio"},
+	"internal/storageconf":    {"internal/digestio", "internal/idmap"},
 	"internal/storagesetup":   {"internal/storageconf", "internal/store/driver", "internal/digestio"},
 	"internal/storagemigrate": {"internal/store", "internal/store/backup", "internal/storageconf", "internal/digestio"},
 }

@@ -8,10 +8,19 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/kiln-build/kiln/internal/idmap"
 	"github.com/kiln-build/kiln/internal/run"
 )
 
 func main() {
+	// A rootless kiln re-executed into its user namespace waits here for
+	// its ID mappings (internal/idmap, cmd/kiln/rootless.go).
+	if err := idmap.Init(); err != nil {
+		if !errors.Is(err, idmap.ErrAborted) {
+			fmt.Fprintf(os.Stderr, "Error: %v\n", err)
+		}
+		os.Exit(125)
+	}
 	// The chroot isolation re-executes this binary as the init of a new
 	// set of namespaces; that child never reaches the command line.
 	if run.IsReexec() {

@@ -36,7 +36,10 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
-			return setupLogging(globals.LogLevel, globals.Debug)
+			if err := setupLogging(globals.LogLevel, globals.Debug); err != nil {
+				return err
+			}
+			return enterUserNamespace(cmd, args)
 		},
 	}
 	root.CompletionOptions.DisableDefaultCmd = true

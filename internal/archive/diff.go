@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -19,6 +20,8 @@ import (
 	ctrarchive "github.com/containerd/containerd/v2/pkg/archive"
 	cfs "github.com/containerd/continuity/fs"
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/idmap"
 )
 
 // Whiteout names as the OCI layer format spells them.
@@ -99,7 +102,7 @@ func writeUpperEntry(tw *tar.Writer, path, rel string, links map[uint64]string, 
 		return err
 	}
 	if fi.IsDir() {
-		if v, _ := getxattr(path, "trusted.overlay.opaque"); v == "y" {
+		if v, _ := getxattr(path, OpaqueXattr()); v == "y" {
 			return tw.WriteHeader(whiteoutHeader(rel + "/" + WhiteoutOpaque))
 		}
 		return nil
@@ -128,7 +131,8 @@ func whiteoutHeader(name string) *tar.Header {
 }
 
 // headerFor builds the tar header of one file, with its xattrs (overlay's
-// own trusted.overlay.* excepted) and whole-second times.
+// own trusted.overlay.*, or user.overlay.* in a user namespace, excepted)
+// and whole-second times.
 func headerFor(path, rel string, fi os.FileInfo, st *syscall.Stat_t, opts DiffOptions) (*tar.Header, error) {
 	link := ""
 	if fi.Mode()&os.ModeSymlink != 0 {
@@ -188,7 +192,7 @@ func listXattrs(path string) (map[string]string, error) {
 	}
 	var out map[string]string
 	for _, name := range strings.Split(string(buf[:n]), "\x00") {
-		if name == "" || strings.HasPrefix(name, "trusted.overlay.") {
+		if name == "" || strings.HasPrefix(name, "trusted.overlay.") || strings.HasPrefix(name, userOverlayPrefix) && idmap.InUserNamespace() {
 			continue
 		}
 		v, err := getxattr(path, name)
@@ -245,9 +249,42 @@ func WriteTreeDiff(ctx context.Context, w io.Writer, lower, upper string, opts D
 // ApplyOptions shape how a layer is applied.
 type ApplyOptions struct {
 	// Overlay writes whiteouts as overlay does (0/0 character devices and
-	// the opaque xattr) instead of removing files: for applying into an
-	// overlay lower/upper directory.
+	// the opaque xattr, OpaqueXattr) instead of removing files: for
+	// applying into an overlay lower/upper directory.
 	Overlay bool
+	// Logger receives notes (device nodes a user namespace cannot
+	// create); nil discards them.
+	Logger *slog.Logger
+}
+
+const userOverlayPrefix = "user.overlay."
+
+// OpaqueXattr is the attribute that marks an overlay directory opaque:
+// trusted.overlay.opaque, or in a user namespace, where kiln mounts
+// overlay with "userxattr" (trusted.* needs CAP_SYS_ADMIN in the initial
+// namespace), user.overlay.opaque.
+func OpaqueXattr() string {
+	if idmap.InUserNamespace() {
+		return userOverlayPrefix + "opaque"
+	}
+	return "trusted.overlay.opaque"
+}
+
+// overlayWhiteout is containerd's OverlayConvertWhiteout with the opaque
+// attribute OpaqueXattr names.
+func overlayWhiteout(hdr *tar.Header, path string) (bool, error) {
+	dir, base := filepath.Split(path)
+	if base == WhiteoutOpaque {
+		return false, unix.Setxattr(dir, OpaqueXattr(), []byte{'y'}, 0)
+	}
+	if name, ok := strings.CutPrefix(base, WhiteoutPrefix); ok {
+		p := filepath.Join(dir, name)
+		if err := unix.Mknod(p, unix.S_IFCHR, 0); err != nil {
+			return false, err
+		}
+		return false, os.Chown(p, hdr.Uid, hdr.Gid)
+	}
+	return true, nil
 }
 
 // ErrLayerRefused is wrapped by the errors of layers Apply refuses before
@@ -278,6 +315,10 @@ func Apply(ctx context.Context, root string, r io.Reader, opts ApplyOptions) (in
 	if err != nil {
 		return 0, err
 	}
+	if idmap.InUserNamespace() {
+		g.userns = true
+		defer g.noteDevices(root, opts.Logger)
+	}
 	rc, _, err := Decompress(r)
 	if err != nil {
 		return 0, err
@@ -285,7 +326,7 @@ func Apply(ctx context.Context, root string, r io.Reader, opts ApplyOptions) (in
 	defer rc.Close()
 	ao := []ctrarchive.ApplyOpt{ctrarchive.WithFilter(g.filter)}
 	if opts.Overlay {
-		ao = append(ao, ctrarchive.WithConvertWhiteout(ctrarchive.OverlayConvertWhiteout))
+		ao = append(ao, ctrarchive.WithConvertWhiteout(overlayWhiteout))
 	}
 	n, err := ctrarchive.Apply(ctx, root, rc, ao...)
 	if err != nil {
@@ -307,6 +348,20 @@ type applyGuard struct {
 	free    int64 // bytes available when Apply started
 	claimed int64
 	dirs    map[string]dirSeen // by resolved path
+	// userns: Apply runs in a user namespace, which cannot create device
+	// nodes (devices counts those skipped, the first named) nor own files
+	// by IDs it does not map.
+	userns      bool
+	devices     int
+	firstDevice string
+}
+
+// noteDevices tells logger about the device nodes skipped.
+func (g *applyGuard) noteDevices(root string, logger *slog.Logger) {
+	if g.devices > 0 && logger != nil {
+		logger.Warn("a user namespace cannot create device nodes: the layer's were left out, as Buildah does rootless",
+			"into", root, "count", g.devices, "first", g.firstDevice)
+	}
 }
 
 type dirSeen struct {
@@ -324,6 +379,17 @@ func newApplyGuard(root string) (*applyGuard, error) {
 
 // filter runs before an entry is applied (its name already cleaned).
 func (g *applyGuard) filter(hdr *tar.Header) (bool, error) {
+	if g.userns {
+		if hdr.Typeflag == tar.TypeChar || hdr.Typeflag == tar.TypeBlock {
+			if g.devices++; g.devices == 1 {
+				g.firstDevice = hdr.Name
+			}
+			return false, nil
+		}
+		if err := idmap.CheckOwner(fmt.Sprintf("%q in the layer", hdr.Name), hdr.Uid, hdr.Gid); err != nil {
+			return false, err
+		}
+	}
 	switch hdr.Typeflag {
 	case tar.TypeDir:
 		return g.dir(hdr)

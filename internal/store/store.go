@@ -81,7 +81,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		db.close()
 		return nil, err
 	}
-	drv, err := driver.New(name, driver.Options{Home: filepath.Join(o.Root, name), Opts: o.DriverOpts})
+	drv, err := driver.New(name, driver.Options{Home: filepath.Join(o.Root, name), Opts: o.DriverOpts, Logger: o.Logger})
 	if err != nil {
 		db.close()
 		return nil, err

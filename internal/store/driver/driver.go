@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"time"
 )
 
@@ -94,6 +95,9 @@ type Options struct {
 	Home string
 	// Opts are the storage.conf and --storage-opt options for this driver.
 	Opts map[string]string
+	// Logger receives notes (device nodes a rootless store leaves out of
+	// the layers it applies); nil discards them.
+	Logger *slog.Logger
 }
 
 // New opens a driver by name; drivers register themselves with Register.

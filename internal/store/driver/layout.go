@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,7 +21,8 @@ import (
 // half-made snapshot under its real name.
 type Layout struct {
 	Home    string
-	Content string // name of the content directory inside a snapshot
+	Content string       // name of the content directory inside a snapshot
+	Logger  *slog.Logger // receives the notes of ApplyDiff; may be nil
 }
 
 // Dir is the snapshot's directory.
@@ -190,7 +192,7 @@ func (l Layout) ApplyDiff(ctx context.Context, id string, r io.Reader) (int64, e
 	if !l.Exists(id) {
 		return 0, fmt.Errorf("%w: %s", ErrNotExist, id)
 	}
-	return archive.Apply(ctx, l.ContentDir(id), r, archive.ApplyOptions{})
+	return archive.Apply(ctx, l.ContentDir(id), r, archive.ApplyOptions{Logger: l.Logger})
 }
 
 // Diff writes the layer tar of snapshot id by comparing its tree with its

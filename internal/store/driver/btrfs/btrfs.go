@@ -40,7 +40,7 @@ func New(o driver.Options) (driver.Driver, error) {
 	if st.Type != unix.BTRFS_SUPER_MAGIC {
 		return nil, fmt.Errorf("%w: %s is not on btrfs (put the store on a btrfs filesystem, e.g. with `kiln storage setup` and STORAGE_DRIVER=btrfs, or use overlay)", driver.ErrUnsupported, o.Home)
 	}
-	d := &Driver{Layout: driver.Layout{Home: o.Home, Content: "fs"}}
+	d := &Driver{Layout: driver.Layout{Home: o.Home, Content: "fs", Logger: o.Logger}}
 	var err error
 	if d.quotaSize, err = driver.SizeOption(o); err != nil {
 		return nil, err

@@ -18,6 +18,7 @@ import (
 
 	"github.com/kiln-build/kiln/internal/archive"
 	"github.com/kiln-build/kiln/internal/digestio"
+	"github.com/kiln-build/kiln/internal/idmap"
 	"github.com/kiln-build/kiln/internal/store/driver"
 )
 
@@ -37,7 +38,7 @@ var _ driver.Driver = (*Driver)(nil)
 // New opens the overlay driver at o.Home, checking once that overlayfs
 // mounts work on the backing filesystem.
 func New(o driver.Options) (driver.Driver, error) {
-	d := &Driver{layout: driver.Layout{Home: o.Home, Content: "diff"}}
+	d := &Driver{layout: driver.Layout{Home: o.Home, Content: "diff", Logger: o.Logger}}
 	for _, dir := range []string{o.Home, d.linkDir(), d.emptyDir()} {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("creating overlay home: %w", err)
@@ -76,6 +77,9 @@ func (d *Driver) probe() error {
 		}
 	}
 	opts := fmt.Sprintf("lowerdir=%s/lower,upperdir=%s/upper,workdir=%s/work", dir, dir, dir)
+	if userXattr() {
+		opts += ",userxattr"
+	}
 	if err := unix.Mount("overlay", filepath.Join(dir, "merged"), "overlay", 0, opts); err != nil {
 		return fmt.Errorf("%w: overlay mount on %s: %v (use --storage-driver vfs, or a filesystem with d_type such as XFS ftype=1 or ext4)", driver.ErrUnsupported, d.layout.Home, err)
 	}
@@ -137,7 +141,7 @@ func (d *Driver) ApplyDiff(ctx context.Context, id string, r io.Reader) (int64, 
 	if !d.layout.Exists(id) {
 		return 0, fmt.Errorf("%w: %s", driver.ErrNotExist, id)
 	}
-	return archive.Apply(ctx, d.layout.ContentDir(id), r, archive.ApplyOptions{Overlay: true})
+	return archive.Apply(ctx, d.layout.ContentDir(id), r, archive.ApplyOptions{Overlay: true, Logger: d.layout.Logger})
 }
 
 func (d *Driver) mergedDir(id string) string { return filepath.Join(d.layout.Dir(id), "merged") }
@@ -199,6 +203,13 @@ func (d *Driver) Mount(ctx context.Context, id string, readOnly bool) (string, e
 // maxLowers is overlayfs's own limit (OVL_MAX_STACK).
 const maxLowers = 500
 
+// userXattr reports whether overlay mounts take "userxattr": in a user
+// namespace (a rootless kiln, Linux 5.11 and later) overlayfs cannot use
+// its trusted.overlay.* attributes and keeps them as user.overlay.*
+// instead, as Buildah and Podman mount it rootless. archive writes and
+// reads opaque directories under the same name (archive.OpaqueXattr).
+func userXattr() bool { return idmap.InUserNamespace() }
+
 // mountOverlay mounts an overlay of lowers (topmost first) at target,
 // writable when upper is set. Lower directories are given one by one
 // through the mount API's "lowerdir+" (Linux 6.8 and later), so no page
@@ -215,6 +226,9 @@ func mountOverlay(target string, lowers []string, upper, work string) error {
 		flags = unix.MS_RDONLY
 	} else {
 		opts += ",upperdir=" + upper + ",workdir=" + work
+	}
+	if userXattr() {
+		opts += ",userxattr"
 	}
 	if len(opts) >= unix.Getpagesize() {
 		return fmt.Errorf("%w: %d layers do not fit in one page of mount options on this kernel (Linux 6.8 mounts up to %d); commit with --squash", driver.ErrTooDeep, len(lowers), maxLowers)
@@ -250,6 +264,11 @@ func fsconfigMount(target string, lowers []string, upper, work string) error {
 				return fmt.Errorf("%w: %v", errNoLowerdirPlus, err)
 			}
 			return err
+		}
+	}
+	if userXattr() {
+		if err := unix.FsconfigSetFlag(fd, "userxattr"); err != nil {
+			return fmt.Errorf("overlay userxattr (Linux 5.11 and later mount overlay in a user namespace): %w", err)
 		}
 	}
 	attrs := 0

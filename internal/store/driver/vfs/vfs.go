@@ -33,7 +33,7 @@ func New(o driver.Options) (driver.Driver, error) {
 	} else if size > 0 {
 		return nil, fmt.Errorf("%w: the vfs driver cannot limit a container's size (size=%s): use btrfs, or overlay on XFS with project quotas", driver.ErrUnsupported, o.Opts["size"])
 	}
-	return &Driver{Layout: driver.Layout{Home: o.Home, Content: "dir"}}, nil
+	return &Driver{Layout: driver.Layout{Home: o.Home, Content: "dir", Logger: o.Logger}}, nil
 }
 
 // Name implements driver.Driver.
