@@ -134,7 +134,7 @@ func argValue(lex *shell.Lex, kv instructions.KeyValuePairOptional, scope, globa
 		return v, nil
 	}
 	if kv.Value != nil {
-		v, _, err := lex.ProcessWord(*kv.Value, envGetter{args: scope})
+		v, err := expandWord(lex, *kv.Value, envGetter{args: scope})
 		return v, err
 	}
 	if global != nil {

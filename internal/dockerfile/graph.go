@@ -15,7 +15,7 @@ func (b *builder) deps(s *stage) ([]*stage, error) {
 	env := envGetter{args: b.global}
 	var refs []string
 	var out []*stage
-	base, _, err := lex.ProcessWord(s.base, env)
+	base, err := expandWord(lex, s.base, env)
 	if err != nil {
 		return nil, fmt.Errorf("%s:%d: %w", b.df.name, s.line, err)
 	}
@@ -33,7 +33,7 @@ func (b *builder) deps(s *stage) ([]*stage, error) {
 		}
 	}
 	for _, ref := range refs {
-		ref, _, err := lex.ProcessWord(ref, env)
+		ref, err := expandWord(lex, ref, env)
 		if err != nil {
 			return nil, err
 		}

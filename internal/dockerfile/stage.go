@@ -106,7 +106,7 @@ func (b *builder) runStage(ctx context.Context, s *stage, final bool, _ int) (im
 // resolveBase finds the image FROM names: an earlier stage, a named
 // build context, scratch, or an image.
 func (r *stageRun) resolveBase(ctx context.Context) (store.Image, string, error) {
-	res, err := r.lex.ProcessWordWithMatches(r.s.base, envGetter{args: r.b.global})
+	res, err := expand(r.lex, r.s.base, envGetter{args: r.b.global})
 	if err != nil {
 		return store.Image{}, "", fmt.Errorf("%s:%d: FROM %s: %w", r.b.df.name, r.s.line, r.s.base, err)
 	}
@@ -331,7 +331,7 @@ func (r *stageRun) checkPlatform() error {
 	if r.s.platform == "" {
 		return nil
 	}
-	p, _, err := r.lex.ProcessWord(r.s.platform, envGetter{args: r.b.global})
+	p, err := expandWord(r.lex, r.s.platform, envGetter{args: r.b.global})
 	if err != nil {
 		return err
 	}

@@ -167,7 +167,7 @@ func (r *stageRun) usedArgs(names map[string]struct{}) []string {
 func (r *stageRun) expander(used map[string]struct{}) func(string) (string, error) {
 	env := envGetter{args: r.args, env: r.config().Config.Env}
 	return func(word string) (string, error) {
-		res, err := r.lex.ProcessWordWithMatches(word, env)
+		res, err := expand(r.lex, word, env)
 		if err != nil {
 			return "", err
 		}
