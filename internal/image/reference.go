@@ -69,10 +69,12 @@ func ParseReference(s string) (Reference, error) {
 			return bad("repository names must be lower case")
 		}
 	}
-	if len(rest) > 255 {
+	r.Path = rest
+	// As Docker counts it: the whole name, registry included, and for a
+	// short name the longest name it may stand for (docker.io/library/…).
+	if n := len(r.DockerNormalized().Name()); len(r.Name()) > 255 || r.Domain == "" && n > 255 {
 		return bad("repository name longer than 255 characters")
 	}
-	r.Path = rest
 	return r, nil
 }
 
@@ -147,22 +149,28 @@ func LocalCandidates(s string) ([]string, error) {
 	if r.Tag == "" && r.Digest == "" {
 		r.Tag = "latest"
 	}
+	var cands []Reference
 	if r.Domain != "" {
-		out := []string{r.String()}
+		cands = append(cands, r)
 		if r.Domain == "docker.io" && !strings.Contains(r.Path, "/") {
 			lib := r
 			lib.Path = "library/" + r.Path
-			out = append(out, lib.String())
+			cands = append(cands, lib)
 		}
-		return out, nil
+	} else {
+		for _, d := range []string{"localhost", "docker.io"} {
+			c := r
+			c.Domain = d
+			cands = append(cands, c)
+			if d == "docker.io" && !strings.Contains(r.Path, "/") {
+				c.Path = "library/" + r.Path
+				cands = append(cands, c)
+			}
+		}
 	}
 	var out []string
-	for _, d := range []string{"localhost", "docker.io"} {
-		c := r
-		c.Domain = d
-		out = append(out, c.String())
-		if d == "docker.io" && !strings.Contains(r.Path, "/") {
-			c.Path = "library/" + r.Path
+	for _, c := range cands {
+		if len(c.Name()) <= 255 { // a name too long once qualified is no name
 			out = append(out, c.String())
 		}
 	}
