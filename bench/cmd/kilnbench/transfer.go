@@ -121,53 +121,57 @@ func unmountUnder(dir string) {
 }
 
 // layeredPushWorkload: issue 12's push. The 1 GiB image is a base that
-// skopeo pushed to the registry (gzip); each tool pulls it, commits a
-// 16 MiB layer of its own on it, and pushes the result to a new
-// repository of that registry, which holds the base already: only the new
-// layer and the config should travel. The registry is not restarted
-// between pushes; what each push adds to its storage is the bytes sent.
+// skopeo pushed to the registry (gzip); each tool pulls it once, and
+// before every push (untimed) commits a new 16 MiB layer of random data
+// on it; the timed push goes to a new repository of that registry, which
+// holds the base already: only the new layer and the config should
+// travel. What each push adds to the registry's storage is reported.
 func (b *bench) layeredPushWorkload(runs int) *workload {
-	w := &workload{name: "push on a pulled 1 GiB base", what: "push an image of a 16 MiB layer on the 1 GiB base to a new repository of the registry that holds the base", runs: runs}
+	w := &workload{name: "push on a pulled 1 GiB base", what: "push an image of a new 16 MiB layer on the 1 GiB base (pulled from the registry) to a new repository of that registry", runs: runs}
 	base := func() string { return b.registryAddr() + "/bench/base:src" }
 	dst := func(tool string, i int) string {
 		return fmt.Sprintf("docker://%s/bench/on-base-%s:%d", b.registryAddr(), tool, i)
 	}
-	layer := b.path("data", "16m")
-	setup := func(t tool, name string) func(ctx context.Context) error {
+	setup := func(t tool) func(ctx context.Context) error {
 		return func(ctx context.Context) error {
-			if err := b.pushedBase(ctx, base()); err != nil {
+			if err := b.pushedBase(ctx); err != nil {
 				return err
 			}
+			_, err := sh(ctx, nil, t.cmd("pull", "--quiet", "--tls-verify=false", base())...)
+			return err
+		}
+	}
+	var before int64
+	variant := func(t tool, kiln bool) *variant {
+		v := &variant{name: t.name, kiln: kiln, once: setup(t)}
+		if !kiln {
+			v.name, v.vs = "skopeo copy", "kiln"
+		}
+		v.prep = func(ctx context.Context, i int) error {
+			layer := b.path("data", fmt.Sprintf("16m-%s-%d", t.name, i))
 			if err := makeData(layer, 1, 16<<20); err != nil {
-				return err
-			}
-			if _, err := sh(ctx, nil, t.cmd("pull", "--quiet", "--tls-verify=false", base())...); err != nil {
 				return err
 			}
 			if err := fillContainer(ctx, t, "bench-on-base", base(), layer); err != nil {
 				return err
 			}
-			_, err := sh(ctx, nil, t.cmd("commit", "--rm", "bench-on-base", name)...)
-			return err
-		}
-	}
-	var before int64
-	measure := func(v **variant) (func(ctx context.Context, i int) error, func(ctx context.Context, i int) error) {
-		return func(ctx context.Context, i int) error {
-				before = dirBytes(b.registryDir)
-				return nil
-			}, func(ctx context.Context, i int) error {
-				(*v).note = fmt.Sprintf("%s stored by the registry per push", fmtMiB(dirBytes(b.registryDir)-before))
-				return nil
+			if _, err := sh(ctx, nil, t.cmd("commit", "--rm", "bench-on-base", "localhost/bench/on-base")...); err != nil {
+				return err
 			}
+			before = dirBytes(b.registryDir)
+			return nil
+		}
+		v.post = func(ctx context.Context, i int) error {
+			v.note = fmt.Sprintf("%s stored by the registry per push", fmtMiB(dirBytes(b.registryDir)-before))
+			return nil
+		}
+		return v
 	}
-	kv := &variant{name: "kiln", kiln: true, once: setup(b.tools()[0], "localhost/bench/on-base")}
-	kv.prep, kv.post = measure(&kv)
+	kv := variant(b.tools()[0], true)
 	kv.steps = func(i int) [][]string {
 		return [][]string{b.kiln("push", "--quiet", "--tls-verify=false", "localhost/bench/on-base", dst("kiln", i))}
 	}
-	sv := &variant{name: "skopeo copy", vs: "kiln", once: setup(b.tools()[1], "localhost/bench/on-base")}
-	sv.prep, sv.post = measure(&sv)
+	sv := variant(b.tools()[1], false)
 	sv.steps = func(i int) [][]string {
 		return [][]string{{"skopeo", "copy", "--quiet", "--dest-tls-verify=false", b.buildahStore("localhost/bench/on-base:latest"), dst("skopeo", i)}}
 	}
@@ -176,21 +180,22 @@ func (b *bench) layeredPushWorkload(runs int) *workload {
 	return w
 }
 
-// pushedBase puts buildah's 1 GiB image into the registry with skopeo,
-// once per registry.
-func (b *bench) pushedBase(ctx context.Context, ref string) error {
+// pushedBase puts buildah's 1 GiB image into the registry with skopeo
+// as bench/base:src, once per registry.
+func (b *bench) pushedBase(ctx context.Context) error {
 	if b.registry == nil {
 		if err := b.startRegistry(ctx); err != nil {
 			return err
 		}
 	}
-	if _, err := sh(ctx, nil, "skopeo", "inspect", "--tls-verify=false", "docker://"+ref); err == nil {
+	ref := "docker://" + b.registryAddr() + "/bench/base:src"
+	if _, err := sh(ctx, nil, "skopeo", "inspect", "--tls-verify=false", ref); err == nil {
 		return nil
 	}
 	if err := b.makeBig(ctx, b.tools()[1]); err != nil {
 		return err
 	}
-	_, err := sh(ctx, nil, "skopeo", "copy", "--quiet", "--dest-tls-verify=false", b.buildahStore("localhost/bench/big:latest"), "docker://"+ref)
+	_, err := sh(ctx, nil, "skopeo", "copy", "--quiet", "--dest-tls-verify=false", b.buildahStore("localhost/bench/big:latest"), ref)
 	return err
 }
 
