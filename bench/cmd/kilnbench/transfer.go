@@ -142,7 +142,7 @@ func (b *bench) layeredPushWorkload(runs int) *workload {
 		}
 	}
 	var before int64
-	variant := func(t tool, kiln bool) *variant {
+	mk := func(t tool, kiln bool) *variant {
 		v := &variant{name: t.name, kiln: kiln, once: setup(t)}
 		if !kiln {
 			v.name, v.vs = "skopeo copy", "kiln"
@@ -167,11 +167,11 @@ func (b *bench) layeredPushWorkload(runs int) *workload {
 		}
 		return v
 	}
-	kv := variant(b.tools()[0], true)
+	kv := mk(b.tools()[0], true)
 	kv.steps = func(i int) [][]string {
 		return [][]string{b.kiln("push", "--quiet", "--tls-verify=false", "localhost/bench/on-base", dst("kiln", i))}
 	}
-	sv := variant(b.tools()[1], false)
+	sv := mk(b.tools()[1], false)
 	sv.steps = func(i int) [][]string {
 		return [][]string{{"skopeo", "copy", "--quiet", "--dest-tls-verify=false", b.buildahStore("localhost/bench/on-base:latest"), dst("skopeo", i)}}
 	}
