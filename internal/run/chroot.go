@@ -35,6 +35,7 @@ type childConfig struct {
 	Masked, Readonly []string
 	Hostname         string
 	NewNet           bool
+	NetNSFD          int // a network namespace to join (a rootless private network); 0 for none
 	Mounts           []specs.Mount
 	NoPivot          bool
 	Terminal         bool       // a pty master is sent on consoleSocketFD
@@ -52,7 +53,7 @@ type childError struct {
 // started by Run. main must call it before anything else and, when it is
 // true, exit with Reexec's status.
 func IsReexec() bool {
-	return len(os.Args) > 0 && os.Args[0] == reexecArg0 && os.Getenv(reexecEnv) == "1"
+	return len(os.Args) > 0 && (os.Args[0] == reexecArg0 || os.Args[0] == netnsArg0) && os.Getenv(reexecEnv) == "1"
 }
 
 // runChroot re-executes this binary into new namespaces; the child sets up
@@ -82,6 +83,9 @@ func runChroot(ctx context.Context, p *plan) (int, error) {
 			return 125, err
 		}
 	}
+	if p.net != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, p.net.ns) // netnsFD(p)
+	}
 	var report []byte
 	readDone := make(chan struct{})
 	go func() {
@@ -110,7 +114,7 @@ func runChroot(ctx context.Context, p *plan) (int, error) {
 // report pipe on fd 4.
 func (p *plan) chrootCommand(cfgFile, report *os.File) *exec.Cmd {
 	flags := syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC
-	if p.newNet {
+	if p.newNet && p.net == nil {
 		flags |= syscall.CLONE_NEWNET
 	}
 	cmd := &exec.Cmd{
@@ -179,8 +183,11 @@ func (p *plan) writeChildConfig(file string) error {
 		Rootfs: p.o.Rootfs, Args: p.o.Args, Env: p.env, Cwd: p.cwd,
 		UID: p.user.UID, GID: p.user.GID, Groups: p.user.Groups,
 		Caps: p.caps, Seccomp: p.seccompProg, NoNewPrivs: p.o.Security.NoNewPrivileges,
-		Masked: p.masked, Readonly: p.readonly, Hostname: p.hostname, NewNet: p.newNet,
+		Masked: p.masked, Readonly: p.readonly, Hostname: p.hostname, NewNet: p.newNet && p.net == nil,
 		Mounts: p.mounts, NoPivot: p.o.NoPivot, Terminal: p.o.Terminal, ConsoleSize: p.consoleSize,
+	}
+	if p.net != nil {
+		cfg.NetNSFD = netnsFD(p)
 	}
 	b, err := json.Marshal(cfg)
 	if err != nil {
@@ -190,6 +197,16 @@ func (p *plan) writeChildConfig(file string) error {
 		return fmt.Errorf("writing chroot isolation config: %w", err)
 	}
 	return nil
+}
+
+// netnsFD is the child's descriptor of the network namespace to join:
+// after the config (3), the report (4) and the console socket (5, with a
+// terminal).
+func netnsFD(p *plan) int {
+	if p.o.Terminal {
+		return 6
+	}
+	return 5
 }
 
 func decodeChildError(b []byte) error {

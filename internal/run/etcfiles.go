@@ -28,7 +28,7 @@ func (p *plan) writeEtcFiles() error {
 		content []byte
 	}{
 		{"/etc/hosts", p.hostsFile()},
-		{"/etc/resolv.conf", resolvConf(p.newNet)},
+		{"/etc/resolv.conf", p.resolvConf()},
 		{"/etc/hostname", []byte(p.hostname + "\n")},
 	}
 	var mounts []specs.Mount
@@ -75,6 +75,15 @@ func hostsHasName(b []byte, name string) bool {
 		}
 	}
 	return false
+}
+
+// resolvConf is the run's resolv.conf: slirp4netns's resolver behind
+// slirp4netns, else resolvConf's.
+func (p *plan) resolvConf() []byte {
+	if p.net != nil && p.net.slirp {
+		return []byte("nameserver " + slirpDNS + "\n")
+	}
+	return resolvConf(p.newNet)
 }
 
 // resolvConf copies the host's resolv.conf. In a private network namespace

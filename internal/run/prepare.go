@@ -35,6 +35,7 @@ type plan struct {
 	readonly    []string // read-only paths
 	hostname    string
 	newNet      bool
+	net         *userNetwork // a rootless private network (usernet.go); nil otherwise
 	// consoleSize is kiln's terminal's window size, which the command's
 	// pty has from the start (nil: no terminal, or no size).
 	consoleSize *specs.Box
@@ -109,6 +110,15 @@ func prepare(o Options) (p *plan, err error) {
 	if err := p.prepareSecurity(); err != nil {
 		return p, err
 	}
+	if userNetworkWanted(o.Network) {
+		var note string
+		if p.net, note, err = startUserNetwork(o.RunDir, p.id); err != nil {
+			return p, err
+		}
+		if note != "" && o.Logger != nil {
+			o.Logger.Warn(note)
+		}
+	}
 	if err := p.writeEtcFiles(); err != nil {
 		return p, err
 	}
@@ -117,6 +127,8 @@ func prepare(o Options) (p *plan, err error) {
 
 // cleanup removes the placeholders and RunDir files; it is idempotent.
 func (p *plan) cleanup() error {
+	p.net.close()
+	p.net = nil
 	var errs []error
 	if p.root != nil {
 		errs = append(errs, removeInRoot(p.root, p.created))

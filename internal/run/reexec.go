@@ -18,6 +18,9 @@ import (
 // status (128+n for a signal), or 125/126/127 after reporting why the
 // command could not start.
 func Reexec() int {
+	if os.Args[0] == netnsArg0 {
+		return holdNetns()
+	}
 	runtime.LockOSThread()
 	cfgFile, report := os.NewFile(3, "config"), os.NewFile(4, "report")
 	unix.CloseOnExec(3)
@@ -31,6 +34,9 @@ func Reexec() int {
 	var cfg childConfig
 	if err := json.NewDecoder(cfgFile).Decode(&cfg); err != nil {
 		return fail("", fmt.Errorf("reading chroot isolation config: %w", err), 125)
+	}
+	if cfg.NetNSFD != 0 {
+		unix.CloseOnExec(cfg.NetNSFD)
 	}
 	cfgFile.Close()
 	err := setupChild(&cfg)
@@ -118,6 +124,12 @@ func startCommand(cfg *childConfig, console *os.File) (*os.Process, error) {
 
 // forkCommand sets up the calling thread's privileges and starts exe.
 func forkCommand(cfg *childConfig, exe string, console *os.File) (*os.Process, error) {
+	if cfg.NetNSFD != 0 {
+		// This thread alone joins the network; the command inherits it.
+		if err := unix.Setns(cfg.NetNSFD, unix.CLONE_NEWNET); err != nil {
+			return nil, fmt.Errorf("joining the run's network namespace: %w", err)
+		}
+	}
 	if err := dropCapabilities(cfg.Caps); err != nil {
 		return nil, err
 	}

@@ -1,9 +1,12 @@
 package run
 
 import (
+	"fmt"
 	"slices"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/kiln-build/kiln/internal/idmap"
 )
 
 // maskedPaths and readonlyPaths are the OCI/Docker defaults.
@@ -36,10 +39,20 @@ func (p *plan) ociSpec() *specs.Spec {
 	caps := slices.Clone(p.caps)
 	capSet := &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps}
 	ns := []specs.LinuxNamespace{{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace}, {Type: specs.UTSNamespace}, {Type: specs.MountNamespace}}
-	if p.newNet {
+	if p.net != nil {
+		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: fmt.Sprintf("/proc/%d/ns/net", p.net.holder.Process.Pid)})
+	} else if p.newNet {
 		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace})
 	}
 	mounts := append(baseMounts(), p.mounts...)
+	if !p.newNet && idmap.InUserNamespace() {
+		// sysfs mounts only in a network namespace the user namespace
+		// owns: a rootless run on the host's network binds the host's
+		// /sys, read-only, as Buildah does.
+		mounts[slices.IndexFunc(mounts, func(m specs.Mount) bool { return m.Destination == "/sys" })] = specs.Mount{
+			Destination: "/sys", Type: "bind", Source: "/sys", Options: []string{"rbind", "nosuid", "noexec", "nodev", "ro"},
+		}
+	}
 	deny := false
 	return &specs.Spec{
 		Version: specs.Version,
