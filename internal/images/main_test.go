@@ -15,6 +15,8 @@ import (
 	_ "github.com/kiln-build/kiln/internal/store/driver/overlay"
 	"github.com/kiln-build/kiln/internal/testbase"
 	"github.com/kiln-build/kiln/internal/transport"
+
+	"github.com/kiln-build/kiln/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
@@ -27,7 +29,7 @@ func TestMain(m *testing.M) {
 func newStore(t *testing.T) *store.Store {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root")
+		testenv.NeedRoot(t, "a store mounts and owns files")
 	}
 	dir := t.TempDir()
 	ctx := context.Background()

@@ -16,6 +16,8 @@ import (
 
 	"github.com/kiln-build/kiln/internal/image"
 	_ "github.com/kiln-build/kiln/internal/store/driver/vfs"
+
+	"github.com/kiln-build/kiln/internal/testenv"
 )
 
 // gnuTar is a layer tar GNU tar wrote of a small tree: its headers,
@@ -74,7 +76,7 @@ func pullLayer(t *testing.T, s *Store, name string, layerTar []byte, compress bo
 func openDriver(t *testing.T, root, drv string) *Store {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root")
+		testenv.NeedRoot(t, "a store mounts and owns files")
 	}
 	s, err := Open(context.Background(), Options{Root: filepath.Join(root, "root"), RunRoot: filepath.Join(root, "run"), Driver: drv})
 	must(t, err)

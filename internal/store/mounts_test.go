@@ -7,13 +7,15 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/testenv"
 )
 
 // TestMountsUnder: mount points strictly under a directory, names with
 // spaces and tabs unescaped, deepest first; UnmountUnder removes them.
 func TestMountsUnder(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root")
+		testenv.NeedRoot(t, "a store mounts and owns files")
 	}
 	dir := t.TempDir()
 	outer := filepath.Join(dir, "a b")

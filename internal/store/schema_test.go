@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/kiln-build/kiln/internal/testenv"
 )
 
 // openFixture unpacks testdata/store-v1-vfs.tar.gz: a vfs store written
@@ -20,7 +22,7 @@ import (
 func openFixture(t *testing.T) (string, func() (*Store, error)) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root")
+		testenv.NeedRoot(t, "a store mounts and owns files")
 	}
 	dir := t.TempDir()
 	if out, err := exec.Command("tar", "-C", dir, "-xzf", "testdata/store-v1-vfs.tar.gz").CombinedOutput(); err != nil {

@@ -15,6 +15,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	_ "github.com/kiln-build/kiln/internal/store/driver/vfs"
+
+	"github.com/kiln-build/kiln/internal/testenv"
 )
 
 func TestParseMinFreeSpace(t *testing.T) {
@@ -52,11 +54,11 @@ func TestParseMinFreeSpace(t *testing.T) {
 func smallFS(t *testing.T, size string) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root")
+		testenv.NeedRoot(t, "a store mounts and owns files")
 	}
 	dir := t.TempDir()
 	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size="+size); err != nil {
-		t.Skipf("mounting tmpfs: %v", err)
+		testenv.Unavailable(t, "mounting tmpfs: %v", err)
 	}
 	t.Cleanup(func() {
 		exec.Command("umount", "-R", "-l", dir).Run()

@@ -13,12 +13,14 @@ import (
 	digest "github.com/opencontainers/go-digest"
 
 	_ "github.com/kiln-build/kiln/internal/store/driver/overlay"
+
+	"github.com/kiln-build/kiln/internal/testenv"
 )
 
 func openTest(t *testing.T, root string) *Store {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root")
+		testenv.NeedRoot(t, "a store mounts and owns files")
 	}
 	s, err := Open(context.Background(), Options{Root: filepath.Join(root, "root"), RunRoot: filepath.Join(root, "run"), Driver: "overlay"})
 	if err != nil {
