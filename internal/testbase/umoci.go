@@ -160,3 +160,28 @@ func mustT(t testing.TB, err error) {
 		t.Fatal(err)
 	}
 }
+
+// RootfsLayout has umoci pack the directory rootfs (a test's own tree,
+// read only) as the one layer of an image with Env env and Cmd /bin/sh, in
+// a new OCI layout in t's temporary directory, and returns its oci:
+// reference: a base a test fills as it likes, still made by another tool.
+func RootfsLayout(t testing.TB, rootfs string, env ...string) string {
+	t.Helper()
+	needRoot(t, "umoci", "tar")
+	dir := t.TempDir()
+	layout := filepath.Join(dir, "layout")
+	umoci(t, "init", "--layout", layout)
+	umoci(t, "new", "--image", layout+":base")
+	bundle := filepath.Join(dir, "bundle")
+	umoci(t, "unpack", "--image", layout+":base", bundle)
+	mustT(t, os.RemoveAll(filepath.Join(bundle, "rootfs")))
+	tool(t, "cp", "-a", rootfs, filepath.Join(bundle, "rootfs"))
+	umoci(t, "repack", "--image", layout+":base", bundle)
+	args := []string{"config", "--image", layout + ":base", "--config.cmd", "/bin/sh"}
+	for _, e := range env {
+		args = append(args, "--config.env", e)
+	}
+	umoci(t, args...)
+	mustT(t, os.RemoveAll(bundle))
+	return "oci:" + layout + ":base"
+}
