@@ -143,7 +143,12 @@ func (p *plan) createMountPoints() error {
 			file = !st.IsDir()
 		}
 		c, err := ensureInRoot(p.root, dest, file)
-		p.created = append(p.created, c...)
+		switch {
+		case !p.o.KeepMountTargets:
+			p.created = append(p.created, c...)
+		case file && len(c) > 0 && c[len(c)-1] == dest:
+			p.created = append(p.created, dest) // the file stub only
+		}
 		if err != nil {
 			return fmt.Errorf("creating mount point %s: %w", dest, err)
 		}

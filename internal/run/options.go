@@ -207,6 +207,12 @@ type Options struct {
 	Network Network
 	// Mounts are extra mounts (bind and tmpfs), see ParseVolume and ParseMount.
 	Mounts []specs.Mount
+	// KeepMountTargets leaves the directories made for Mounts' targets
+	// (and their parents) in the root filesystem after the run, as docker
+	// build leaves RUN --mount targets in the image; a file made for a
+	// target is removed, its parents stay. Otherwise whatever the run
+	// made for its mounts and is still empty is removed.
+	KeepMountTargets bool
 	// CapAdd and CapDrop change the default capability set; names are
 	// "CAP_X" or "X", or "ALL".
 	CapAdd, CapDrop []string
