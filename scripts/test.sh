@@ -8,6 +8,7 @@ export PATH=/usr/local/go/bin:$PATH
 # CI: a test that lacks root, a peer or a kernel feature fails instead of
 # skipping (internal/testenv); KILN_CI=0 runs it as a developer would.
 export KILN_CI=${KILN_CI:-1}
+bash scripts/rootless-users.sh
 go vet ./...
 go test -count=1 -p 2 -timeout 40m ./...
 # A short run of every fuzzer; scripts/fuzz.sh alone is the long run.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/kiln-build/kiln/internal/idmap"
 )
 
 // Errors of ScanLayer; match them with errors.Is.
@@ -25,7 +27,9 @@ const MaxTrailing = 1 << 20
 // ScanLayer reads a whole uncompressed layer tar from r, checking it as a
 // layer must be before anything of it is stored: a tar archive, whose
 // files claim no more than maxBytes in all (the space the store has; 0
-// for no limit), followed by at most MaxTrailing bytes. It stops at the
+// for no limit), followed by at most MaxTrailing bytes, and in a user
+// namespace (a rootless kiln) owned only by IDs the namespace maps
+// (errors wrap idmap.ErrUnmapped). It stops at the
 // first problem, so a stream that claims a TiB or hides a bomb after its
 // end costs no more than its honest part. It returns the bytes read.
 func ScanLayer(r io.Reader, maxBytes int64) (int64, error) {
@@ -39,6 +43,9 @@ func ScanLayer(r io.Reader, maxBytes int64) (int64, error) {
 		}
 		if err != nil {
 			return cr.n, fmt.Errorf("%w: %v", ErrNotTar, err)
+		}
+		if err := idmap.CheckOwner(fmt.Sprintf("%q in the layer", h.Name), h.Uid, h.Gid); err != nil {
+			return cr.n, err
 		}
 		claimed += h.Size
 		if maxBytes > 0 && claimed > maxBytes {
