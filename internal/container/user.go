@@ -3,6 +3,7 @@ package container
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -12,11 +13,23 @@ import (
 )
 
 // lookupUser resolves "user[:group]" against the root's /etc/passwd and
-// /etc/group; numeric ids need no entry. A user without a group gets
-// the user's primary group.
+// /etc/group (see LookupUser).
 func lookupUser(root, spec string) (int, int, error) {
+	return LookupUser(func(db string) (io.ReadCloser, error) {
+		p, err := cfs.RootPath(root, db)
+		if err != nil {
+			return nil, err
+		}
+		return os.Open(p)
+	}, spec)
+}
+
+// LookupUser resolves "user[:group]" against the databases open opens
+// ("/etc/passwd", "/etc/group" of a container); numeric ids need no
+// entry. A user without a group gets the user's primary group.
+func LookupUser(open func(db string) (io.ReadCloser, error), spec string) (int, int, error) {
 	u, g, hasGroup := strings.Cut(spec, ":")
-	uid, primary, err := lookupID(root, "/etc/passwd", u, 3)
+	uid, primary, err := lookupID(open, "/etc/passwd", u, 3)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -26,24 +39,20 @@ func lookupUser(root, spec string) (int, int, error) {
 		}
 		return uid, primary, nil
 	}
-	gid, _, err := lookupID(root, "/etc/group", g, -1)
+	gid, _, err := lookupID(open, "/etc/group", g, -1)
 	return uid, gid, err
 }
 
 // lookupID finds name (or a number) in a colon-separated database and
 // returns field 2 and, when extra >= 0, that field too (-1 if absent).
-func lookupID(root, db, name string, extra int) (int, int, error) {
+func lookupID(open func(string) (io.ReadCloser, error), db, name string, extra int) (int, int, error) {
 	if n, err := strconv.Atoi(name); err == nil {
 		if n < 0 {
 			return 0, 0, fmt.Errorf("bad id %d", n)
 		}
 		return n, -1, nil
 	}
-	p, err := cfs.RootPath(root, db)
-	if err != nil {
-		return 0, 0, err
-	}
-	f, err := os.Open(p)
+	f, err := open(db)
 	if err != nil {
 		return 0, 0, fmt.Errorf("no %s in the container to look up %q", db, name)
 	}

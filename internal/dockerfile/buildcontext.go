@@ -34,6 +34,14 @@ type buildContext struct {
 	mu     sync.Mutex
 	hashes map[string]store.FileHash // by host path: remembered, then computed
 	fresh  map[string]store.FileHash // computed in this build, to remember
+	// stats are what streamed copies' walks took, for their keys
+	// (copy_stream.go).
+	stats     map[string]fs.FileInfo
+	statUsers int
+	// loaded is closed once the remembered digests are in hashes, or
+	// loadErr says why they are not.
+	loaded  chan struct{}
+	loadErr error
 }
 
 func newBuildContext(dir string, ignore []string) (*buildContext, error) {
@@ -89,6 +97,11 @@ func (bc *buildContext) excluded(hostPath string, isDir bool) (skip, skipTree bo
 // when root is ""): every file's path, type, mode, link target and
 // content, after globs, ignore rules and in-root symlink resolution.
 func (bc *buildContext) digest(root string, srcs []string) (string, error) {
+	return bc.digestWith(root, srcs, bc.fileSum)
+}
+
+// digestWith is digest with the file content digests sum gives.
+func (bc *buildContext) digestWith(root string, srcs []string, sum func(string, fs.FileInfo) (string, error)) (string, error) {
 	confine := root == ""
 	if confine {
 		root = bc.dir
@@ -106,7 +119,7 @@ func (bc *buildContext) digest(root string, srcs []string) (string, error) {
 		sort.Strings(matches)
 		fmt.Fprintf(h, "src %s %d\n", s, len(matches))
 		for _, m := range matches {
-			if err := bc.hashTree(h, root, m, confine); err != nil {
+			if err := bc.hashTree(h, root, m, confine, sum); err != nil {
 				return "", err
 			}
 		}
@@ -114,7 +127,7 @@ func (bc *buildContext) digest(root string, srcs []string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-func (bc *buildContext) hashTree(h io.Writer, root, top string, confine bool) error {
+func (bc *buildContext) hashTree(h io.Writer, root, top string, confine bool, fileSum func(string, fs.FileInfo) (string, error)) error {
 	return filepath.WalkDir(top, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -126,7 +139,7 @@ func (bc *buildContext) hashTree(h io.Writer, root, top string, confine bool) er
 				return nil
 			}
 		}
-		fi, err := d.Info()
+		fi, err := bc.info(p, d)
 		if err != nil {
 			return err
 		}
@@ -140,7 +153,7 @@ func (bc *buildContext) hashTree(h io.Writer, root, top string, confine bool) er
 			}
 			fmt.Fprintf(h, " -> %s", target)
 		case fi.Mode().IsRegular():
-			sum, err := bc.fileSum(p, fi)
+			sum, err := fileSum(p, fi)
 			if err != nil {
 				return err
 			}
@@ -152,25 +165,49 @@ func (bc *buildContext) hashTree(h io.Writer, root, top string, confine bool) er
 }
 
 // remember loads the digests the store remembers for the context's
-// files, so that a rebuild reads only files whose stat data changed.
+// files, so that a rebuild reads only files whose stat data changed. It
+// loads them in the background, while the build starts: what reads the
+// digests waits for them (waitRemembered).
 func (bc *buildContext) remember(ctx context.Context, st *store.Store) error {
 	if bc.dir == "" {
 		return nil
 	}
-	known, err := st.FileHashes(ctx, bc.dir)
-	if err != nil {
-		return err
-	}
-	bc.mu.Lock()
-	defer bc.mu.Unlock()
-	for p, h := range known {
-		bc.hashes[p] = h
-	}
+	bc.loaded = make(chan struct{})
+	go func() {
+		defer close(bc.loaded)
+		known, err := st.FileHashes(ctx, bc.dir)
+		bc.mu.Lock()
+		defer bc.mu.Unlock()
+		if err != nil {
+			bc.loadErr = fmt.Errorf("reading remembered file digests: %w", err)
+			return
+		}
+		if len(bc.hashes) == 0 {
+			bc.hashes = known
+			return
+		}
+		for p, h := range known {
+			if _, ok := bc.hashes[p]; !ok {
+				bc.hashes[p] = h
+			}
+		}
+	}()
 	return nil
+}
+
+// waitRemembered waits until remember has loaded the digests.
+func (bc *buildContext) waitRemembered() error {
+	if bc.loaded != nil {
+		<-bc.loaded
+	}
+	return bc.loadErr
 }
 
 // save stores the digests computed in this build.
 func (bc *buildContext) save(ctx context.Context, st *store.Store) error {
+	if err := bc.waitRemembered(); err != nil {
+		return err
+	}
 	bc.mu.Lock()
 	defer bc.mu.Unlock()
 	return st.PutFileHashes(ctx, bc.fresh)
@@ -179,6 +216,9 @@ func (bc *buildContext) save(ctx context.Context, st *store.Store) error {
 // fileSum is a file's content digest, remembered by path, size, mtime,
 // ctime and inode.
 func (bc *buildContext) fileSum(p string, fi fs.FileInfo) (string, error) {
+	if err := bc.waitRemembered(); err != nil {
+		return "", err
+	}
 	key := store.FileHash{Size: fi.Size(), MTime: fi.ModTime().UnixNano()}
 	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
 		key.Ino = sys.Ino

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -31,6 +32,7 @@ type copySpec struct {
 	add        bool // ADD: archives unpack, URLs download, git repositories clone
 	checksum   string
 	keepGitDir bool
+	link       bool // --link: the layer does not depend on the layers below
 }
 
 // expandable is what COPY and ADD expand: words, then heredoc bodies.
@@ -58,7 +60,7 @@ func (r *stageRun) copyStep(ctx context.Context, c *instructions.CopyCommand) er
 	if err != nil {
 		return err
 	}
-	sp := copySpec{text: c.String(), sd: c.SourcesAndDest, from: from, chown: c.Chown, chmod: c.Chmod, excludes: c.ExcludePatterns, parents: c.Parents}
+	sp := copySpec{text: c.String(), sd: c.SourcesAndDest, from: from, chown: c.Chown, chmod: c.Chmod, excludes: c.ExcludePatterns, parents: c.Parents, link: c.Link}
 	return r.copyFiles(ctx, sp, used)
 }
 
@@ -68,7 +70,7 @@ func (r *stageRun) addStep(ctx context.Context, c *instructions.AddCommand) erro
 		return err
 	}
 	sp := copySpec{text: c.String(), sd: c.SourcesAndDest, chown: c.Chown, chmod: c.Chmod, excludes: c.ExcludePatterns,
-		add: c.Unpack == nil || *c.Unpack, checksum: c.Checksum, keepGitDir: c.KeepGitDir != nil && *c.KeepGitDir}
+		add: c.Unpack == nil || *c.Unpack, checksum: c.Checksum, keepGitDir: c.KeepGitDir != nil && *c.KeepGitDir, link: c.Link}
 	return r.copyFiles(ctx, sp, used)
 }
 
@@ -84,9 +86,12 @@ func (r *stageRun) copyFiles(ctx context.Context, sp copySpec, used map[string]s
 			f(context.WithoutCancel(ctx))
 		}
 	}()
-	root, err := r.fromRoot(ctx, sp.from, &cleanups)
-	if err != nil {
-		return err
+	var from copyFrom
+	if sp.from != "" {
+		var err error
+		if from.img, from.dir, err = r.fromImage(ctx, sp.from); err != nil {
+			return err
+		}
 	}
 	staged, err := r.stageExtraSources(ctx, &sp)
 	if err != nil {
@@ -94,6 +99,14 @@ func (r *stageRun) copyFiles(ctx context.Context, sp copySpec, used map[string]s
 	}
 	if staged != "" {
 		cleanups = append(cleanups, func(context.Context) { os.RemoveAll(staged) })
+	}
+	// Streamed into a layer without a container, unless it cannot be.
+	if err := r.streamCopy(ctx, sp, from, used, staged); !errors.Is(err, errNoStream) {
+		return err
+	}
+	root, err := r.fromRoot(ctx, sp.from, &cleanups)
+	if err != nil {
+		return err
 	}
 	srcs := sp.sd.SourcePaths // what is left after staging URLs and heredocs
 	parts := append(r.usedArgs(used), "chown:"+sp.chown, "chmod:"+sp.chmod, fmt.Sprintf("add:%t", sp.add), "excl:"+strings.Join(sp.excludes, "\x01"))

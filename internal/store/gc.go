@@ -66,6 +66,7 @@ func (s *Store) removeLayerFiles(ctx context.Context, id string) error {
 		return err
 	}
 	s.removeTarSplit(id)
+	s.removeLayerIndex(id)
 	err = s.db.tx(ctx, func(tx *sql.Tx) error {
 		for _, q := range []string{`DELETE FROM layer_blobs WHERE layer_id=?`, `DELETE FROM layers WHERE id=? AND state='removing'`} {
 			if _, err := tx.ExecContext(ctx, q, id); err != nil {

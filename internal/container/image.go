@@ -1,0 +1,15 @@
+package container
+
+import (
+	"context"
+
+	"github.com/kiln-build/kiln/internal/image"
+	"github.com/kiln-build/kiln/internal/store"
+)
+
+// WriteImage records config cfg on layer top (a chain the store holds)
+// as an unnamed image in format f, as a commit writes one: for a build
+// step that makes its layer without a container.
+func WriteImage(ctx context.Context, st *store.Store, cfg *image.Config, top string, f image.Format) (store.Image, error) {
+	return storeImage(ctx, st, cfg, top, f, nil, nil)
+}
