@@ -47,7 +47,7 @@ func newCommitCommand() *cobra.Command {
 	f.Int64Var(&o.Timestamp, "timestamp", 0, "set created time and file times to this many seconds since the epoch")
 	o.registryFlags.add(f)
 	addIgnoredFlags(f, "compression-format", "disable-compression", "encryption-key", "manifest", "omit-history", "identity-label", "unsetenv", "sign-by", "reference-time", "cw", "add-file", "change", "pull")
-	return cmd
+	return optionsFirst(cmd)
 }
 
 func runCommit(ctx context.Context, cmd *cobra.Command, o commitOptions, ts *time.Time, args []string) error {

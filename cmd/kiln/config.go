@@ -73,7 +73,7 @@ func newConfigCommand() *cobra.Command {
 	f.Duration("healthcheck-start-period", 0, "grace period before health checks count")
 	f.Int("healthcheck-retries", 0, "failures before unhealthy")
 	addIgnoredFlags(f, "add-history", "os-feature", "os-version", "unsetlabel", "unsetenv", "unsetannotation")
-	return cmd
+	return optionsFirst(cmd)
 }
 
 func setDuration(f *pflag.FlagSet, name string, dst **time.Duration) {

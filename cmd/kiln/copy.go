@@ -43,7 +43,7 @@ func newCopyCommand(verb string, add bool) *cobra.Command {
 	f.StringVar(&o.ContextDir, "contextdir", "", "directory relative sources are read from")
 	f.BoolVarP(&o.Quiet, "quiet", "q", false, "do not print the digest of the copied content")
 	addIgnoredFlags(f, "ignorefile", "checksum", "retry", "retry-delay", "cert-dir", "creds", "tls-verify", "certs-dir")
-	return cmd
+	return optionsFirst(cmd)
 }
 
 func runCopy(ctx context.Context, o copyOptions, add bool, args []string) error {

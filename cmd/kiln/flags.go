@@ -172,6 +172,27 @@ func addIgnoredFlags(f *pflag.FlagSet, names ...string) {
 	}
 }
 
+// optionsFirst makes cmd take its options before its first argument
+// only, as Buildah's verbs do: an option after it is refused with
+// Buildah's message (exit 125) instead of being read as an option or
+// passed on as a name. Its Args check runs after this one.
+func optionsFirst(cmd *cobra.Command) *cobra.Command {
+	cmd.Flags().SetInterspersed(false)
+	inner := cmd.Args
+	cmd.Args = func(c *cobra.Command, args []string) error {
+		for _, a := range args {
+			if strings.HasPrefix(a, "-") {
+				return fmt.Errorf("no options (%s) can be specified after the image or container name", a)
+			}
+		}
+		if inner != nil {
+			return inner(c, args)
+		}
+		return nil
+	}
+	return cmd
+}
+
 // exactArgs is cobra.ExactArgs with an error that names what is missing.
 func exactArgs(n int, what string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {

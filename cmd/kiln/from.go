@@ -45,7 +45,7 @@ func newFromCommand() *cobra.Command {
 	o.retryFlags.add(f)
 	o.platformFlags.add(f)
 	addIgnoredFlags(f, "cap-add", "cap-drop", "cgroup-parent", "cidfile", "cpu-period", "cpu-quota", "cpu-shares", "cpuset-cpus", "cpuset-mems", "device", "dns", "dns-option", "dns-search", "http-proxy", "ipc", "isolation", "memory", "memory-swap", "network", "pid", "shm-size", "ulimit", "userns", "uts", "volume", "decryption-key")
-	return cmd
+	return optionsFirst(cmd)
 }
 
 func runFrom(cmd *cobra.Command, o fromOptions, ref string) error {

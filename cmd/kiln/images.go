@@ -40,7 +40,7 @@ func newImagesCommand() *cobra.Command {
 	f.BoolVar(&o.NoTrunc, "no-trunc", false, "do not truncate output")
 	f.StringVar(&o.Format, "format", "", "pretty-print images using a Go template")
 	f.StringArrayVarP(&o.Filters, "filter", "f", nil, "filter output (dangling=, label=, reference=, before=, since=, id=)")
-	return cmd
+	return optionsFirst(cmd)
 }
 
 // imageRow is one line of `images`: field names as Buildah's templates use.

@@ -45,7 +45,7 @@ func newInspectCommand() *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&o.Type, "type", "t", "container", "what to inspect: container or image")
 	cmd.Flags().StringVarP(&o.Format, "format", "f", "", "format the output with a Go template")
-	return cmd
+	return optionsFirst(cmd)
 }
 
 // imageInspect is Buildah's shape for an image: the same fields as a

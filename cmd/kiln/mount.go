@@ -63,5 +63,5 @@ func newMountCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&o.JSON, "json", false, "output in JSON format")
-	return cmd
+	return optionsFirst(cmd)
 }

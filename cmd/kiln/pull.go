@@ -36,7 +36,7 @@ func newPullCommand() *cobra.Command {
 	o.retryFlags.add(f)
 	o.platformFlags.add(f)
 	addIgnoredFlags(f, "decryption-key", "policy", "remove-signatures")
-	return cmd
+	return optionsFirst(cmd)
 }
 
 func runPull(cmd *cobra.Command, o pullOptions, ref string) error {

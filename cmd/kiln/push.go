@@ -46,7 +46,7 @@ func newPushCommand() *cobra.Command {
 	o.registryFlags.add(f)
 	o.retryFlags.add(f)
 	addIgnoredFlags(f, "sign-by", "encryption-key", "rm")
-	return cmd
+	return optionsFirst(cmd)
 }
 
 func runPush(cmd *cobra.Command, o pushOptions, name, dest string) error {

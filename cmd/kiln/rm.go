@@ -46,5 +46,5 @@ func newRmCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&o.All, "all", "a", false, "remove all working containers")
-	return cmd
+	return optionsFirst(cmd)
 }

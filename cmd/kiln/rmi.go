@@ -48,5 +48,5 @@ func newRmiCommand() *cobra.Command {
 	f.BoolVarP(&o.All, "all", "a", false, "remove all images")
 	f.BoolVarP(&o.Force, "force", "f", false, "also remove containers using the image, and every name of it")
 	f.BoolVarP(&o.Prune, "prune", "p", false, "accepted for compatibility")
-	return cmd
+	return optionsFirst(cmd)
 }

@@ -42,5 +42,5 @@ func newUnmountCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&o.All, "all", "a", false, "unmount all working containers")
-	return cmd
+	return optionsFirst(cmd)
 }
