@@ -16,6 +16,7 @@ var allowed = map[string][]string{
 	"internal/idmap":          {},
 	"internal/digestio":       {"internal/image"},
 	"internal/signature":      {},
+	"internal/policy":         {"internal/image", "internal/signature"},
 	"internal/archive":        {"internal/image", "internal/idmap"},
 	"internal/store/driver":   {"internal/archive", "internal/digestio", "internal/idmap", "internal/image", "internal/store/driver"},
 	"internal/store":          {"internal/image", "internal/idmap", "internal/archive", "internal/digestio", "internal/store/driver"},

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strings"
 	"time"
 
@@ -206,4 +207,19 @@ func UntrustedSimplePayload(sig Signature) (Payload, string, error) {
 	}
 	p, err := ParsePayload(body, SimpleSigningType)
 	return p, fmt.Sprintf("%016X", md.SignedByKeyId), err
+}
+
+// UserIDs lists the user IDs of the keys ("Name <mail>"), sorted by
+// key then name.
+func (k *Keyring) UserIDs() []string {
+	var out []string
+	for _, e := range k.entities {
+		names := make([]string, 0, len(e.Identities))
+		for n := range e.Identities {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		out = append(out, names...)
+	}
+	return out
 }

@@ -179,3 +179,12 @@ func (k *SigstoreKeys) VerifySigstore(sig Signature, _ time.Time) (Verified, err
 	}
 	return Verified{Payload: p, Signer: keyIdentity(signer), Format: Sigstore}, nil
 }
+
+// Identities names the keys as Identity does.
+func (k *SigstoreKeys) Identities() []string {
+	out := make([]string, 0, len(k.keys))
+	for _, p := range k.keys {
+		out = append(out, keyIdentity(p))
+	}
+	return out
+}
