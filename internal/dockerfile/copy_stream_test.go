@@ -3,6 +3,7 @@ package dockerfile
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -92,14 +93,24 @@ func TestStreamedCopyMatchesContainer(t *testing.T) {
 	}
 }
 
-// blobOnly counts the layers of img that have no files yet.
+// blobOnly counts the layers of img above the busybox base's that have
+// no files yet.
 func blobOnly(t *testing.T, st *store.Store, img store.Image) int {
 	t.Helper()
-	chain, err := st.LayerChain(context.Background(), img.TopLayer)
+	ctx := context.Background()
+	base, err := st.LookupImage(ctx, "localhost/busybox:latest")
+	must(t, err)
+	below := map[string]bool{}
+	baseChain, err := st.LayerChain(ctx, base.TopLayer)
+	must(t, err)
+	for _, l := range baseChain {
+		below[l.ID] = true
+	}
+	chain, err := st.LayerChain(ctx, img.TopLayer)
 	must(t, err)
 	n := 0
 	for _, l := range chain {
-		if !l.Files {
+		if !l.Files && !below[l.ID] {
 			n++
 		}
 	}
@@ -148,4 +159,158 @@ func oldContext(t *testing.T, src string) string {
 		must(t, unix.UtimesNanoAt(unix.AT_FDCWD, paths[i], []unix.Timespec{at, at}, unix.AT_SYMLINK_NOFOLLOW))
 	}
 	return dst
+}
+
+// TestStreamedCopyMakesNoFiles: a COPY makes no file in the store's
+// driver directory; the RUN after it makes its layer's files, once.
+func TestStreamedCopyMakesNoFiles(t *testing.T) {
+	st := testStore(t)
+	dir := t.TempDir()
+	for i := range 200 {
+		p := filepath.Join(dir, "files", fmt.Sprintf("d%d", i%7), fmt.Sprintf("f%03d", i))
+		must(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		must(t, os.WriteFile(p, []byte(strings.Repeat("x", i)), 0o644))
+	}
+	home := st.Driver().Home()
+	before := countEntries(t, home)
+	img, out, err := buildIn(t, st, dir, "FROM busybox\nCOPY files/ /data/\nENV A=b\nCOPY files/d1 /more/\n", nil)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if got := countEntries(t, home); got != before {
+		t.Errorf("%d entries under %s after the COPY build, %d before", got, home, before)
+	}
+	if n := blobOnly(t, st, img); n != 2 {
+		t.Errorf("%d layers only blobs, want the two COPY layers", n)
+	}
+	img2, out, err := buildIn(t, st, dir, "FROM busybox\nCOPY files/ /data/\nENV A=b\nCOPY files/d1 /more/\nRUN ls -R /data /more | wc -l > /count\n", nil)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if n := strings.Count(out, "Using cache"); n != 3 {
+		t.Errorf("%d cache hits, want the 3 steps before the RUN:\n%s", n, out)
+	}
+	if n := blobOnly(t, st, img2); n != 0 {
+		t.Errorf("%d layers still only blobs after a RUN on them", n)
+	}
+	if got := countEntries(t, home); got < before+200 {
+		t.Errorf("%d entries under %s after the RUN, want the files made (%d before)", got, home, before)
+	}
+	if b, err := os.ReadFile(filepath.Join(rootOf(t, st, img2), "count")); err != nil || strings.TrimSpace(string(b)) == "" {
+		t.Errorf("count: %q, %v", b, err)
+	}
+}
+
+// countEntries counts what is below dir.
+func countEntries(t *testing.T, dir string) int {
+	t.Helper()
+	n := 0
+	must(t, filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil {
+			n++
+		}
+		return err
+	}))
+	return n
+}
+
+// TestStreamedCopyKeyIsTheContainersKey: a cold build streams its COPY
+// and takes the file digests of the key on the way; the key is the one
+// the container's copy computes, and the digests are remembered.
+func TestStreamedCopyKeyIsTheContainersKey(t *testing.T) {
+	st := testStore(t)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"a.txt": "a\n", "b.txt": "b\n"})
+	df := "FROM busybox\nCOPY . /src/\nCOPY --from=localhost/busybox /etc/passwd /p\n"
+	first, out, err := buildIn(t, st, dir, df, nil)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	known, err := st.FileHashes(context.Background(), dir)
+	must(t, err)
+	if len(known) != 2 {
+		t.Errorf("%d file digests remembered after a cold build, want 2", len(known))
+	}
+	testForceContainerCopy = true
+	defer func() { testForceContainerCopy = false }()
+	again, out, err := buildIn(t, st, dir, df, nil)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if n := strings.Count(out, "Using cache"); n != 2 || again.ID != first.ID {
+		t.Errorf("the container's build hit the cache %d times (want 2), ID %s (want %s):\n%s", n, again.ID, first.ID, out)
+	}
+}
+
+// TestCopyLinkSurvivesBaseChange: a COPY --link is not made again when
+// the image below it changes; its layer (same diff ID) is placed on the
+// new one.
+func TestCopyLinkSurvivesBaseChange(t *testing.T) {
+	st := testStore(t)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"a.txt": "a\n", "b.txt": "b\n"})
+	df := "FROM localhost/base\nCOPY --link . /app/\nCOPY b.txt /plain/\n"
+	base := func(content string) {
+		t.Helper()
+		_, out, err := buildIn(t, st, dir, "FROM busybox\nRUN echo "+content+" > /base\n", func(o *Options) { o.Tags = []string{"localhost/base:latest"} })
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+	}
+	base("one")
+	first, out, err := buildIn(t, st, dir, df, nil)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	base("two")
+	second, out, err := buildIn(t, st, dir, df, nil)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.Contains(out, "Using linked layer") {
+		t.Errorf("COPY --link was made again after the base changed:\n%s", out)
+	}
+	d1, d2 := configOf(t, st, first).RootFS.DiffIDs, configOf(t, st, second).RootFS.DiffIDs
+	if len(d1) != len(d2) || d1[len(d1)-2] != d2[len(d2)-2] {
+		t.Errorf("linked layer's diff IDs: %v then %v", d1, d2)
+	}
+	if d1[len(d1)-3] == d2[len(d2)-3] {
+		t.Errorf("the base layer did not change: %v, %v", d1, d2)
+	}
+	root := rootOf(t, st, second)
+	for p, want := range map[string]string{"base": "two\n", "app/a.txt": "a\n", "plain/b.txt": "b\n"} {
+		if b, err := os.ReadFile(filepath.Join(root, p)); err != nil || string(b) != want {
+			t.Errorf("%s: %q, %v; want %q", p, b, err, want)
+		}
+	}
+	third, out, err := buildIn(t, st, dir, df, nil)
+	must(t, err)
+	if n := strings.Count(out, "Using cache"); n != 2 || third.ID != second.ID {
+		t.Errorf("a rebuild hit %d steps (want 2) and made %s (want %s):\n%s", n, third.ID, second.ID, out)
+	}
+}
+
+// TestCopyFromBlobStage: COPY --from a stage whose layers are only blobs
+// reads them where they are: the stage's layers still have no files.
+func TestCopyFromBlobStage(t *testing.T) {
+	st := testStore(t)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"a.txt": "a\n", "b.txt": "b\n"})
+	df := "FROM busybox AS gen\nCOPY . /gen/\nFROM busybox\nCOPY --from=gen /gen /copied\n"
+	img, out, err := buildIn(t, st, dir, df, func(o *Options) { o.Target = "gen"; o.Tags = []string{"localhost/gen:latest"} })
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	img, out, err = buildIn(t, st, dir, df, nil)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	gen, err := st.LookupImage(context.Background(), "localhost/gen:latest")
+	must(t, err)
+	if n := blobOnly(t, st, gen); n != 1 {
+		t.Errorf("the stage's COPY layer: %d layers only blobs after COPY --from it, want 1", n)
+	}
+	if b, err := os.ReadFile(filepath.Join(rootOf(t, st, img), "copied/b.txt")); err != nil || string(b) != "b\n" {
+		t.Errorf("copied/b.txt: %q, %v", b, err)
+	}
 }
