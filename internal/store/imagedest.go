@@ -32,9 +32,10 @@ type ImageDestination struct {
 	contents map[digest.Digest]layerContent // what each layer blob holds
 	written  []digest.Digest                // blobs this copy stored
 
-	manifest  []byte
-	mt        string
-	img       Image
+	manifest   []byte
+	mt         string
+	signatures [][]byte // PutSignatures's, kept by Commit
+	img        Image
 	held      []string
 	committed bool
 }
@@ -249,6 +250,11 @@ func (d *ImageDestination) Commit(ctx context.Context) error {
 		return err
 	}
 	d.committed = true
+	if d.signatures != nil {
+		if err := d.s.SetSignatures(ctx, d.img.ManifestDigest, d.signatures); err != nil {
+			return err
+		}
+	}
 	return d.s.Release(ctx, d.held...)
 }
 

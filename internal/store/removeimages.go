@@ -73,6 +73,9 @@ func (s *Store) deleteImageRows(ctx context.Context, tx *sql.Tx, id string) ([]d
 			return nil, err
 		}
 	}
+	if err := deleteManifestExtras(ctx, tx, img.ManifestDigest); err != nil {
+		return nil, err
+	}
 	blobs := []digest.Digest{img.ConfigDigest(), img.ManifestDigest}
 	return blobs, s.markPending(ctx, tx, blobs...)
 }

@@ -62,6 +62,10 @@ var migrations = []migration{
 		CREATE TABLE IF NOT EXISTS layer_holds (layer_id TEXT NOT NULL, owner TEXT NOT NULL, PRIMARY KEY (layer_id, owner));
 		CREATE TABLE IF NOT EXISTS blob_pending (digest TEXT NOT NULL, owner TEXT NOT NULL, PRIMARY KEY (digest, owner));
 		CREATE TABLE IF NOT EXISTS blob_repositories (digest TEXT NOT NULL, repository TEXT NOT NULL, PRIMARY KEY (digest, repository));`},
+	{4, "signatures of manifests, and the artifacts that refer to them (provenance, SBOMs), kept by the manifest's digest", `
+		CREATE TABLE IF NOT EXISTS signatures (manifest_digest TEXT NOT NULL, position INTEGER NOT NULL, content BLOB NOT NULL, PRIMARY KEY (manifest_digest, position));
+		CREATE TABLE IF NOT EXISTS referrers (subject TEXT NOT NULL, digest TEXT NOT NULL, media_type TEXT NOT NULL, artifact_type TEXT NOT NULL, manifest BLOB NOT NULL, created INTEGER NOT NULL, PRIMARY KEY (subject, digest));
+		CREATE TABLE IF NOT EXISTS referrer_blobs (referrer TEXT NOT NULL, digest TEXT NOT NULL, content BLOB NOT NULL, PRIMARY KEY (referrer, digest));`},
 }
 
 // schemaVersion is the version this binary writes.

@@ -33,9 +33,12 @@ type CopyOptions struct {
 	Compression      Compression
 	CompressionLevel int
 	ForceCompression bool
-	// RemoveSignatures drops signatures. Copy never copies signatures yet,
-	// so this is always the case.
+	// RemoveSignatures drops the signatures of the source's manifest;
+	// otherwise they are copied along (see CopySignatures).
 	RemoveSignatures bool
+	// Sign, when set, returns new signatures of the manifest written
+	// (its digest given); they are stored beside the copied ones.
+	Sign func(ctx context.Context, manifest digest.Digest) ([][]byte, error)
 	// Parallel bounds concurrent blob copies (default 6).
 	Parallel int
 	// Retry is how many times a blob copy that failed on a transient error
@@ -102,6 +105,9 @@ func Copy(ctx context.Context, dst Destination, src Source, opts CopyOptions) (d
 		d = desc.Digest
 	}
 	if err != nil {
+		return "", err
+	}
+	if err := c.copySignatures(ctx, raw, mt, d); err != nil {
 		return "", err
 	}
 	if err := dst.Commit(ctx); err != nil {

@@ -116,7 +116,7 @@ func newRegistrySource(ctx context.Context, ref name.Reference, sys *SystemConte
 	for _, ep := range eps {
 		src, err := openRegistrySource(ctx, ep, sys)
 		if err == nil {
-			src.name = dockerName(ref)
+			src.name, src.sys = dockerName(ref), sys
 			return src, nil
 		}
 		errs = append(errs, err)
@@ -148,6 +148,7 @@ type cachedSource struct {
 	raw  []byte
 	mt   string
 	name string
+	sys  *SystemContext
 }
 
 // ImageName returns the name asked for (not a mirror's).
@@ -180,7 +181,7 @@ func newRegistryDestination(ctx context.Context, ref name.Reference, sys *System
 	if err != nil {
 		return nil, fmt.Errorf("opening %s for writing: %w", dockerName(ref), err)
 	}
-	return d, nil
+	return &registryDestination{Destination: d, name: dockerName(ref), sys: sys}, nil
 }
 
 // registryRef extracts the docker reference of ref (resolving a short name

@@ -176,6 +176,9 @@ type SystemContext struct {
 	// RegistriesConf, RegistriesConfDir and ShortNameAliasConf override the
 	// registries.conf locations.
 	RegistriesConf, RegistriesConfDir, ShortNameAliasConf string
+	// RegistriesDir overrides registries.d, where signature storage is
+	// configured (--registries.d).
+	RegistriesDir string
 	// CertsDirs overrides the certs.d directories searched (default
 	// /etc/containers/certs.d, /etc/docker/certs.d).
 	CertsDirs []string

@@ -144,3 +144,10 @@ func (d *Destination) Close() error { return nil }
 
 // SupportedManifestTypes returns nil: registries accept every type.
 func (d *Destination) SupportedManifestTypes() []string { return nil }
+
+// Client returns the client of the source's repository (for reading
+// what is stored beside the image: signature attachments, referrers).
+func (s *Source) Client() *Client { return s.c }
+
+// Client returns the client of the destination's repository.
+func (d *Destination) Client() *Client { return d.c }
