@@ -36,8 +36,8 @@ type ImageDestination struct {
 	mt         string
 	signatures [][]byte // PutSignatures's, kept by Commit
 	img        Image
-	held      []string
-	committed bool
+	held       []string
+	committed  bool
 }
 
 // layerContent is what a layer blob decompresses to.
