@@ -23,7 +23,7 @@ var allowed = map[string][]string{
 	"internal/transport":      {"internal/image", "internal/digestio", "internal/transport"},
 	"internal/run":            {"internal/image", "internal/idmap"},
 	"internal/container":      {"internal/store", "internal/run", "internal/archive", "internal/image", "internal/idmap"},
-	"internal/images":         {"internal/store", "internal/transport", "internal/container", "internal/image", "internal/archive"},
+	"internal/images":         {"internal/store", "internal/transport", "internal/container", "internal/image", "internal/archive", "internal/policy", "internal/signature"},
 	"internal/dockerfile":     {"internal/container", "internal/image", "internal/store", "internal/run", "internal/archive", "internal/idmap"},
 	"internal/store/backup":   {"internal/store", "internal/image", "internal/digestio"},
 	"internal/storageconf":    {"internal/digestio", "internal/idmap"},

@@ -25,6 +25,8 @@ type PushOptions struct {
 	Progress Progress
 	// List applies when the name is a manifest list.
 	List ListPushOptions
+	// Sign signs the manifest written (the list's, for a list).
+	Sign SignOptions
 }
 
 // ListPushOptions say what pushing a manifest list writes.
@@ -47,6 +49,11 @@ func (o PushOptions) system() *transport.SystemContext {
 // dest and returns the digest of the manifest written. When name is no
 // image but a manifest list, it pushes the list (see PushList).
 func Push(ctx context.Context, st *store.Store, name string, dest transport.Ref, o PushOptions) (digest.Digest, error) {
+	sign, err := o.Sign.signer(dest, o.system())
+	if err != nil {
+		return "", err
+	}
+	o.Copy.Sign = sign
 	img, err := st.LookupImage(ctx, name)
 	if errors.Is(err, store.ErrImageUnknown) {
 		if _, lerr := st.ManifestList(ctx, name); lerr == nil {
@@ -70,6 +77,9 @@ type CopyOptions struct {
 	// Copy is handed to transport.Copy; Progress is set from Progress.
 	Copy     transport.CopyOptions
 	Progress Progress
+	// Trust is the policy the source must meet; Sign signs the copy.
+	Trust Trust
+	Sign  SignOptions
 }
 
 // Copy copies an image (or a list) between two transport references
@@ -91,11 +101,17 @@ func Copy(ctx context.Context, from, to string, o CopyOptions) (digest.Digest, e
 	if dstSys == nil {
 		dstSys = &transport.SystemContext{}
 	}
+	if o.Copy.Sign, err = o.Sign.signer(dstRef, dstSys); err != nil {
+		return "", err
+	}
 	src, err := srcRef.NewSource(ctx, srcSys)
 	if err != nil {
 		return "", fmt.Errorf("copying %s: %w", from, err)
 	}
 	defer src.Close()
+	if _, err := o.Trust.check(ctx, srcRef, src); err != nil {
+		return "", fmt.Errorf("copying %s: %w", from, err)
+	}
 	d, err := copyTo(ctx, dstRef, dstSys, src, o.Copy, o.Progress)
 	if err != nil {
 		return "", fmt.Errorf("copying %s to %s: %w", from, to, err)

@@ -418,3 +418,29 @@ var (
 	_ SignatureSource      = (*cachedSource)(nil)
 	_ SignatureDestination = (*registryDestination)(nil)
 )
+
+// DockerReference returns the full Docker reference a docker:// image
+// (or a short name, resolved to its first candidate) is written to,
+// "reg/repo:tag" or "reg/repo@digest": what a signature of it names.
+func DockerReference(ref Ref, sys *SystemContext) (string, error) {
+	r, err := registryRef(ref, sys)
+	if err != nil {
+		return "", err
+	}
+	return dockerName(r), nil
+}
+
+// LocalPath returns the path and image name of a reference to local
+// files (oci:, oci-archive:, docker-archive:, dir:); ok is false for
+// the others.
+func LocalPath(ref Ref) (path, name string, ok bool) {
+	switch r := ref.(type) {
+	case *ociRef:
+		return r.path, r.ref, true
+	case *dockerArchiveRef:
+		return r.path, "", true
+	case *dirRef:
+		return r.path, "", true
+	}
+	return "", "", false
+}
