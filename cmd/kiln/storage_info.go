@@ -55,6 +55,13 @@ type storageInfo struct {
 	ContainerBytes int64          `json:"ContainerBytes"`
 	Reclaimable    int64          `json:"ReclaimableBytes"`
 	Warnings       []string       `json:"Warnings"`
+
+	// Layers with files (a snapshot) and layers that are only a blob
+	// until something needs their files, with their uncompressed sizes.
+	FileLayers         int   `json:"FileLayers"`
+	FileLayerBytes     int64 `json:"FileLayerBytes"`
+	BlobOnlyLayers     int   `json:"BlobOnlyLayers"`
+	BlobOnlyLayerBytes int64 `json:"BlobOnlyLayerBytes"`
 }
 
 func init() { registerStorage(newStorageInfoCommand) }
@@ -96,6 +103,7 @@ func gatherStorageInfo(ctx context.Context) (*storageInfo, error) {
 		GraphDriverName: st.Driver().Name(), GraphStatus: map[string]string{}, GraphRoot: st.Root(), RunRoot: st.RunRoot(),
 		ImageStore: map[string]int{"number": u.Images}, ContainerStore: map[string]int{"number": u.Containers},
 		Layers: u.Layers, Blobs: u.Blobs, BlobBytes: u.BlobBytes, LayerBytes: u.LayerBytes,
+		FileLayers: u.FileLayers, FileLayerBytes: u.FileLayerBytes, BlobOnlyLayers: u.BlobOnlyLayers, BlobOnlyLayerBytes: u.BlobOnlyLayerBytes,
 		SharedBytes: u.SharedBytes, ExclusiveBytes: u.ExclusiveBytes, UnusedBytes: u.UnusedBytes,
 		ContainerBytes: u.ContainerBytes, Reclaimable: u.Reclaimable.Total(),
 		DatabaseBytes: u.DatabaseBytes, DriverMetadataBytes: u.DriverMetadataBytes,
@@ -193,6 +201,8 @@ func printStorageInfo(w io.Writer, si *storageInfo) {
 	}
 	fmt.Fprintf(w, "Images: %d\nLayers: %d\nContainers: %d\nBlobs: %d (%s)\n", si.ImageStore["number"], si.Layers, si.ContainerStore["number"], si.Blobs, h(si.BlobBytes))
 	fmt.Fprintf(w, "Layer Space: %s (shared %s, exclusive %s, unused %s)\n", h(si.LayerBytes), h(si.SharedBytes), h(si.ExclusiveBytes), h(si.UnusedBytes))
+	fmt.Fprintf(w, "Layers With Files: %d (%s)\nLayers Only Blobs: %d (%s; their files are made when something needs them)\n",
+		si.FileLayers, h(si.FileLayerBytes), si.BlobOnlyLayers, h(si.BlobOnlyLayerBytes))
 	fmt.Fprintf(w, "Container Writable Space: %s\nReclaimable: %s\n", h(si.ContainerBytes), h(si.Reclaimable))
 	for _, warn := range si.Warnings {
 		fmt.Fprintf(w, "WARNING: %s\n", warn)

@@ -19,6 +19,11 @@ type Usage struct {
 	BlobBytes int64
 	// LayerBytes is the uncompressed size of every layer.
 	LayerBytes int64
+	// Layers exist as files (a driver snapshot), or only as a blob until
+	// something needs their files (pulled layers, COPY layers of builds):
+	// how many of each, and their uncompressed sizes.
+	FileLayers, BlobOnlyLayers         int
+	FileLayerBytes, BlobOnlyLayerBytes int64
 	// SharedBytes are layer bytes that more than one image or container
 	// builds on; ExclusiveBytes are those only one uses; UnusedBytes are
 	// layers nothing uses (prune removes them).
@@ -58,6 +63,13 @@ func (s *Store) Usage(ctx context.Context) (Usage, error) {
 	}
 	for id, l := range in.layers {
 		u.LayerBytes += l.Size
+		if l.Files {
+			u.FileLayers++
+			u.FileLayerBytes += l.Size
+		} else {
+			u.BlobOnlyLayers++
+			u.BlobOnlyLayerBytes += l.Size
+		}
 		switch users[id] {
 		case 0:
 			u.UnusedBytes += l.Size
