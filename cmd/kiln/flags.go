@@ -24,12 +24,13 @@ type registryFlags struct {
 	AuthFile        string
 	DaemonHost      string
 	SignaturePolicy string
+	RegistriesDir   string
 }
 
 func (r *registryFlags) add(f *pflag.FlagSet) {
 	r.addPrefixed(f, "")
-	f.StringVar(&r.SignaturePolicy, "signature-policy", "", "signature policy file (accepted; kiln does not verify signatures)")
-	_ = f.MarkHidden("signature-policy")
+	f.StringVar(&r.SignaturePolicy, "signature-policy", "", "signature policy file images must meet (default /etc/containers/policy.json)")
+	f.StringVar(&r.RegistriesDir, "registries.d", "", "directory of registries.d files that say where signatures are stored (default /etc/containers/registries.d)")
 }
 
 // addPrefixed adds the flags named with a prefix, as `image copy` has
@@ -55,6 +56,7 @@ func (r registryFlags) systemContext() *transport.SystemContext {
 		AuthFile: r.AuthFile, Creds: r.Creds, CertDir: r.CertDir, DaemonHost: r.DaemonHost,
 		RegistriesConf: globals.RegistriesConf, RegistriesConfDir: globals.RegistriesConfDir,
 		ShortNameAliasConf: globals.ShortNameAliasConf, Logger: logger, Env: os.Getenv,
+		RegistriesDir: r.RegistriesDir,
 	}
 	if sys.DaemonHost == "" {
 		sys.DaemonHost = os.Getenv("DOCKER_HOST")

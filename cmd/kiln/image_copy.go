@@ -16,6 +16,8 @@ type imageCopyOptions struct {
 	OS, Arch, Variant             string
 	Src, Dest                     registryFlags
 	retryFlags
+	sign   signFlags
+	Policy string
 }
 
 func init() { registerImage(newImageCopyCommand) }
@@ -47,7 +49,11 @@ func newImageCopyCommand() *cobra.Command {
 	o.Dest.addPrefixed(f, "dest-")
 	f.IntVar(&o.Retry, "retry-times", 3, "number of times to retry a failed blob copy")
 	f.DurationVar(&o.RetryDelay, "retry-delay", 0, "delay before the first retry (default 1s, doubled each time)")
-	addIgnoredFlags(f, "sign-by", "sign-passphrase-file", "encryption-key", "decryption-key", "policy", "preserve-digests", "dest-decompress", "dest-precompute-digests", "image-parallel-copies")
+	o.sign.add(f)
+	f.StringVar(&o.Policy, "policy", "", "signature policy file the source must meet (default /etc/containers/policy.json)")
+	f.StringVar(&o.Policy, "signature-policy", "", "the same as --policy")
+	f.StringVar(&o.Src.RegistriesDir, "registries.d", "", "directory of registries.d files that say where signatures are stored")
+	addIgnoredFlags(f, "encryption-key", "decryption-key", "preserve-digests", "dest-decompress", "dest-precompute-digests", "image-parallel-copies")
 	return cmd
 }
 
@@ -85,7 +91,12 @@ func runImageCopy(cmd *cobra.Command, o imageCopyOptions, from, to string) error
 			side.AuthFile = o.AuthFile
 		}
 	}
+	o.Dest.RegistriesDir = o.Src.RegistriesDir
 	co.Source, co.Destination = o.Src.systemContext(), o.Dest.systemContext()
+	co.Trust = images.Trust{PolicyPath: o.Policy}
+	if co.Sign, err = o.sign.options(); err != nil {
+		return err
+	}
 	o.retryFlags.apply(co.Destination, &co.Copy)
 	o.retryFlags.apply(co.Source, &transport.CopyOptions{})
 	prog := newCopyProgress(cmd.ErrOrStderr(), o.Quiet)

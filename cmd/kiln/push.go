@@ -18,6 +18,7 @@ type pushOptions struct {
 	copyFlags
 	registryFlags
 	retryFlags
+	sign signFlags
 }
 
 func init() { register(newPushCommand) }
@@ -45,7 +46,8 @@ func newPushCommand() *cobra.Command {
 	f.BoolVar(&o.All, "all", true, "when IMAGE is a manifest list, push the images it lists too")
 	o.registryFlags.add(f)
 	o.retryFlags.add(f)
-	addIgnoredFlags(f, "sign-by", "encryption-key", "rm")
+	o.sign.add(f)
+	addIgnoredFlags(f, "encryption-key", "rm")
 	return optionsFirst(cmd)
 }
 
@@ -93,7 +95,8 @@ func (o pushOptions) pushOptions() (images.PushOptions, error) {
 		return po, err
 	}
 	o.retryFlags.apply(po.System, &po.Copy)
-	return po, nil
+	po.Sign, err = o.sign.options()
+	return po, err
 }
 
 // copyFlags are the flags push and manifest push share.
