@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/kiln-build/kiln/internal/container"
 )
 
 type rmOptions struct{ All bool }
@@ -20,29 +22,40 @@ func newRmCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			if len(args) == 0 && !o.All {
-				return fmt.Errorf("rm needs a container name or ID, or --all")
+				return errors.New("container ID must be specified")
 			}
 			if len(args) > 0 && o.All {
-				return fmt.Errorf("rm: give containers or --all, not both")
+				return errors.New("when using the --all switch, you may not pass any containers names or IDs")
 			}
 			st, err := openStore(ctx)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			ctrs, err := selectContainers(ctx, st, args, o.All)
-			if err != nil && len(ctrs) == 0 {
-				return err
+			refs := args
+			if o.All {
+				all, err := container.All(ctx, st)
+				if err != nil {
+					return fmt.Errorf("reading working containers: %w", err)
+				}
+				for _, c := range all {
+					refs = append(refs, c.ID())
+				}
 			}
-			errs := []error{err}
-			for _, c := range ctrs {
-				if err := c.Remove(ctx); err != nil {
-					errs = append(errs, fmt.Errorf("removing %s: %w", c.Name(), err))
+			trail := errorTrail{w: cmd.ErrOrStderr()}
+			for _, ref := range refs {
+				c, err := container.Open(ctx, st, ref)
+				if err == nil {
+					ref = c.Name()
+					err = c.Remove(ctx)
+				}
+				if err != nil {
+					trail.add(fmt.Errorf("removing container %q: %w", ref, notKnown(err)))
 					continue
 				}
 				fmt.Fprintln(cmd.OutOrStdout(), c.ID())
 			}
-			return errors.Join(errs...)
+			return trail.err()
 		},
 	}
 	cmd.Flags().BoolVarP(&o.All, "all", "a", false, "remove all working containers")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -10,7 +11,7 @@ import (
 
 type rmiOptions struct {
 	images.RemoveOptions
-	// Prune is accepted for compatibility.
+	// Prune removes the dangling images instead of those named.
 	Prune bool
 }
 
@@ -23,30 +24,54 @@ func newRmiCommand() *cobra.Command {
 		Short: "Remove images from local storage",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			if len(args) == 0 && !o.All && !o.Prune {
-				return fmt.Errorf("rmi needs an image name or ID, or --all")
+			switch {
+			case len(args) == 0 && !o.All && !o.Prune:
+				return errors.New("image name or ID must be specified")
+			case len(args) > 0 && o.All:
+				return errors.New("when using the --all switch, you may not pass any images names or IDs")
+			case o.All && o.Prune:
+				return errors.New("when using the --all switch, you may not use --prune switch")
+			case len(args) > 0 && o.Prune:
+				return errors.New("when using the --prune switch, you may not pass any images names or IDs")
 			}
 			st, err := openStore(ctx)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			removed, err := images.Remove(ctx, st, args, o.RemoveOptions)
+			var removed []images.Removal
+			if o.Prune {
+				removed, err = images.PruneDangling(ctx, st)
+			} else {
+				removed, err = images.Remove(ctx, st, args, o.RemoveOptions)
+			}
+			// Buildah's order: every name taken off, then every image deleted.
 			out := cmd.OutOrStdout()
 			for _, r := range removed {
 				for _, n := range r.Untagged {
 					fmt.Fprintf(out, "untagged: %s\n", n)
 				}
+			}
+			for _, r := range removed {
 				if r.Deleted != "" {
 					fmt.Fprintln(out, r.Deleted)
 				}
 			}
-			return err
+			if err == nil {
+				return nil
+			}
+			var list errorList
+			if j, ok := err.(interface{ Unwrap() []error }); ok {
+				list = j.Unwrap()
+			} else {
+				list = errorList{err}
+			}
+			return list
 		},
 	}
 	f := cmd.Flags()
 	f.BoolVarP(&o.All, "all", "a", false, "remove all images")
 	f.BoolVarP(&o.Force, "force", "f", false, "also remove containers using the image, and every name of it")
-	f.BoolVarP(&o.Prune, "prune", "p", false, "accepted for compatibility")
+	f.BoolVarP(&o.Prune, "prune", "p", false, "remove the dangling images (unnamed, not a build's intermediate step, used by no container)")
 	return optionsFirst(cmd)
 }

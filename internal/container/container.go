@@ -175,18 +175,57 @@ func (c *Container) Inspect() Inspect {
 	return Inspect{State: c.State, OCIv1: c.State.Config.OCI(), Docker: c.State.Config.Docker()}
 }
 
-// defaultName is Buildah's container name for an image: the last path
-// element of its name, then "-working-container".
-func defaultName(imageName string) string {
+// baseName is the name Buildah gives the image of a working container
+// made from spec (the reference as given): among the image's names the
+// first that contains spec's own short name, else its first name, else
+// that short name ("dir" for dir:PATH).
+func baseName(spec string, names []string) string {
+	prefix := namePrefix(spec)
+	if len(names) == 0 {
+		return prefix
+	}
+	for _, n := range names {
+		if strings.Contains(n, prefix) {
+			return n
+		}
+	}
+	return names[0]
+}
+
+// namePrefix is the short name in a reference, as Buildah cuts it: a
+// digest or an ID is its first 12 hex digits, then what comes before the
+// first ":", after the last "/" and before "@" ("docker.io/library/
+// alpine:latest" is "alpine", "dir:/x/y" is "dir").
+func namePrefix(s string) string {
+	hex := strings.TrimPrefix(s, "sha256:")
+	if len(hex) == 64 && isLowerHex(hex) {
+		return hex[:12]
+	}
+	s, _, _ = strings.Cut(s, ":")
+	if i := strings.LastIndex(s, "/"); i >= 0 {
+		s = s[i+1:]
+	}
+	s, _, _ = strings.Cut(s, "@")
+	return s
+}
+
+func isLowerHex(s string) bool {
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// defaultName is Buildah's container name for an image name: its short
+// name, then "-working-container" (or "-" and the suffix asked for).
+func defaultName(imageName, suffix string) string {
+	if suffix == "" {
+		suffix = "working-container"
+	}
 	if imageName == "" || imageName == "scratch" {
-		return "working-container"
+		return suffix
 	}
-	base := imageName
-	if i := strings.LastIndex(base, "/"); i >= 0 {
-		base = base[i+1:]
-	}
-	if i := strings.IndexAny(base, ":@"); i >= 0 {
-		base = base[:i]
-	}
-	return base + "-working-container"
+	return namePrefix(imageName) + "-" + suffix
 }

@@ -15,8 +15,14 @@ import (
 type NewOptions struct {
 	// Image is "scratch" or a local image name, ID or ID prefix.
 	Image string
+	// Spec is the reference the image was asked for by, as given (a short
+	// name, a transport reference, an ID); it picks the image name the
+	// container records and its default name as Buildah does. "" is Image.
+	Spec string
 	// Name is the container's name; "" picks Buildah's default.
 	Name string
+	// Suffix replaces "working-container" in the default name.
+	Suffix string
 	// Temporary marks the container as this process's (a build step's):
 	// if the process dies, RemoveAbandoned removes it.
 	Temporary bool
@@ -42,17 +48,18 @@ func New(ctx context.Context, st *store.Store, o NewOptions) (*Container, error)
 		if state.Config, err = image.ParseConfig(raw); err != nil {
 			return nil, fmt.Errorf("image %s: %w", o.Image, err)
 		}
-		state.FromImage = o.Image
-		if len(img.Names) > 0 {
-			state.FromImage = img.Names[0]
+		spec := o.Spec
+		if spec == "" {
+			spec = o.Image
 		}
+		state.FromImage = baseName(spec, img.Names)
 		state.FromImageID = img.ID
 		state.FromImageDigest = string(img.ManifestDigest)
 	}
 	name := o.Name
 	if name == "" {
 		var err error
-		if name, err = freeName(ctx, st, defaultName(state.FromImage)); err != nil {
+		if name, err = freeName(ctx, st, defaultName(state.FromImage, o.Suffix)); err != nil {
 			return nil, err
 		}
 	}

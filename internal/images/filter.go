@@ -15,7 +15,8 @@ import (
 type FilterKey int
 
 const (
-	// Dangling: "true" keeps images without a name, anything else named ones.
+	// Dangling: "true" keeps images without a name that are not the
+	// intermediate steps of a build; anything else the others.
 	Dangling FilterKey = iota
 	// ID keeps images whose ID starts with the value ("sha256:" allowed).
 	ID
@@ -144,7 +145,15 @@ func predicate(ctx context.Context, st *store.Store, k FilterKey, v string, now 
 	switch k {
 	case Dangling:
 		want := v == "true"
-		return func(i store.Image) bool { return (len(i.Names) == 0) == want }, nil
+		imgs, err := st.Images(ctx)
+		if err != nil {
+			return nil, err
+		}
+		inter, err := intermediateSet(ctx, st, imgs)
+		if err != nil {
+			return nil, err
+		}
+		return func(i store.Image) bool { return (len(i.Names) == 0 && !inter[i.ID]) == want }, nil
 	case ID:
 		return func(i store.Image) bool { return strings.HasPrefix(i.ID, strings.TrimPrefix(v, "sha256:")) }, nil
 	case Reference:
@@ -242,12 +251,32 @@ func List(ctx context.Context, st *store.Store, o ListOptions) ([]store.Image, e
 	return out, nil
 }
 
-// intermediates are the unnamed images another image builds on (the
-// steps of a cached build); `images` shows them only with --all.
+// intermediates are the unnamed images that are steps of a cached build
+// (build cache entries) with another image on top of them; `images` shows
+// them only with --all. An unnamed image a commit left behind (its name
+// moved to a newer commit) is dangling, not intermediate, even when the
+// newer commit builds on it: kiln's commit continues the container on
+// the committed layer, where Buildah's copies it.
 func intermediates(ctx context.Context, st *store.Store, imgs []store.Image, all bool) (map[string]bool, error) {
 	hide := map[string]bool{}
 	if all {
 		return hide, nil
+	}
+	return intermediateSet(ctx, st, imgs)
+}
+
+func intermediateSet(ctx context.Context, st *store.Store, imgs []store.Image) (map[string]bool, error) {
+	out := map[string]bool{}
+	entries, err := st.CacheEntries(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(entries) == 0 {
+		return out, nil
+	}
+	cached := make(map[string]bool, len(entries))
+	for _, e := range entries {
+		cached[e.ImageID] = true
 	}
 	parents, err := st.ParentLayers(ctx)
 	if err != nil {
@@ -260,9 +289,9 @@ func intermediates(ctx context.Context, st *store.Store, imgs []store.Image, all
 		}
 	}
 	for _, img := range imgs {
-		if len(img.Names) == 0 && (parents[img.TopLayer] || img.Created.Before(newest[img.TopLayer])) {
-			hide[img.ID] = true
+		if len(img.Names) == 0 && cached[img.ID] && (parents[img.TopLayer] || img.Created.Before(newest[img.TopLayer])) {
+			out[img.ID] = true
 		}
 	}
-	return hide, nil
+	return out, nil
 }

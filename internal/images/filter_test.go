@@ -2,6 +2,8 @@ package images
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -80,13 +82,15 @@ func TestFilter(t *testing.T) {
 	}
 }
 
-// TestListIntermediates: unnamed images another image builds on (the
-// steps of a build) are listed only with All.
+// TestListIntermediates: unnamed images another image builds on that are
+// steps of a cached build are listed only with All; an unnamed image a
+// later commit of the same container builds on is dangling, and listed.
 func TestListIntermediates(t *testing.T) {
 	ctx := context.Background()
 	st := newStore(t)
 	ts := time.Unix(1700000000, 0)
 	step := commitImage(t, st, "step", nil, ts)
+	must(t, st.CachePut(ctx, "step-key", step.ID))
 	c, err := container.New(ctx, st, container.NewOptions{Image: step.ID})
 	must(t, err)
 	later := ts.Add(time.Minute)
@@ -94,7 +98,18 @@ func TestListIntermediates(t *testing.T) {
 	must(t, err)
 	must(t, c.Remove(ctx))
 	lone := commitImage(t, st, "lone", nil, ts)
-	for all, want := range map[bool][]string{false: {top.ID, lone.ID}, true: {top.ID, step.ID, lone.ID}} {
+	c, err = container.New(ctx, st, container.NewOptions{Image: lone.ID})
+	must(t, err)
+	first, err := c.Commit(ctx, container.CommitOptions{Names: []string{"localhost/again:latest"}, Format: image.FormatOCI, Timestamp: &later})
+	must(t, err)
+	root, err := c.Mount(ctx)
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(root, "more"), nil, 0o644))
+	again := later.Add(time.Minute)
+	second, err := c.Commit(ctx, container.CommitOptions{Names: []string{"localhost/again:latest"}, Format: image.FormatOCI, Timestamp: &again})
+	must(t, err)
+	must(t, c.Remove(ctx))
+	for all, want := range map[bool][]string{false: {top.ID, lone.ID, first.ID, second.ID}, true: {top.ID, step.ID, lone.ID, first.ID, second.ID}} {
 		got, err := List(ctx, st, ListOptions{All: all})
 		must(t, err)
 		if diff := cmp.Diff(sorted(want), sorted(ids(got))); diff != "" {

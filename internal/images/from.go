@@ -22,7 +22,7 @@ type FromOptions struct {
 // (the source may have given it no name).
 func From(ctx context.Context, st *store.Store, ref string, o FromOptions) (*container.Container, error) {
 	ref = strings.TrimPrefix(ref, "docker://")
-	o.Container.Image = ref
+	o.Container.Image, o.Container.Spec = ref, ref
 	if ref != "scratch" {
 		img, err := Ensure(ctx, st, ref, o.Ensure)
 		if err != nil {

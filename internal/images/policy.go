@@ -80,11 +80,18 @@ func Ensure(ctx context.Context, st *store.Store, ref string, o EnsureOptions) (
 	if err != nil && !errors.Is(err, store.ErrImageUnknown) {
 		return store.Image{}, err
 	}
+	if found && !IsImageID(ref) && !platformMatches(st, local, o.Pull.Copy.Platform) {
+		// The stored image is for another platform than the one asked
+		// for: it is not the image ref names here.
+		found = false
+	}
 	switch {
 	case found && (o.Policy == PullMissing || o.Policy == PullNever || IsImageID(ref)):
 		return local, nil
-	case !found && o.Policy == PullNever:
-		return store.Image{}, fmt.Errorf("image %q is not in local storage, and --pull=never forbids pulling it: %w", ref, store.ErrImageUnknown)
+	case !found && (o.Policy == PullNever || isDigestID(ref)):
+		// Buildah's words: "busybox: image not known". An image ID is
+		// never looked for in a registry.
+		return store.Image{}, fmt.Errorf("%s: %w", ref, store.ErrImageUnknown)
 	case found && o.Policy == PullNewer:
 		same, err := sameAsSource(ctx, local, ref, o.Pull)
 		if err != nil {
@@ -105,6 +112,20 @@ func Ensure(ctx context.Context, st *store.Store, ref string, o EnsureOptions) (
 		return store.Image{}, err
 	}
 	return img, nil
+}
+
+// platformMatches reports whether the stored image is for platform p;
+// empty fields of p match anything.
+func platformMatches(st *store.Store, img store.Image, p transport.Platform) bool {
+	if p.OS == "" && p.Architecture == "" && p.Variant == "" {
+		return true
+	}
+	have, err := ImagePlatform(st, img)
+	if err != nil {
+		return true // unreadable here; the build will say why
+	}
+	return (p.OS == "" || p.OS == have.OS) && (p.Architecture == "" || p.Architecture == have.Architecture) &&
+		(p.Variant == "" || p.Variant == have.Variant)
 }
 
 // sameAsSource reports whether the source of ref holds the manifest the
@@ -150,6 +171,12 @@ func IsImageID(ref string) bool {
 		}
 	}
 	return true
+}
+
+// isDigestID reports whether ref can only be an image ID: "sha256:HEX"
+// or all 64 hex digits of one.
+func isDigestID(ref string) bool {
+	return strings.HasPrefix(ref, "sha256:") && IsImageID(ref) || isFullImageID(ref)
 }
 
 // isFullImageID reports whether s is a whole image ID (64 hex digits).

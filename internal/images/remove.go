@@ -79,12 +79,15 @@ type removalPlan struct {
 
 func (p *removalPlan) add(ctx context.Context, st *store.Store, ref string, force bool) error {
 	img, err := st.LookupImage(ctx, ref)
+	if errors.Is(err, store.ErrImageUnknown) {
+		return fmt.Errorf("%s: %w", ref, store.ErrImageUnknown) // Buildah's words
+	}
 	if err != nil {
 		return err
 	}
 	byName := matchedName(img, ref)
 	if p.deleted[img.ID] || p.untagged[byName] {
-		return fmt.Errorf("%w: %s", store.ErrImageUnknown, ref)
+		return fmt.Errorf("%s: %w", ref, store.ErrImageUnknown)
 	}
 	img.Names = slices.DeleteFunc(img.Names, func(n string) bool { return p.untagged[n] })
 	if byName != "" && len(img.Names) > 1 {
@@ -132,4 +135,45 @@ func matchedName(img store.Image, ref string) string {
 		}
 	}
 	return ""
+}
+
+// PruneDangling removes the dangling images, as `rmi --prune` does: the
+// unnamed images that are not intermediate steps of a cached build (see
+// List) and that no working container uses; then again, while removing
+// some leaves others dangling (a build step whose last child went).
+func PruneDangling(ctx context.Context, st *store.Store) ([]Removal, error) {
+	var out []Removal
+	gone := map[string]bool{}
+	for {
+		imgs, err := st.Images(ctx)
+		if err != nil {
+			return out, err
+		}
+		inter, err := intermediateSet(ctx, st, imgs)
+		if err != nil {
+			return out, err
+		}
+		var refs []string
+		for _, img := range imgs {
+			if len(img.Names) > 0 || inter[img.ID] || gone[img.ID] {
+				continue
+			}
+			users, err := st.ContainersUsing(ctx, img.ID)
+			if err != nil {
+				return out, err
+			}
+			if len(users) == 0 {
+				refs = append(refs, img.ID)
+				gone[img.ID] = true
+			}
+		}
+		if len(refs) == 0 {
+			return out, nil
+		}
+		removed, err := Remove(ctx, st, refs, RemoveOptions{})
+		out = append(out, removed...)
+		if err != nil {
+			return out, err
+		}
+	}
 }

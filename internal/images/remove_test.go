@@ -2,6 +2,8 @@ package images
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/kiln-build/kiln/internal/container"
+	"github.com/kiln-build/kiln/internal/image"
 	"github.com/kiln-build/kiln/internal/store"
 )
 
@@ -74,8 +77,8 @@ func TestRemove(t *testing.T) {
 				return []string{
 					"image " + f.two.ID[:12] + " has several names [localhost/a:latest localhost/b:latest]: remove them by name, or use --force",
 					"image used is in use by containers [user]: remove them first, or use --force",
-					"image not known: one",
-					"image not known: nothing",
+					"one: image not known",
+					"nothing: image not known",
 				}
 			},
 			left: func(f fixture) map[string][]string {
@@ -138,4 +141,55 @@ func TestRemove(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPruneDangling: rmi --prune removes the unnamed images a commit
+// left behind (its name went to a newer commit that builds on it), and
+// the image a removed one was made from when it is unnamed too; a named
+// image, a build's intermediate step with a child and an image a
+// container uses stay.
+func TestPruneDangling(t *testing.T) {
+	ctx := context.Background()
+	st := newStore(t)
+	ts := time.Unix(1700000000, 0)
+	named := commitImage(t, st, "named", nil, ts, "localhost/named:latest")
+	step := commitImage(t, st, "step", nil, ts)
+	must(t, st.CachePut(ctx, "step-key", step.ID))
+	built := commitOn(t, st, step.ID, "built", ts.Add(time.Second), "localhost/built:latest")
+	used := commitImage(t, st, "used", nil, ts)
+	user, err := container.New(ctx, st, container.NewOptions{Image: used.ID})
+	must(t, err)
+	defer user.Remove(ctx)
+	old := commitImage(t, st, "old", nil, ts)
+	newer := commitOn(t, st, old.ID, "newer", ts.Add(time.Second))
+
+	removed, err := PruneDangling(ctx, st)
+	must(t, err)
+	var got []string
+	for _, r := range removed {
+		got = append(got, r.Deleted)
+	}
+	if diff := cmp.Diff(sorted([]string{old.ID, newer.ID}), sorted(got)); diff != "" {
+		t.Errorf("removed (-want +got):\n%s", diff)
+	}
+	left, err := st.Images(ctx)
+	must(t, err)
+	if diff := cmp.Diff(sorted([]string{named.ID, step.ID, built.ID, used.ID}), sorted(ids(left))); diff != "" {
+		t.Errorf("left (-want +got):\n%s", diff)
+	}
+}
+
+// commitOn commits an image of one more file on the image base.
+func commitOn(t *testing.T, st *store.Store, base, file string, created time.Time, names ...string) store.Image {
+	t.Helper()
+	ctx := context.Background()
+	c, err := container.New(ctx, st, container.NewOptions{Image: base})
+	must(t, err)
+	defer c.Remove(ctx)
+	root, err := c.Mount(ctx)
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(root, file), []byte(file), 0o644))
+	img, err := c.Commit(ctx, container.CommitOptions{Names: names, Format: image.FormatOCI, Timestamp: &created})
+	must(t, err)
+	return img
 }

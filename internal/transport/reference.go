@@ -25,20 +25,22 @@ const (
 )
 
 // ParseReference parses "transport:reference". A string without a known
-// transport is an image name for docker://; a short name ("busybox") is
+// transport is an image name for docker:// ("docker:latest" too: the
+// docker transport is written "docker://"); a short name ("busybox") is
 // resolved through registries.conf when the image is opened.
 func ParseReference(s string) (Ref, error) {
 	t, rest, ok := strings.Cut(s, ":")
 	if !ok {
 		t = ""
 	}
+	if t == TransportDocker && !strings.HasPrefix(rest, "//") {
+		// "docker:latest" is the image docker:latest, as Buildah reads it:
+		// the transport always has its two slashes.
+		t = ""
+	}
 	switch t {
 	case TransportDocker:
-		r, ok := strings.CutPrefix(rest, "//")
-		if !ok {
-			return nil, fmt.Errorf("parsing %q: docker references start with docker://", s)
-		}
-		return parseDockerRef(r)
+		return parseDockerRef(strings.TrimPrefix(rest, "//"))
 	case TransportDockerDaemon:
 		return parseDaemonRef(rest)
 	case TransportOCI, TransportOCIArchive:

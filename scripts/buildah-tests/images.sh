@@ -16,7 +16,7 @@
 #   docker.io/library/alpine    the same with /etc/apk/arch and
 #                               /etc/alpine-release, seven platforms
 #   docker.io/library/{debian,ubuntu}  debootstrap --variant=minbase bookworm
-#   docker.io/library/centos:{7,latest}, quay.io/libpod/alpine_nginx,
+#   docker.io/library/{centos:7,centos:latest,docker:latest}, quay.io/libpod/alpine_nginx,
 #   quay.io/libpod/testimage:{20221018,20210610}, registry.k8s.io/pause
 #                               busybox-based
 #   quay.io/libpod/registry:2.8 Debian's docker-registry with an
@@ -100,6 +100,17 @@ operator:x:37:
 users:x:100:
 nogroup:x:65534:
 EOF
+	# Debian's busybox has no printenv applet; the images it stands in for do.
+	cat >"$dir/usr/bin/printenv" <<'PRINTENV'
+#!/bin/sh
+[ $# -gt 0 ] || exec env
+status=0
+for name; do
+	if eval "[ -n \"\${$name+set}\" ]"; then eval "printf '%s\n' \"\$$name\""; else status=1; fi
+done
+exit $status
+PRINTENV
+	chmod 755 "$dir/usr/bin/printenv"
 	echo 'root:*::0:::::' >"$dir/etc/shadow"
 	chmod 640 "$dir/etc/shadow"
 }
@@ -273,7 +284,7 @@ img_all() {
 	img_busybox_rootfs "$r"
 	echo 'CentOS Linux release 7 (stand-in)' >"$r/etc/centos-release"
 	img_single "$r" "{\"Env\":[$img_path_env],\"Cmd\":[\"/bin/sh\"]}"
-	img_publish docker.io/library/centos:7 docker.io/library/centos:latest
+	img_publish docker.io/library/centos:7 docker.io/library/centos:latest docker.io/library/docker:latest
 
 	rm -rf "$r" && mkdir -p "$r"
 	cp /bin/busybox "$r/pause"
