@@ -10,8 +10,9 @@ import (
 )
 
 type pullOptions struct {
-	Quiet   bool
-	AllTags bool
+	Quiet            bool
+	AllTags          bool
+	RemoveSignatures bool
 	registryFlags
 	retryFlags
 	platformFlags
@@ -35,7 +36,8 @@ func newPullCommand() *cobra.Command {
 	o.registryFlags.add(f)
 	o.retryFlags.add(f)
 	o.platformFlags.add(f)
-	addIgnoredFlags(f, "decryption-key", "policy", "remove-signatures")
+	f.BoolVar(&o.RemoveSignatures, "remove-signatures", false, "do not keep the image's signatures")
+	addIgnoredFlags(f, "decryption-key", "policy")
 	return optionsFirst(cmd)
 }
 
@@ -46,6 +48,7 @@ func runPull(cmd *cobra.Command, o pullOptions, ref string) error {
 		return err
 	}
 	po := newPullOptions(o.registryFlags, o.retryFlags, p)
+	po.Copy.RemoveSignatures = o.RemoveSignatures
 	refs := []string{ref}
 	if o.AllTags {
 		if refs, err = images.RepositoryTags(ctx, ref, po.System); err != nil {
@@ -74,7 +77,8 @@ func runPull(cmd *cobra.Command, o pullOptions, ref string) error {
 // they read images; the zero flags pull this machine's platform with the
 // default registry settings and retries. Progress is the caller's.
 func newPullOptions(r registryFlags, retry retryFlags, p transport.Platform) images.PullOptions {
-	po := images.PullOptions{System: r.systemContext(), Copy: transport.CopyOptions{Platform: p, Logger: logger}}
+	po := images.PullOptions{System: r.systemContext(), Copy: transport.CopyOptions{Platform: p, Logger: logger},
+		Trust: images.Trust{PolicyPath: r.SignaturePolicy}}
 	retry.apply(po.System, &po.Copy)
 	return po
 }

@@ -18,6 +18,12 @@ type Progress interface {
 	Done(err error)
 }
 
+// Announcer is a Progress that is told, before a pull copies anything,
+// the name of the image it pulls (Buildah prints "Trying to pull NAME...").
+type Announcer interface {
+	Trying(name string)
+}
+
 // copyImage copies src to dst with o, showing it on p (nil shows
 // nothing), and returns the digest of the manifest written.
 func copyImage(ctx context.Context, dst transport.Destination, src transport.Source, o transport.CopyOptions, p Progress) (digest.Digest, error) {

@@ -21,6 +21,9 @@ type PullOptions struct {
 	Copy transport.CopyOptions
 	// Progress shows the copy; nil shows nothing.
 	Progress Progress
+	// Trust is the signature policy the image must meet before
+	// anything of it is stored.
+	Trust Trust
 }
 
 func (o PullOptions) system() *transport.SystemContext {
@@ -49,12 +52,22 @@ func Pull(ctx context.Context, st *store.Store, ref string, o PullOptions) (stor
 		return store.Image{}, fmt.Errorf("pulling %s: %w", ref, err)
 	}
 	defer src.Close()
+	if _, err := o.Trust.check(ctx, r, src); err != nil {
+		return store.Image{}, fmt.Errorf("pulling %s: %w", ref, err)
+	}
 	var names []string
 	if n, err := image.NormalizeName(transport.ImageName(r, src)); err == nil {
 		names = append(names, n)
 	}
 	dst := st.NewImageDestination(names)
 	defer dst.Close()
+	if t, ok := o.Progress.(Announcer); ok {
+		name := transport.ImageName(r, src)
+		if len(names) > 0 {
+			name = names[0]
+		}
+		t.Trying(name)
+	}
 	if _, err := copyImage(ctx, dst, src, copts, o.Progress); err != nil {
 		return store.Image{}, fmt.Errorf("pulling %s: %w", ref, err)
 	}
