@@ -16,8 +16,7 @@ import (
 // creates nothing under the store's driver directory: its layer is a
 // blob (storage info counts it) until a run needs its files, which are
 // then made once. The image pushed has the layer a COPY in a container
-// makes (--layers=false), byte for byte: the same diff IDs, and the
-// same tree.
+// makes, byte for byte: the same diff IDs, and the same tree.
 func TestBuildCopyMakesNoFiles(t *testing.T) {
 	e := newEnv(t, "")
 	e.foreignBusybox()
@@ -42,7 +41,10 @@ func TestBuildCopyMakesNoFiles(t *testing.T) {
 		t.Errorf("storage info: %d layers with files, %d only blobs; want 0 and 2 (the base, the COPY)", info.FileLayers, info.BlobOnlyLayers)
 	}
 
-	e.mustKiln("build", "--layers=false", "--timestamp", "1700000000", "-t", "contained", dir)
+	// Without --layers, a step before the COPY puts it in a container.
+	df := filepath.Join(t.TempDir(), "Dockerfile")
+	must(t, os.WriteFile(df, []byte("FROM localhost/busybox\nENV STEP=one\nCOPY files/ /data/\n"), 0o644))
+	e.mustKiln("build", "--layers=false", "--timestamp", "1700000000", "-t", "contained", "-f", df, dir)
 	layout := t.TempDir()
 	e.mustKiln("push", "-q", "streamed", "oci:"+layout+":streamed")
 	e.mustKiln("push", "-q", "contained", "oci:"+layout+":contained")

@@ -67,6 +67,7 @@ type ufile struct {
 type upper struct {
 	lower *store.PathView
 	root  *unode
+	dirs  map[string]*unode // directories of the upper directory, by path
 	now   time.Time
 	umask fs.FileMode
 	euid  int
@@ -74,7 +75,8 @@ type upper struct {
 }
 
 func newUpper(lower *store.PathView, now time.Time) *upper {
-	return &upper{lower: lower, root: &unode{mode: fs.ModeDir | 0o755, kids: map[string]*unode{}}, now: now,
+	root := &unode{mode: fs.ModeDir | 0o755, kids: map[string]*unode{}}
+	return &upper{lower: lower, root: root, dirs: map[string]*unode{"/": root}, now: now,
 		umask: processUmask(), euid: os.Geteuid(), egid: os.Getegid()}
 }
 
@@ -89,8 +91,23 @@ type dentry struct {
 // lstat looks p (absolute, clean, every parent a directory) up in the
 // upper directory, then below.
 func (u *upper) lstat(p string) (dentry, error) {
+	p = path.Clean("/" + p)
+	if dir, ok := u.dirs[path.Dir(p)]; ok && p != "/" {
+		// A directory stays one: its entries are all there is to look at.
+		if kid, ok := dir.kids[path.Base(p)]; ok {
+			return dentry{mode: kid.mode, link: kid.link, node: kid}, nil
+		}
+		if dir.fresh {
+			return dentry{}, &fs.PathError{Op: "lstat", Path: p, Err: fs.ErrNotExist}
+		}
+		e, err := u.lower.Lstat(p)
+		if err != nil {
+			return dentry{}, err
+		}
+		return dentry{mode: e.Mode, link: e.Linkname, lower: e}, nil
+	}
 	n := u.root
-	rest := strings.TrimPrefix(path.Clean("/"+p), "/")
+	rest := strings.TrimPrefix(p, "/")
 	for rest != "" {
 		name, tail, _ := strings.Cut(rest, "/")
 		kid, ok := n.kids[name]
@@ -128,6 +145,10 @@ func (u *upper) rootPath(p string) (string, error) { return resolveLinks(u.looku
 // copying it and its parents up from below as overlayfs does: with their
 // metadata and times.
 func (u *upper) dirNode(p string) (*unode, error) {
+	p = path.Clean("/" + p)
+	if n, ok := u.dirs[p]; ok {
+		return n, nil
+	}
 	n := u.root
 	cur := "/"
 	for _, name := range strings.Split(strings.TrimPrefix(path.Clean("/"+p), "/"), "/") {
@@ -153,6 +174,7 @@ func (u *upper) dirNode(p string) (*unode, error) {
 		if !kid.mode.IsDir() {
 			return nil, &fs.PathError{Op: "mkdir", Path: cur, Err: syscall.ENOTDIR}
 		}
+		u.dirs[cur] = kid
 		n = kid
 	}
 	return n, nil
@@ -196,6 +218,7 @@ func (u *upper) mkdir(p string) error {
 	}
 	parent.kids[path.Base(p)] = n
 	parent.touched = true
+	u.dirs[path.Clean("/"+p)] = n
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -67,12 +68,15 @@ func (hostFS) readlink(p string) (string, error)       { return os.Readlink(p) }
 func (hostFS) onHost() bool                            { return true }
 
 func (h hostFS) lstat(p string) (srcInfo, error) {
-	fi, err := os.Lstat(p)
-	if err != nil {
-		return srcInfo{}, err
-	}
-	if h.bc != nil {
-		h.bc.noteInfo(p, fi)
+	fi, ok := h.bc.takenInfo(p)
+	if !ok {
+		var err error
+		if fi, err = os.Lstat(p); err != nil {
+			return srcInfo{}, err
+		}
+		if h.bc != nil {
+			h.bc.noteInfo(p, fi)
+		}
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
@@ -89,7 +93,7 @@ func (hostFS) stat(p string) (srcInfo, error) {
 	return hostInfo(p, &st), nil
 }
 
-func (hostFS) readDir(p string) ([]string, error) {
+func (h hostFS) readDir(p string) ([]string, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return nil, err
@@ -97,7 +101,34 @@ func (hostFS) readDir(p string) ([]string, error) {
 	defer f.Close()
 	names, err := f.Readdirnames(-1)
 	sort.Strings(names)
+	if err == nil && h.bc != nil {
+		h.bc.statAhead(p, names)
+	}
 	return names, err
+}
+
+// statAhead stats the entries of directory dir on several goroutines,
+// for the walk that lstats them next (a COPY of many small files spends
+// its walk in lstat).
+func (bc *buildContext) statAhead(dir string, names []string) {
+	const workers = 4
+	if len(names) < 64 {
+		return
+	}
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(names); i += workers {
+				p := filepath.Join(dir, names[i])
+				if fi, err := os.Lstat(p); err == nil {
+					bc.noteInfo(p, fi)
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 func (hostFS) open(_ context.Context, p string) (io.ReadCloser, error) {

@@ -44,7 +44,9 @@ var (
 // (having done nothing) when it must run in a container.
 func (r *stageRun) streamCopy(ctx context.Context, sp copySpec, from copyFrom, used map[string]struct{}, staged string) error {
 	cache := r.b.o.Cache
-	if testForceContainerCopy || !cache.Layers || r.dirty {
+	// Without --layers the stage's changes are one layer at its end: a
+	// COPY can be that layer only when it is the stage's only change.
+	if testForceContainerCopy || r.dirty || !cache.Layers && r.step != r.total {
 		return errNoStream
 	}
 	mode, err := parseChmod(sp.chmod)
@@ -143,6 +145,15 @@ func (r *stageRun) streamCopy(ctx context.Context, sp copySpec, from copyFrom, u
 	img, err := r.layerImage(ctx, sp.text, l)
 	if err != nil {
 		return err
+	}
+	if !cache.Layers {
+		// The stage's one layer, as finish would commit it.
+		if !r.final {
+			r.b.mu.Lock()
+			r.b.cleanup = append(r.b.cleanup, img.ID)
+			r.b.mu.Unlock()
+		}
+		return r.useImage(ctx, img)
 	}
 	if linkKey != "" {
 		if err := r.b.st.CachePut(ctx, linkKey, img.ID); err != nil {
@@ -484,6 +495,17 @@ func (bc *buildContext) noteInfo(p string, fi fs.FileInfo) {
 		bc.stats[p] = fi
 	}
 	bc.mu.Unlock()
+}
+
+// takenInfo is what a streamed copy's walk took of p, if anything.
+func (bc *buildContext) takenInfo(p string) (fs.FileInfo, bool) {
+	if bc == nil {
+		return nil, false
+	}
+	bc.mu.Lock()
+	fi, ok := bc.stats[p]
+	bc.mu.Unlock()
+	return fi, ok
 }
 
 // info is d's FileInfo, as the step's walk took it when it did.

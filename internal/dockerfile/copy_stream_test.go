@@ -314,3 +314,46 @@ func TestCopyFromBlobStage(t *testing.T) {
 		t.Errorf("copied/b.txt: %q, %v", b, err)
 	}
 }
+
+// TestStreamedCopyWithoutLayers: without --layers a stage's changes are
+// one layer: a COPY that is the stage's only change is streamed into it;
+// after another step it runs in the container with the rest.
+func TestStreamedCopyWithoutLayers(t *testing.T) {
+	st := testStore(t)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"a.txt": "a\n"})
+	for i, tc := range []struct {
+		dockerfile string
+		blobs      int
+	}{
+		{"FROM busybox\nCOPY a.txt /a.txt\n", 1},
+		{"FROM busybox\nENV A=b\nCOPY a.txt /b.txt\n", 0},
+		{"FROM busybox AS one\nCOPY a.txt /one.txt\nFROM busybox\nCOPY --from=one /one.txt /two.txt\nENV A=b\n", 0},
+	} {
+		img, out, err := buildIn(t, st, dir, tc.dockerfile, func(o *Options) {
+			o.Cache.Layers = false
+			o.Tags = []string{fmt.Sprintf("localhost/case:%d", i)}
+		})
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		cfg := configOf(t, st, img)
+		base := configOf(t, st, mustImage(t, st, "localhost/busybox:latest"))
+		if got, want := len(cfg.History)-len(base.History), 1; got != want {
+			t.Errorf("%q: %d history entries added, want %d", tc.dockerfile, got, want)
+		}
+		if got, want := len(cfg.RootFS.DiffIDs)-len(base.RootFS.DiffIDs), 1; got != want {
+			t.Errorf("%q: %d layers added, want %d", tc.dockerfile, got, want)
+		}
+		if got := blobOnly(t, st, img); got != tc.blobs {
+			t.Errorf("%q: %d layers only blobs, want %d", tc.dockerfile, got, tc.blobs)
+		}
+	}
+	imgs, err := st.Images(context.Background())
+	must(t, err)
+	for _, img := range imgs {
+		if len(img.Names) == 0 {
+			t.Errorf("image %s left without a name (a stage's result)", img.ID)
+		}
+	}
+}

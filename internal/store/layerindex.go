@@ -127,13 +127,20 @@ func (s *Store) saveLayerIndex(id string, idx *layerIndex) error {
 	for p := range idx.opaque {
 		file.Opaque = append(file.Opaque, p)
 	}
-	return digestio.WriteAtomic(s.layerIndexPath(id), 0o600, func(w io.Writer) error {
-		bw := bufio.NewWriter(w)
-		if err := gob.NewEncoder(bw).Encode(file); err != nil {
-			return err
-		}
-		return bw.Flush()
-	})
+	// Written in the store's temp directory, which recovery sweeps.
+	f, err := digestio.CreateTemp(filepath.Join(s.root, "tmp"), tmpPrefix()+"layerindex-")
+	if err != nil {
+		return err
+	}
+	defer f.Abort()
+	bw := bufio.NewWriter(f)
+	if err := gob.NewEncoder(bw).Encode(file); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	return f.Commit(s.layerIndexPath(id))
 }
 
 // makeLayerIndex reads the headers of the layer's tar: from its
