@@ -16,6 +16,10 @@ type buildCase struct {
 	cold       bool                   // every run builds from nothing (--no-cache)
 	prep       func(dir string, i int) error
 	parent     string // a Dockerfile built once as localhost/bench/onbuild-parent
+	// floor adds the floor over the context's files beside the builders;
+	// goals are the case's own (smallfiles.go).
+	floor bool
+	goals func(docker bool) []goal
 }
 
 // builder is one way of building: kiln or a peer, with its flags.
@@ -126,6 +130,9 @@ func (b *bench) buildWorkload(bc buildCase, runs int, available bool) *workload 
 		}
 		w.variants = append(w.variants, v)
 	}
+	if bc.floor {
+		w.variants = append(w.variants, smallFilesFloor(dir))
+	}
 	w.goals = []goal{ratioGoal("kiln", "buildah --layers", 0.5)}
 	if bc.cold {
 		w.goals = append(w.goals, ratioGoal("kiln --layers=false", "buildah", 0.5))
@@ -135,6 +142,9 @@ func (b *bench) buildWorkload(bc buildCase, runs int, available bool) *workload 
 	}
 	if bc.name == "no-change rebuild" {
 		w.goals = append(w.goals, wallGoal("kiln", 300*time.Millisecond))
+	}
+	if bc.goals != nil {
+		w.goals = append(w.goals, bc.goals(b.dockerSock != "")...)
 	}
 	w.goals = append(w.goals, memoryGoal(memLimit))
 	return w
@@ -193,11 +203,21 @@ RUN ls /out | wc -l > /count
 	return []buildCase{
 		{name: "COPY 20,000 files", what: "one COPY of a context of 20,000 small files (100–2,000 bytes)", cold: true,
 			files: func(dir string) error {
-				if err := makeSmallFiles(filepath.Join(dir, "files"), 20000); err != nil {
+				if err := makeSmallFiles(filepath.Join(dir, "files"), smallFiles); err != nil {
 					return err
 				}
 				return writeContext(dir, "FROM localhost/busybox\nCOPY files/ /data/\n", nil)
-			}},
+			},
+			floor: true, goals: func(docker bool) []goal { return smallFilesGoals(true, docker) }},
+		{name: "COPY 20,000 files, one changed", what: "the same COPY again after one of the 20,000 files changed",
+			files: func(dir string) error {
+				if err := makeSmallFiles(filepath.Join(dir, "files"), smallFiles); err != nil {
+					return err
+				}
+				return writeContext(dir, "FROM localhost/busybox\nCOPY files/ /data/\n", nil)
+			},
+			prep:  smallFilesChanged,
+			floor: true, goals: func(docker bool) []goal { return smallFilesGoals(false, docker) }},
 		{name: "twenty RUN steps", what: "twenty small RUN steps, from nothing", cold: true,
 			files: func(dir string) error { return writeContext(dir, twenty, nil) }},
 		{name: "multi-stage", what: "three stages, two COPY --from and a RUN", cold: true,

@@ -117,7 +117,7 @@ func (b *bench) runAll(ctx context.Context, n, nFast int, only string, debian, n
 		if err := b.makeDebian(ctx, mirror, suite); err != nil {
 			b.lg.Printf("no Debian base: %v", err)
 		} else {
-			ws = append(ws, b.cycleWorkload(nFast, "localhost/debian"))
+			ws = append(ws, b.cycleWorkload(nFast, "localhost/debian"), b.pullSmallFilesWorkload(n))
 		}
 	}
 	_, _, berr := runTimed(ctx, nil, []string{b.kilnBin, "build", "--help"})
