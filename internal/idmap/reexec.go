@@ -223,12 +223,13 @@ func withoutRootlessEnv(env []string) []string {
 	return out
 }
 
-// writeMappings installs p's mappings for the process pid.
+// writeMappings installs p's mappings for the process pid, the uid and
+// gid mappings at once (each helper is a process start kiln waits for).
 func writeMappings(pid int, p Plan, tools map[string]string) error {
-	if err := writeMapping(pid, "uid", p.UIDs, tools["newuidmap"]); err != nil {
-		return err
-	}
-	return writeMapping(pid, "gid", p.GIDs, tools["newgidmap"])
+	gidErr := make(chan error, 1)
+	go func() { gidErr <- writeMapping(pid, "gid", p.GIDs, tools["newgidmap"]) }()
+	err := writeMapping(pid, "uid", p.UIDs, tools["newuidmap"])
+	return errors.Join(err, <-gidErr)
 }
 
 func writeMapping(pid int, kind string, m Mappings, tool string) error {
