@@ -14,6 +14,7 @@ import (
 
 type imageInspectOptions struct {
 	Raw, Config, NoTags bool
+	Attestations        bool
 	Format              string
 	OS, Arch, Variant   string
 	registryFlags
@@ -41,6 +42,7 @@ func newImageInspectCommand() *cobra.Command {
 	f.StringVar(&o.Arch, "override-arch", "", "pick the image for this architecture from a manifest list")
 	f.StringVar(&o.Variant, "override-variant", "", "pick the image for this variant from a manifest list")
 	o.registryFlags.add(f)
+	f.BoolVar(&o.Attestations, "attestations", false, "print the attestations (provenance, SBOM) attached to the image: a stored one, or one in a registry")
 	f.IntVar(&o.Retry, "retry-times", 3, "number of times to retry a failed request")
 	f.DurationVar(&o.RetryDelay, "retry-delay", 0, "delay before the first retry (default 1s, doubled each time)")
 	return cmd
@@ -48,6 +50,9 @@ func newImageInspectCommand() *cobra.Command {
 
 func runImageInspect(cmd *cobra.Command, o imageInspectOptions, arg string) error {
 	ctx := cmd.Context()
+	if o.Attestations {
+		return printAttestations(cmd, arg, o.systemContext())
+	}
 	r, err := transport.ParseReference(arg)
 	if err != nil {
 		return err

@@ -26,6 +26,14 @@ const (
 	// like the others, never made by kiln.
 	MediaTypeDockerForeignLayerGz = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
 	MediaTypeOCINondistLayerGz    = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+
+	// MediaTypeOCIEmpty is OCI's empty descriptor ("{}"), the config of
+	// artifacts.
+	MediaTypeOCIEmpty = "application/vnd.oci.empty.v1+json"
+	// MediaTypeInToto is an in-toto statement (attestations).
+	MediaTypeInToto = "application/vnd.in-toto+json"
+	// MediaTypeCosignSimpleSigning is a cosign signature payload.
+	MediaTypeCosignSimpleSigning = "application/vnd.dev.cosign.simplesigning.v1+json"
 )
 
 // ociToDocker pairs each OCI media type with its Docker schema 2 twin;

@@ -381,6 +381,10 @@ type registryDestination struct {
 // registries.d names for writing and cosign signatures to the
 // attachment tag.
 func (d *registryDestination) PutSignatures(ctx context.Context, md digest.Digest, sigs [][]byte) error {
+	return d.putSignaturesWith(ctx, d.Destination.Client(), md, sigs)
+}
+
+func (d *registryDestination) putSignaturesWith(ctx context.Context, c *registry.Client, md digest.Digest, sigs [][]byte) error {
 	var simple, sigstore [][]byte
 	for _, s := range sigs {
 		if isSigstoreBlob(s) {
@@ -407,7 +411,7 @@ func (d *registryDestination) PutSignatures(ctx context.Context, md digest.Diges
 		if !conf.useAttachments(d.name, repo) {
 			return fmt.Errorf("writing cosign signatures of %s: use-sigstore-attachments is off in registries.d", d.name)
 		}
-		if err := writeAttachments(ctx, d.Destination.Client(), md, sigstore); err != nil {
+		if err := writeAttachments(ctx, c, md, sigstore); err != nil {
 			return fmt.Errorf("writing cosign signatures of %s: %w", d.name, err)
 		}
 	}
