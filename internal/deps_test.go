@@ -15,7 +15,7 @@ var allowed = map[string][]string{
 	"internal/image":          {},
 	"internal/idmap":          {},
 	"internal/digestio":       {"internal/image"},
-	"internal/signature":      {},
+	"internal/signature":      {"internal/image"},
 	"internal/policy":         {"internal/image", "internal/signature"},
 	"internal/attest":         {"internal/image"},
 	"internal/archive":        {"internal/image", "internal/idmap"},

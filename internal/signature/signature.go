@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+
+	"github.com/kiln-build/kiln/internal/image"
 )
 
 // Sentinel errors; match them with errors.Is.
@@ -44,10 +46,10 @@ func (f Format) String() string {
 	return fmt.Sprintf("Format(%d)", int(f))
 }
 
-// Media type and annotation keys of cosign signatures (cosign's
-// pkg/types and pkg/oci/static).
+// Media type (internal/image's) and annotation keys of cosign
+// signatures (cosign's pkg/types and pkg/oci/static).
 const (
-	SigstorePayloadMediaType = "application/vnd.dev.cosign.simplesigning.v1+json"
+	SigstorePayloadMediaType = image.MediaTypeCosignSimpleSigning
 	SigstoreSignatureKey     = "dev.cosignproject.cosign/signature"
 	SigstoreCertificateKey   = "dev.sigstore.cosign/certificate"
 	SigstoreChainKey         = "dev.sigstore.cosign/chain"
