@@ -114,7 +114,9 @@ func TestRunMountSSH(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(root, "ssh")); string(b) != "/run/buildkit/ssh_agent.0\n" {
 		t.Errorf("/ssh = %q", b)
 	}
-	if _, err := os.Lstat(filepath.Join(root, "run/buildkit")); err == nil {
+	// The socket's stub goes; the directory made for it stays, as RUN
+	// --mount's directories do (BuildKit 0.8, run-mount-stubs).
+	if _, err := os.Lstat(filepath.Join(root, "run/buildkit/ssh_agent.0")); err == nil {
 		t.Error("the agent socket's mount point is in the image")
 	}
 	if _, _, err := buildIn(t, st, t.TempDir(), "FROM busybox\nRUN --mount=type=ssh,required=true true\n", nil); err == nil {

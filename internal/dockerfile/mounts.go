@@ -237,3 +237,15 @@ func (r *stageRun) mountKeyParts(ctx context.Context, mounts []*instructions.Mou
 	}
 	return parts, nil
 }
+
+// targets lists the destinations of the RUN's --mount mounts: they stay in
+// the image as docker build here leaves them (run.Options.KeepMountTargets).
+func (rm *runMounts) targets() []string {
+	var out []string
+	for _, ms := range [][]specs.Mount{rm.specs, rm.late} {
+		for _, m := range ms {
+			out = append(out, m.Destination)
+		}
+	}
+	return out
+}

@@ -65,6 +65,9 @@ func (b *builder) runStage(ctx context.Context, s *stage, final bool, _ int) (im
 	defer b.release()
 	defer func() {
 		if r.ctr != nil && ((err != nil && b.o.Commit.KeepOnFailure) || (err == nil && b.o.Commit.KeepOnSuccess)) {
+			if kerr := b.st.KeepContainer(context.WithoutCancel(ctx), r.ctr.ID()); kerr != nil {
+				err = errors.Join(err, kerr)
+			}
 			b.out.line(s, len(b.df.stages), "--> keeping container %s", r.ctr.Name())
 			return
 		}

@@ -165,7 +165,7 @@ func (r *stageRun) execRun(ctx context.Context, ctr *container.Container, rs run
 	ro := run.Options{
 		ContainerID: ctr.ID(), Rootfs: root, RunDir: ctr.RunDir(),
 		Args: rs.argv, Env: append(rs.env, rm.env...), User: cfg.User, WorkingDir: cfg.WorkingDir,
-		Network: rs.network, Mounts: append(append(rm.specs, r.b.o.Run.Mounts...), rm.late...), KeepMountTargets: true,
+		Network: rs.network, Mounts: append(append(rm.specs, r.b.o.Run.Mounts...), rm.late...), KeepMountTargets: rm.targets(),
 		CapAdd: r.b.o.Run.CapAdd, CapDrop: r.b.o.Run.CapDrop, Security: r.b.o.Run.Security,
 		Stdout: r.b.out, Stderr: r.b.out, Isolation: r.b.o.Run.Isolation, Runtime: r.b.o.Run.Runtime,
 		Logger: r.b.o.Logger,

@@ -144,7 +144,7 @@ func (p *plan) createMountPoints() error {
 		}
 		c, err := ensureInRoot(p.root, dest, file)
 		switch {
-		case !p.o.KeepMountTargets:
+		case !slices.Contains(p.o.KeepMountTargets, m.Destination):
 			p.created = append(p.created, c...)
 		case file && len(c) > 0 && c[len(c)-1] == dest:
 			p.created = append(p.created, dest) // the file stub only

@@ -207,12 +207,12 @@ type Options struct {
 	Network Network
 	// Mounts are extra mounts (bind and tmpfs), see ParseVolume and ParseMount.
 	Mounts []specs.Mount
-	// KeepMountTargets leaves the directories made for Mounts' targets
-	// (and their parents) in the root filesystem after the run, as docker
-	// build leaves RUN --mount targets in the image; a file made for a
-	// target is removed, its parents stay. Otherwise whatever the run
-	// made for its mounts and is still empty is removed.
-	KeepMountTargets bool
+	// KeepMountTargets names mount destinations whose directories, and
+	// the parents made for them, stay in the root filesystem after the
+	// run, as docker build leaves RUN --mount targets in the image; a file
+	// made for one of them is removed, its parents stay. Whatever else the
+	// run made for its mounts and is still empty is removed.
+	KeepMountTargets []string
 	// CapAdd and CapDrop change the default capability set; names are
 	// "CAP_X" or "X", or "ALL".
 	CapAdd, CapDrop []string

@@ -17,6 +17,16 @@ func (s *Store) MarkTemporary(ctx context.Context, id string) error {
 	})
 }
 
+// KeepContainer makes a temporary container an ordinary one: its process
+// keeps it on purpose (a build's --force-rm=false or --rm=false), so it
+// outlives the process.
+func (s *Store) KeepContainer(ctx context.Context, id string) error {
+	return s.db.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM temp_containers WHERE id=?`, id)
+		return err
+	})
+}
+
 // AbandonedTemporary lists the temporary containers whose process is
 // gone, and forgets marks whose container is gone.
 func (s *Store) AbandonedTemporary(ctx context.Context) ([]string, error) {
