@@ -146,10 +146,23 @@ func Enter(ctx context.Context, p Plan, args, env []string) (int, error) {
 		return 125, err
 	}
 	defer w.Close()
+	env = append(withoutRootlessEnv(env), envConfigured+"=1", envUID+"="+strconv.FormatUint(uint64(p.UID), 10), envGID+"="+strconv.FormatUint(uint64(p.GID), 10))
+	// The child waits for the mappings and then starts kiln again, which
+	// then is root of the namespace with every capability in it (an exec
+	// by a uid the namespace does not map yet drops them). A shell waits
+	// for less than a second start of kiln would; without one, kiln
+	// itself waits in Init.
+	path, cargs := "/proc/self/exe", args
+	if exe, err := os.Executable(); err == nil && executable(waitShell) {
+		path = waitShell
+		cargs = append([]string{"sh", "-c", `read -r go <&3 || exit 125; ` + envParent + `=$PPID exec "$0" "$@" 3<&-`, exe}, args[1:]...)
+	} else {
+		env = append(env, envSync+"=1")
+	}
 	cmd := &exec.Cmd{
-		Path:   "/proc/self/exe",
-		Args:   args,
-		Env:    append(withoutRootlessEnv(env), envSync+"=1", envConfigured+"=1", envUID+"="+strconv.FormatUint(uint64(p.UID), 10), envGID+"="+strconv.FormatUint(uint64(p.GID), 10)),
+		Path:   path,
+		Args:   cargs,
+		Env:    env,
 		Stdin:  os.Stdin,
 		Stdout: os.Stdout, Stderr: os.Stderr,
 		ExtraFiles: []*os.File{r},
@@ -176,7 +189,7 @@ func Enter(ctx context.Context, p Plan, args, env []string) (int, error) {
 		_ = cmd.Wait()
 		return 125, err
 	}
-	if _, err := w.Write([]byte{1}); err != nil {
+	if _, err := w.Write([]byte("1\n")); err != nil {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 		return 125, fmt.Errorf("starting kiln in a new user namespace: %w", err)
@@ -207,6 +220,14 @@ func Enter(ctx context.Context, p Plan, args, env []string) (int, error) {
 		return 128 + int(ws.Signal()), nil
 	}
 	return cmd.ProcessState.ExitCode(), nil
+}
+
+// waitShell is the shell Enter's child waits in.
+const waitShell = "/bin/sh"
+
+func executable(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
 }
 
 // withoutRootlessEnv drops the variables of an earlier namespace.
@@ -268,10 +289,10 @@ func Init() error {
 	switch {
 	case os.Getenv(envSync) != "":
 		f := os.NewFile(3, "userns-sync")
-		var b [1]byte
+		var b [2]byte
 		n, _ := f.Read(b[:])
 		f.Close()
-		if n != 1 {
+		if n == 0 {
 			return ErrAborted // Enter failed and says why
 
 		}
