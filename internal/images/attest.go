@@ -95,8 +95,10 @@ func Attestations(ctx context.Context, st *store.Store, name string, sys *transp
 }
 
 // pushReferrers pushes the stored image's attestations after it, to a
-// registry destination, signed as the image was.
-func pushReferrers(ctx context.Context, st *store.Store, img store.Image, dest transport.Ref, sys *transport.SystemContext, o transport.CopyOptions) error {
+// registry destination, signed as the image was. When the push wrote
+// another manifest than the stored one (layers compressed on the way),
+// each statement is made again about the manifest pushed.
+func pushReferrers(ctx context.Context, st *store.Store, img store.Image, pushed digest.Digest, dest transport.Ref, sys *transport.SystemContext, o transport.CopyOptions) error {
 	refs, err := st.Referrers(ctx, img.ManifestDigest)
 	if err != nil || len(refs) == 0 {
 		return err
@@ -104,15 +106,32 @@ func pushReferrers(ctx context.Context, st *store.Store, img store.Image, dest t
 	if dest.Transport() != transport.TransportDocker {
 		return nil // layouts and archives keep the image alone
 	}
+	var subject ocispec.Descriptor
+	if pushed != img.ManifestDigest {
+		if subject, err = transport.RemoteManifestDescriptor(ctx, dest, sys, pushed); err != nil {
+			return err
+		}
+	}
 	var out []transport.Referrer
 	for _, r := range refs {
-		var annotations map[string]string
-		if s, err := attest.Unpack(r.Manifest, r.Blobs); err == nil {
-			annotations = map[string]string{attest.PredicateTypeAnnotation: s.PredicateType}
+		s, err := attest.Unpack(r.Manifest, r.Blobs)
+		if err != nil {
+			return err
 		}
+		if pushed != img.ManifestDigest {
+			for i := range s.Subject {
+				s.Subject[i].Digest = map[string]string{pushed.Algorithm().String(): pushed.Encoded()}
+			}
+			a, err := attest.Pack(s, subject)
+			if err != nil {
+				return err
+			}
+			r = store.Referrer{Manifest: a.Manifest, MediaType: a.MediaType, ArtifactType: a.ArtifactType, Blobs: a.Blobs}
+		}
+		annotations := map[string]string{attest.PredicateTypeAnnotation: s.PredicateType}
 		out = append(out, transport.Referrer{Manifest: r.Manifest, MediaType: r.MediaType, ArtifactType: r.ArtifactType, Annotations: annotations, Blobs: r.Blobs})
 	}
-	if err := transport.PutReferrers(ctx, dest, sys, img.ManifestDigest, out, o.Sign); err != nil {
+	if err := transport.PutReferrers(ctx, dest, sys, pushed, out, o.Sign); err != nil {
 		return fmt.Errorf("pushing the attestations of %s: %w", img.ID[:12], err)
 	}
 	return nil

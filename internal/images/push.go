@@ -67,10 +67,8 @@ func Push(ctx context.Context, st *store.Store, name string, dest transport.Ref,
 	if err != nil {
 		return "", fmt.Errorf("pushing %s to %s: %w", name, dest, err)
 	}
-	if d == img.ManifestDigest {
-		if err := pushReferrers(ctx, st, img, dest, o.system(), o.Copy); err != nil {
-			return "", err
-		}
+	if err := pushReferrers(ctx, st, img, d, dest, o.system(), o.Copy); err != nil {
+		return "", err
 	}
 	return d, nil
 }

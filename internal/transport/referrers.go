@@ -155,3 +155,17 @@ func RemoteReferrers(ctx context.Context, ref Ref, sys *SystemContext, subject d
 	}
 	return out, nil
 }
+
+// RemoteManifestDescriptor returns the descriptor of the manifest d in
+// the registry repository of ref.
+func RemoteManifestDescriptor(ctx context.Context, ref Ref, sys *SystemContext, d digest.Digest) (ocispec.Descriptor, error) {
+	c, _, err := registryClient(ctx, ref, sys, []string{"pull"})
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	raw, mt, _, err := c.GetManifest(ctx, d.String())
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	return ocispec.Descriptor{MediaType: mt, Digest: d, Size: int64(len(raw))}, nil
+}
