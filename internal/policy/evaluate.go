@@ -140,6 +140,8 @@ func (p *Policy) Evaluate(img Image, now time.Time) (Result, error) {
 		case *InsecureAcceptAnything:
 		case *Reject:
 			return res, fmt.Errorf("%w: %s rejects every image", ErrRejected, where)
+		case *Unsupported:
+			return res, fmt.Errorf("%w: %s needs %s: %s", ErrRejected, where, r.Kind, r.Why)
 		case *SignedBy:
 			v, err := r.accept(img, sigs, now)
 			if err != nil {

@@ -68,6 +68,20 @@ type SigstoreSigned struct {
 	SignedIdentity Identity
 }
 
+// Unsupported is a valid requirement kiln cannot check (X.509 keys,
+// Fulcio certificates, Rekor): it rejects the images of its scope
+// only, saying why, and is written back as it was read.
+type Unsupported struct {
+	Kind, Why string
+	raw       json.RawMessage
+}
+
+// Type implements Requirement.
+func (u *Unsupported) Type() string { return u.Kind }
+
+// MarshalJSON writes the requirement as it was read.
+func (u *Unsupported) MarshalJSON() ([]byte, error) { return u.raw, nil }
+
 // Type implements Requirement.
 func (*Reject) Type() string { return "reject" }
 
@@ -200,7 +214,7 @@ func parseRequirement(data json.RawMessage) (Requirement, error) {
 		case "":
 			return nil, fmt.Errorf(`signedBy: "keyType" is missing`)
 		case "signedByGPGKeys", "X509Certificates", "signedByX509CAs":
-			return nil, fmt.Errorf("signedBy: keyType %q is not supported (only GPGKeys)", v.KeyType)
+			return &Unsupported{Kind: "signedBy", Why: fmt.Sprintf("keyType %q is not supported (only GPGKeys)", v.KeyType), raw: data}, nil
 		default:
 			return nil, fmt.Errorf("signedBy: unknown keyType %q", v.KeyType)
 		}
@@ -234,7 +248,7 @@ func parseRequirement(data json.RawMessage) (Requirement, error) {
 			return nil, fmt.Errorf("sigstoreSigned: %w", err)
 		}
 		if v.Fulcio != nil || v.PKI != nil || v.RekorPublicKeyPath != "" || v.RekorPublicKeyPaths != nil || v.RekorPublicKeyData != nil || v.RekorPublicKeyDatas != nil {
-			return nil, fmt.Errorf("sigstoreSigned: fulcio, pki and rekor are not supported (only public keys)")
+			return &Unsupported{Kind: "sigstoreSigned", Why: "fulcio, pki and rekor are not supported (only public keys)", raw: data}, nil
 		}
 		if n := count(v.KeyPath != "", v.KeyPaths != nil, v.KeyData != nil, v.KeyDatas != nil); n != 1 {
 			return nil, fmt.Errorf("sigstoreSigned: exactly one of keyPath, keyPaths, keyData and keyDatas is needed, %d given", n)

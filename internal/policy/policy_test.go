@@ -204,6 +204,32 @@ func TestEvaluate(t *testing.T) {
 	}
 }
 
+// TestUnsupported: requirements kiln cannot check parse, reject the
+// images of their scope only, and are written back unchanged.
+func TestUnsupported(t *testing.T) {
+	in := `{"default":[{"type":"insecureAcceptAnything"}],"transports":{"docker":{"quay.io":[{"type":"sigstoreSigned","fulcio":{"caPath":"/ca.pem","oidcIssuer":"https://x","subjectEmail":"a@b"},"rekorPublicKeyPath":"/rekor.pub"}],"x509.example":[{"type":"signedBy","keyType":"X509Certificates","keyPath":"/a"}]}}}`
+	p, err := policy.Parse([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ref, wantErr := range map[string]bool{"quay.io/a/b:1": true, "x509.example/a:1": true, "docker.io/library/busybox:latest": false} {
+		_, err := p.Evaluate(dockerImage(t, ref, []byte("{}")), time.Now())
+		if (err != nil) != wantErr || err != nil && !errors.Is(err, policy.ErrRejected) {
+			t.Errorf("%s: %v, want rejected=%v", ref, err, wantErr)
+		}
+	}
+	out, err := p.MarshalIndent()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a, b any
+	json.Unmarshal([]byte(in), &a)
+	json.Unmarshal(out, &b)
+	if diff := cmp.Diff(a, b); diff != "" {
+		t.Errorf("round trip (-in +out):\n%s", diff)
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	tests := map[string]string{
 		"no default":            `{"transports":{}}`,
@@ -214,11 +240,9 @@ func TestParseErrors(t *testing.T) {
 		"two key sources":       `{"default":[{"type":"signedBy","keyType":"GPGKeys","keyPath":"/a","keyData":"eA=="}]}`,
 		"no key":                `{"default":[{"type":"signedBy","keyType":"GPGKeys"}]}`,
 		"no keyType":            `{"default":[{"type":"signedBy","keyPath":"/a"}]}`,
-		"x509 keyType":          `{"default":[{"type":"signedBy","keyType":"X509Certificates","keyPath":"/a"}]}`,
 		"bad identity":          `{"default":[{"type":"signedBy","keyType":"GPGKeys","keyPath":"/a","signedIdentity":{"type":"matchAll"}}]}`,
 		"identity extra field":  `{"default":[{"type":"signedBy","keyType":"GPGKeys","keyPath":"/a","signedIdentity":{"type":"matchExact","prefix":"x"}}]}`,
 		"exactReference no tag": `{"default":[{"type":"signedBy","keyType":"GPGKeys","keyPath":"/a","signedIdentity":{"type":"exactReference","dockerReference":"a/b"}}]}`,
-		"fulcio":                `{"default":[{"type":"sigstoreSigned","fulcio":{}}]}`,
 		"relative dir scope":    `{"default":[{"type":"reject"}],"transports":{"dir":{"rel/path":[{"type":"reject"}]}}}`,
 		"not JSON":              `default: reject`,
 		"trailing data":         `{"default":[{"type":"reject"}]} {}`,
