@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -45,11 +46,12 @@ func (e PathEntry) IsDir() bool { return e.Mode.IsDir() }
 // only as blobs: layers with files are read in their snapshots' own
 // content (top down, with whiteouts and opaque directories), layers
 // without through an index of their tar (layerindex.go). It sees the
-// chain as it was when it was opened. A PathView is not safe for
+// chain as it was when it was opened. Its methods are safe for
 // concurrent use; Close it.
 type PathView struct {
 	s      *Store
 	layers []*viewLayer // top first
+	mu     sync.Mutex
 	stacks map[string]stackEntry
 }
 
@@ -118,6 +120,8 @@ func (s *Store) viewLayer(ctx context.Context, l Layer, whole bool) (*viewLayer,
 
 // Close releases the files the view holds open.
 func (v *PathView) Close() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
 	for _, l := range v.layers {
 		if l.blob != nil {
 			l.blob.Close()
@@ -247,6 +251,8 @@ func (v *PathView) stack(dir string) ([]int, dirState, error) {
 // there is not followed (resolve paths first). Errors wrap fs.ErrNotExist
 // or syscall.ENOTDIR.
 func (v *PathView) Lstat(p string) (PathEntry, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
 	_, e, err := v.find(p)
 	return e, err
 }
@@ -315,6 +321,8 @@ func (v *PathView) rootEntry() (int, PathEntry, error) {
 
 // ReadDir lists the names in directory p of the view, sorted.
 func (v *PathView) ReadDir(p string) ([]string, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
 	p = path.Clean("/" + p)
 	s, st, err := v.stack(p)
 	if err != nil {
@@ -372,6 +380,8 @@ func (v *PathView) names(i int, dir string) ([]string, error) {
 // only a compressed blob is read from the layer's files, which are made
 // for it (EnsureFiles).
 func (v *PathView) Open(ctx context.Context, p string) (io.ReadCloser, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
 	p = path.Clean("/" + p)
 	i, e, err := v.find(p)
 	if err != nil {
