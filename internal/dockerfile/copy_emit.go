@@ -223,6 +223,7 @@ func emit(ctx context.Context, w io.Writer, items []emitItem, slots []chan prefe
 		if _, err := tw.Write(got.data); err != nil {
 			return err
 		}
+		putBuf(got.data)
 		if got.sum != "" {
 			sums.noteSum(it.file, got.sum)
 		}
@@ -236,6 +237,35 @@ func emit(ctx context.Context, w io.Writer, items []emitItem, slots []chan prefe
 	return bw.Flush()
 }
 
+// readBufs hold the buffers of files read ahead, by size class: 4 KiB
+// shifted left by the index, up to readAhead.
+var readBufs [9]sync.Pool
+
+func bufClass(n int64) int {
+	c := 0
+	for int64(4096)<<c < n {
+		c++
+	}
+	return c
+}
+
+// getBuf returns a buffer of n bytes (n ≤ readAhead).
+func getBuf(n int64) []byte {
+	c := bufClass(n)
+	if v, ok := readBufs[c].Get().(*[]byte); ok {
+		return (*v)[:n]
+	}
+	return make([]byte, n, int64(4096)<<c)
+}
+
+// putBuf gives a buffer of getBuf back.
+func putBuf(b []byte) {
+	c := bufClass(int64(cap(b)))
+	if c < len(readBufs) && int64(4096)<<c == int64(cap(b)) {
+		readBufs[c].Put(&b)
+	}
+}
+
 // readWhole reads a small file whole, digesting it when asked.
 func readWhole(ctx context.Context, f *ufile, sums fileSums) prefetched {
 	rc, err := f.src.open(ctx, f.path)
@@ -243,9 +273,10 @@ func readWhole(ctx context.Context, f *ufile, sums fileSums) prefetched {
 		return prefetched{err: err}
 	}
 	defer rc.Close()
-	buf := make([]byte, f.size)
+	buf := getBuf(f.size)
 	n, err := io.ReadFull(rc, buf)
 	if err != nil {
+		putBuf(buf)
 		return prefetched{err: fmt.Errorf("%s changed size while being read (%d bytes, then %d): %w", f.path, f.size, n, err)}
 	}
 	out := prefetched{data: buf}
