@@ -34,7 +34,7 @@ type ImageDestination struct {
 
 	manifest   []byte
 	mt         string
-	signatures [][]byte // PutSignatures's, kept by Commit
+	signatures map[digest.Digest][][]byte // PutSignatures's, by manifest; Commit keeps the image's
 	img        Image
 	held       []string
 	committed  bool
@@ -250,8 +250,8 @@ func (d *ImageDestination) Commit(ctx context.Context) error {
 		return err
 	}
 	d.committed = true
-	if d.signatures != nil {
-		if err := d.s.SetSignatures(ctx, d.img.ManifestDigest, d.signatures); err != nil {
+	if sigs, ok := d.signatures[d.img.ManifestDigest]; ok {
+		if err := d.s.SetSignatures(ctx, d.img.ManifestDigest, sigs); err != nil {
 			return err
 		}
 	}

@@ -157,8 +157,14 @@ func (src *ImageSource) Signatures(ctx context.Context, d digest.Digest) ([][]by
 }
 
 // PutSignatures implements transport's SignatureDestination: the
-// signatures are stored by Commit, with the image.
-func (d *ImageDestination) PutSignatures(_ context.Context, _ digest.Digest, sigs [][]byte) error {
-	d.signatures = sigs
+// signatures of the manifest the image is committed with are stored by
+// Commit, with the image.
+func (d *ImageDestination) PutSignatures(_ context.Context, md digest.Digest, sigs [][]byte) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.signatures == nil {
+		d.signatures = map[digest.Digest][][]byte{}
+	}
+	d.signatures[md] = sigs
 	return nil
 }

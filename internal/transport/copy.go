@@ -244,6 +244,9 @@ func (c *copier) copyIndex(ctx context.Context, raw []byte, mt string) (digest.D
 		if err != nil {
 			return "", fmt.Errorf("copying instance %s: %w", m.Digest, err)
 		}
+		if err := c.copyInstanceSignatures(ctx, m.Digest, out.Digest); err != nil {
+			return "", fmt.Errorf("copying instance %s: %w", m.Digest, err)
+		}
 		if out.Digest != m.Digest {
 			changed = true
 			idx.Manifests[i].Digest, idx.Manifests[i].Size, idx.Manifests[i].MediaType = out.Digest, out.Size, out.MediaType

@@ -57,3 +57,27 @@ func (c *copier) copySignatures(ctx context.Context, raw []byte, mt string, writ
 	}
 	return nil
 }
+
+// copyInstanceSignatures carries the signatures of one instance of an
+// index copied whole (--all), as containers/image does; new signatures
+// are for the top-level manifest only.
+func (c *copier) copyInstanceSignatures(ctx context.Context, from, written digest.Digest) error {
+	if c.opts.RemoveSignatures {
+		return nil
+	}
+	sigs, err := Signatures(ctx, c.src, from)
+	if err != nil {
+		return fmt.Errorf("reading signatures: %w", err)
+	}
+	if len(sigs) == 0 {
+		return nil
+	}
+	if from != written {
+		return fmt.Errorf("copying %d signatures: the manifest changed from %s to %s, which they do not sign; use --remove-signatures", len(sigs), from, written)
+	}
+	sd, ok := c.dst.(SignatureDestination)
+	if !ok {
+		return fmt.Errorf("%w: %d signatures to write; use --remove-signatures to drop them", ErrSignaturesUnsupported, len(sigs))
+	}
+	return sd.PutSignatures(ctx, written, sigs)
+}

@@ -1,7 +1,10 @@
 package transport
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -108,5 +111,56 @@ func TestDirSignatures(t *testing.T) {
 	}
 	if diff := cmp.Diff(sigs, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+// TestCopyIndexSignatures: copying an index whole carries the
+// signatures of the index and of each instance; --remove-signatures
+// drops them.
+func TestCopyIndexSignatures(t *testing.T) {
+	src := t.TempDir()
+	write := func(name string, b []byte) {
+		if err := os.WriteFile(filepath.Join(src, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var layer bytes.Buffer
+	tw := tar.NewWriter(&layer)
+	tw.WriteHeader(&tar.Header{Name: "f", Mode: 0o644, Size: 1, Typeflag: tar.TypeReg})
+	tw.Write([]byte("x"))
+	tw.Close()
+	ld := digest.FromBytes(layer.Bytes())
+	cfg := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["` + ld.String() + `"]}}`)
+	cd := digest.FromBytes(cfg)
+	m := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%d},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"%s","size":%d}]}`, cd, len(cfg), ld, layer.Len()))
+	md := digest.FromBytes(m)
+	idx := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"%s","size":%d,"platform":{"architecture":"amd64","os":"linux"}}]}`, md, len(m)))
+	write("version", []byte(dir.Version))
+	write(ld.Encoded(), layer.Bytes())
+	write(cd.Encoded(), cfg)
+	write(md.Encoded()+".manifest.json", m)
+	write("manifest.json", idx)
+	write("signature-1", []byte("index signature"))
+	write(md.Encoded()+".signature-1", []byte("instance signature"))
+	ctx := context.Background()
+	for _, remove := range []bool{false, true} {
+		out := t.TempDir()
+		s, err := dir.NewSource(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := dir.NewDestination(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Copy(ctx, d, s, CopyOptions{All: true, RemoveSignatures: remove}); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"signature-1", md.Encoded() + ".signature-1"} {
+			_, err := os.Stat(filepath.Join(out, name))
+			if got := err == nil; got == remove {
+				t.Errorf("remove=%v: %s exists: %v", remove, name, got)
+			}
+		}
 	}
 }
