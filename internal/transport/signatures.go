@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
@@ -80,18 +81,27 @@ func attachmentTag(d digest.Digest) (string, error) {
 }
 
 // registrySignatures reads the signatures of manifest d of the image
-// named full ("reg/repo:tag") in repository repo: from the lookaside
-// store registries.d names, then cosign's attachment tag.
+// named full ("reg/repo:tag") in repository repo: from the registry's
+// signature extension when it has one, else the lookaside store
+// registries.d names; then cosign's attachment tag.
 func registrySignatures(ctx context.Context, c *registry.Client, full, repo string, d digest.Digest, sys *SystemContext) ([][]byte, error) {
 	conf, err := loadSignatureStorage(sys)
 	if err != nil {
 		return nil, err
 	}
-	base, err := conf.lookasideBase(full, repo, false)
+	ext, err := c.SupportsSignatures(ctx)
 	if err != nil {
 		return nil, err
 	}
-	sigs, err := readLookaside(ctx, base, d)
+	var sigs [][]byte
+	if ext {
+		sigs, err = c.ExtensionSignatures(ctx, d)
+	} else {
+		var base *url.URL
+		if base, err = conf.lookasideBase(full, repo, false); err == nil {
+			sigs, err = readLookaside(ctx, base, d)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -398,7 +408,25 @@ func (d *registryDestination) putSignaturesWith(ctx context.Context, c *registry
 		return err
 	}
 	repo := repoOf(d.name)
+	ext := false
 	if len(simple) > 0 {
+		if ext, err = c.SupportsSignatures(ctx); err != nil {
+			return err
+		}
+	}
+	if ext {
+		have, err := c.ExtensionSignatures(ctx, md)
+		if err != nil {
+			return err
+		}
+		for _, s := range simple {
+			if !slices.ContainsFunc(have, func(h []byte) bool { return bytes.Equal(h, s) }) {
+				if err := c.PutExtensionSignature(ctx, md, s); err != nil {
+					return err
+				}
+			}
+		}
+	} else if len(simple) > 0 {
 		base, err := conf.lookasideBase(d.name, repo, true)
 		if err != nil {
 			return err
