@@ -103,7 +103,7 @@ COPY --from=builder /hello /usr/local/bin/hello
 ENTRYPOINT ["/usr/local/bin/hello"]
 EOF
 kiln build -t built "$app"
-kiln build -t built "$app" | grep -- '--> Using cache' | wc -l | xargs echo "steps from the cache:"
+kiln build --layers -t built "$app" | grep -- '--> Using cache' | wc -l | xargs echo "steps from the cache:"
 r=$(kiln from built)
 kiln run "$r" -- /usr/local/bin/hello "it was built"
 kiln rm "$r" >/dev/null

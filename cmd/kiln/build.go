@@ -4,40 +4,25 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/internal/dockerfile"
-	"github.com/kiln-build/kiln/internal/image"
 	"github.com/kiln-build/kiln/internal/images"
-	"github.com/kiln-build/kiln/internal/run"
 	"github.com/kiln-build/kiln/internal/store"
 	"github.com/kiln-build/kiln/internal/transport"
 )
 
 // The registry build cache is the builder's remote cache.
 var _ dockerfile.RemoteCache = (*images.RegistryCache)(nil)
-
-type buildOptions struct {
-	Files, Tags, BuildArgs, BuildArgFiles, Labels, Annotations []string
-	Secrets, SSH, Volumes, BuildContexts, Outputs              []string
-	CapAdd, CapDrop, SecurityOpts                              []string
-	Target, Format, Pull, IIDFile, Isolation, Network, Runtime string
-	IgnoreFile, CacheTo                                        string
-	CacheFrom                                                  []string
-	Layers, NoCache, Quiet, Squash, Rm, ForceRm                bool
-	PullAlways, PullNever                                      bool
-	Jobs                                                       int
-	Timestamp                                                  int64
-	registryFlags
-	platformFlags
-}
 
 func init() {
 	register(newBuildCommand)
@@ -54,49 +39,41 @@ func newBuildCommand() *cobra.Command {
 			return runBuild(cmd, o, args)
 		},
 	}
-	f := cmd.Flags()
-	f.StringArrayVarP(&o.Files, "file", "f", nil, "Dockerfile or Containerfile (\"-\" reads stdin)")
-	f.StringArrayVarP(&o.Tags, "tag", "t", nil, "name for the image (repeatable)")
-	f.StringArrayVar(&o.BuildArgs, "build-arg", nil, "ARG=VALUE for the build")
-	f.StringArrayVar(&o.BuildArgFiles, "build-arg-file", nil, "file of ARG=VALUE lines")
-	f.StringVar(&o.Target, "target", "", "stage to build")
-	f.StringVar(&o.Format, "format", "oci", "image format: oci or docker")
-	f.BoolVar(&o.Layers, "layers", envBool("BUILDAH_LAYERS", true), "cache every step as a layer")
-	f.BoolVar(&o.NoCache, "no-cache", false, "do not use cached steps")
-	f.StringVar(&o.Pull, "pull", "missing", "pull policy: missing, always, never or newer")
-	f.Lookup("pull").NoOptDefVal = "always"
-	f.BoolVar(&o.PullAlways, "pull-always", false, "always pull base images")
-	f.BoolVar(&o.PullNever, "pull-never", false, "never pull base images")
-	f.StringVar(&o.IIDFile, "iidfile", "", "write the image ID to this file")
-	f.StringArrayVar(&o.Labels, "label", nil, "add LABEL=VALUE to the image")
-	f.StringArrayVar(&o.Annotations, "annotation", nil, "add ANNOTATION=VALUE to the image's manifest")
-	f.BoolVar(&o.Squash, "squash", false, "squash the image into one layer")
-	f.Int64Var(&o.Timestamp, "timestamp", 0, "set created times to this many seconds since the epoch")
-	f.IntVar(&o.Jobs, "jobs", 0, "how many stages run at once (default: one per CPU)")
-	f.StringVar(&o.Isolation, "isolation", "", "oci or chroot (default: oci when runc is installed and kiln is not in a container)")
-	f.StringVar(&o.Runtime, "runtime", "runc", "OCI runtime for RUN")
-	f.StringVar(&o.Network, "network", "host", "network for RUN: host, none or private")
-	f.StringArrayVar(&o.Secrets, "secret", nil, "id=ID,src=FILE or id=ID,env=VAR")
-	f.StringArrayVar(&o.SSH, "ssh", nil, "default (forward $SSH_AUTH_SOCK) or default=SOCKET")
-	f.StringArrayVarP(&o.Volumes, "volume", "v", nil, "bind mount HOST:CONTAINER[:OPTIONS] into RUN steps")
-	f.StringArrayVar(&o.BuildContexts, "build-context", nil, "name=DIR or name=docker-image://REF")
-	f.StringVar(&o.IgnoreFile, "ignorefile", "", "ignore file (default: <Dockerfile>.dockerignore, .containerignore, .dockerignore)")
-	f.BoolVarP(&o.Quiet, "quiet", "q", false, "print only the image ID")
-	f.StringArrayVarP(&o.Outputs, "output", "o", nil, "type=local,dest=DIR or type=tar,dest=FILE")
-	f.BoolVar(&o.Rm, "rm", true, "remove intermediate containers after a successful build")
-	f.BoolVar(&o.ForceRm, "force-rm", true, "remove intermediate containers even after a failed build")
-	f.StringArrayVar(&o.CapAdd, "cap-add", nil, "add a capability to RUN steps")
-	f.StringArrayVar(&o.CapDrop, "cap-drop", nil, "drop a capability from RUN steps")
-	f.StringArrayVar(&o.SecurityOpts, "security-opt", nil, "for RUN steps: seccomp=unconfined|FILE, no-new-privileges, mask=, unmask=")
-	o.registryFlags.add(f)
-	f.StringArrayVar(&o.CacheFrom, "cache-from", nil, "registry repository to take cached steps from")
-	f.StringVar(&o.CacheTo, "cache-to", "", "registry repository to send cached steps to")
-	addIgnoredFlags(f, "platform", "arch", "os", "variant", "cache-ttl", "compress", "disable-compression",
-		"dns", "dns-option", "dns-search", "http-proxy", "identity-label", "logfile", "memory", "memory-swap", "shm-size", "ulimit",
-		"userns", "cgroup-parent", "cpu-period", "cpu-quota", "cpu-shares", "cpuset-cpus", "cpuset-mems", "device",
-		"sign-by", "omit-history", "retry", "retry-delay", "stdin", "unsetenv", "ipc", "pid", "uts", "cgroupns", "no-hostname", "no-hosts",
-		"manifest", "rewrite-timestamp", "source-date-epoch", "env", "add-host", "decryption-key", "logsplit", "skip-unused-stages")
+	addBuildFlags(cmd.Flags(), &o)
 	return cmd
+}
+
+// buildIO are where a build writes: the step output, the warnings, and
+// stdout for the image ID (and a tar --output of "-").
+type buildIO struct {
+	out, errOut, stdout io.Writer
+	logger              *slog.Logger
+	close               func() error
+	// tarStdout is set when --output - writes a tar to stdout: the ID
+	// is not printed there.
+	tarStdout bool
+}
+
+// openBuildIO applies --logfile and --quiet, and sends everything but
+// the tar to stderr when --output - takes stdout.
+func openBuildIO(cmd *cobra.Command, o buildOptions, logfile string, toStdout bool) (buildIO, error) {
+	bio := buildIO{out: cmd.OutOrStdout(), errOut: cmd.ErrOrStderr(), stdout: cmd.OutOrStdout(), logger: logger,
+		close: func() error { return nil }, tarStdout: toStdout}
+	if toStdout {
+		bio.out = bio.errOut
+	}
+	if logfile != "" {
+		f, err := os.OpenFile(logfile, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+		if err != nil {
+			return bio, fmt.Errorf("opening logfile: %w", err)
+		}
+		bio.out, bio.errOut, bio.close = f, f, f.Close
+		bio.logger = slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: logLevel()}))
+	}
+	if o.Quiet {
+		bio.out = nil
+	}
+	return bio, nil
 }
 
 func runBuild(cmd *cobra.Command, o buildOptions, args []string) error {
@@ -108,22 +85,51 @@ func runBuild(cmd *cobra.Command, o buildOptions, args []string) error {
 	if err != nil {
 		return err
 	}
+	var outputs []outputSpec
+	toStdout := false
+	for _, spec := range o.Outputs {
+		out, err := parseOutput(spec)
+		if err != nil {
+			return err
+		}
+		toStdout = toStdout || out.dest == "-"
+		outputs = append(outputs, out)
+	}
+	platforms, err := buildPlatforms(o)
+	if err != nil {
+		return err
+	}
+	if len(platforms) > 1 && o.IIDFile != "" {
+		return usageErrorf("building multiple images, but --iidfile %q can only be used to store one image ID", o.IIDFile)
+	}
+	bio, err := openBuildIO(cmd, o, o.Logfile, toStdout)
+	if err != nil {
+		return err
+	}
+	defer bio.close()
 	st, err := openStore(ctx)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	spec := "."
-	if len(args) == 1 {
-		spec = args[0]
-	}
+	spec := contextSpec(o, args)
 	src, err := dockerfile.OpenSource(ctx, spec, cmd.InOrStdin(), st.RunRoot())
 	if err != nil {
 		return err
 	}
 	defer src.Close()
 	bo.ContextDir = src.Dir
-	dfPath, err := readDockerfile(cmd, o, src, &bo)
+	for name, v := range bo.Contexts {
+		if strings.HasPrefix(v, "http://") || strings.HasPrefix(v, "https://") {
+			csrc, err := dockerfile.OpenSource(ctx, v, nil, st.RunRoot())
+			if err != nil {
+				return fmt.Errorf("--build-context %s: %w", name, err)
+			}
+			defer csrc.Close()
+			bo.Contexts[name] = csrc.Dir
+		}
+	}
+	dfPath, err := readDockerfile(cmd, o, src, &bo, bio.logger)
 	if err != nil {
 		return err
 	}
@@ -134,163 +140,219 @@ func runBuild(cmd *cobra.Command, o buildOptions, args []string) error {
 	if err != nil {
 		return err
 	}
-	p, err := buildPlatform(o)
-	if err != nil {
-		return err
+	sys := o.registryFlags.systemContext()
+	if o.AllPlatforms {
+		if platforms, err = allPlatforms(ctx, st, bo, sys); err != nil {
+			return err
+		}
 	}
-	eo := images.EnsureOptions{Policy: policy, Pull: newPullOptions(o.registryFlags, retryFlags{}, p), Logger: logger}
-	bo.Resolve = func(ctx context.Context, ref string) (store.Image, error) {
-		prog := newCopyProgress(cmd.ErrOrStderr(), o.Quiet)
+	bo.Resolve = func(ctx context.Context, ref string, p ocispec.Platform) (store.Image, error) {
+		prog := newCopyProgress(bio.errOut, o.Quiet || bio.out == nil)
 		defer prog.finish()
-		eo := eo
+		eo := images.EnsureOptions{Policy: policy, Logger: bio.logger,
+			Pull: newPullOptions(o.registryFlags, o.retryFlags, transport.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant})}
 		eo.Pull.Progress = prog.progress()
 		return images.Ensure(ctx, st, ref, eo)
 	}
-	if !o.Quiet {
-		bo.Out = cmd.OutOrStdout()
+	bases := newBaseRecorder()
+	bo.Resolve = bases.wrap(bo.Resolve)
+	if o.retryFlags != (retryFlags{}) && cmd.Flags().Changed("retry") {
+		bio.logger.Debug(fmt.Sprintf("Setting MaxPullPushRetries to %d and PullPushRetryDelay to %s", o.Retry, o.RetryDelay))
 	}
-	rc, err := images.NewRegistryCache(st, images.RegistryCacheOptions{From: o.CacheFrom, To: o.CacheTo, System: o.registryFlags.systemContext(), Logger: logger})
+	rc, err := images.NewRegistryCache(st, images.RegistryCacheOptions{From: o.CacheFrom, To: o.CacheTo, System: sys, Logger: bio.logger})
 	if err != nil {
 		return err
 	}
 	if rc != nil {
 		bo.Remote = rc
 	}
-	res, err := dockerfile.Build(ctx, st, bo)
-	if ctx.Err() != nil && cmd.Context().Err() == nil {
-		return &exitError{code: 130, err: fmt.Errorf("build interrupted: %w", err)}
-	}
-	var ee *dockerfile.ExitError
-	if errors.As(err, &ee) {
-		return &exitError{code: ee.Code, err: err}
-	}
+	rusage, closeRusage, err := openRusage(cmd, o, bio)
 	if err != nil {
 		return err
 	}
-	return buildDone(cmd, o, st, bo, res)
+	defer closeRusage()
+	bo.Run.Rusage = rusage
+	var built []builtImage
+	for _, p := range platforms {
+		pbo, pio := bo, bio
+		pbo.Platform = p
+		if len(platforms) > 1 {
+			if o.Logfile != "" && o.LogSplit {
+				if pio, err = openBuildIO(cmd, o, logfileFor(o, p, true), toStdout); err != nil {
+					return err
+				}
+				defer pio.close()
+			}
+			pio.out = prefixWriter(pio.out, "["+platformString(p)+"] ")
+		}
+		pbo.Out, pbo.Logger = pio.out, pio.logger
+		res, err := dockerfile.Build(ctx, st, pbo)
+		if ctx.Err() != nil && cmd.Context().Err() == nil {
+			return &exitError{code: 130, err: fmt.Errorf("build interrupted: %w", err)}
+		}
+		var ee *dockerfile.ExitError
+		if errors.As(err, &ee) {
+			return &exitError{code: ee.Code, err: err}
+		}
+		if err != nil {
+			return err
+		}
+		if o.repro.Verify {
+			if err := verifyReproducible(ctx, st, pbo, res, bio.errOut); err != nil {
+				return err
+			}
+		}
+		if err := o.attest.attach(ctx, st, pbo, res, bases); err != nil {
+			return err
+		}
+		built = append(built, builtImage{res: res, platform: p})
+	}
+	return buildDone(cmd, o, st, bo, built, outputs, bio)
 }
 
-// buildDone tags, writes --iidfile and --output, and prints the ID.
-func buildDone(cmd *cobra.Command, o buildOptions, st *store.Store, bo dockerfile.Options, res dockerfile.Result) error {
-	out := cmd.OutOrStdout()
-	if !o.Quiet {
-		for _, t := range bo.Tags {
-			fmt.Fprintf(out, "Successfully tagged %s\n", t)
+// contextSpec is the context argument; without one, the directory of
+// the first local -f file, else the working directory, as Buildah does.
+func contextSpec(o buildOptions, args []string) string {
+	if len(args) == 1 {
+		return args[0]
+	}
+	for _, f := range o.Files {
+		if f == "-" || strings.HasPrefix(f, "http://") || strings.HasPrefix(f, "https://") {
+			continue
+		}
+		if abs, err := filepath.Abs(f); err == nil {
+			return filepath.Dir(abs)
 		}
 	}
-	fmt.Fprintln(out, res.ImageID)
+	return "."
+}
+
+// builtImage is one platform's result.
+type builtImage struct {
+	res      dockerfile.Result
+	platform ocispec.Platform
+}
+
+// buildDone adds the images to --manifest, writes --iidfile and
+// --output, and prints the ID.
+func buildDone(cmd *cobra.Command, o buildOptions, st *store.Store, bo dockerfile.Options, built []builtImage, outputs []outputSpec, bio buildIO) error {
+	ctx := cmd.Context()
+	if bio.out != nil {
+		for _, t := range bo.Tags {
+			fmt.Fprintf(bio.out, "Successfully tagged %s\n", t)
+		}
+	}
+	if o.Manifest != "" {
+		list, err := normalizeListName(o.Manifest)
+		if err != nil {
+			return err
+		}
+		for _, b := range built {
+			if err := images.AddBuilt(ctx, st, list, b.res.ImageID, b.platform); err != nil {
+				return err
+			}
+		}
+	}
+	id := built[0].res.ImageID
+	if !bio.tarStdout {
+		fmt.Fprintln(bio.stdout, id)
+	}
 	if o.IIDFile != "" {
-		if err := os.WriteFile(o.IIDFile, []byte("sha256:"+res.ImageID), 0o644); err != nil {
+		if err := os.WriteFile(o.IIDFile, []byte("sha256:"+id), 0o644); err != nil {
 			return err
 		}
 	}
-	for _, spec := range o.Outputs {
-		if err := writeOutput(cmd, st, res.ImageID, spec); err != nil {
+	for _, out := range outputs {
+		if err := writeOutput(ctx, st, id, out, bio.stdout); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// buildSpec turns the flags into build options.
-func buildSpec(cmd *cobra.Command, o buildOptions) (dockerfile.Options, error) {
-	var bo dockerfile.Options
-	var err error
-	if bo.Commit.Format, err = image.ParseFormat(o.Format); err != nil {
-		return bo, err
+// allPlatforms are the platforms every base image of the build is
+// available for (--all-platforms).
+func allPlatforms(ctx context.Context, st *store.Store, bo dockerfile.Options, sys *transport.SystemContext) ([]ocispec.Platform, error) {
+	bases, err := dockerfile.BaseImages(bo)
+	if err != nil {
+		return nil, err
 	}
-	if bo.Commit.Timestamp, err = timestamp(cmd, o.Timestamp); err != nil {
-		return bo, err
-	}
-	for _, t := range o.Tags {
-		n, err := image.NormalizeName(t)
+	var sets [][]ocispec.Platform
+	for _, ref := range bases {
+		ps, err := images.Platforms(ctx, st, ref, sys)
 		if err != nil {
-			return bo, err
+			return nil, err
 		}
-		bo.Tags = append(bo.Tags, n)
+		sets = append(sets, ps)
 	}
-	if bo.Args, err = buildArgs(o); err != nil {
-		return bo, err
-	}
-	bo.Commit.Labels, bo.Commit.Annotations, bo.Commit.Squash = o.Labels, o.Annotations, o.Squash
-	bo.Commit.KeepOnFailure, bo.Commit.KeepOnSuccess = !o.ForceRm, !o.Rm
-	bo.Cache = dockerfile.CacheOptions{Layers: o.Layers, NoCache: o.NoCache}
-	bo.Target, bo.Jobs, bo.Logger = o.Target, o.Jobs, logger
-	if bo.Contexts, err = keyValues(o.BuildContexts, "--build-context"); err != nil {
-		return bo, err
-	}
-	bo.Run, err = buildRunOptions(o)
-	return bo, err
-}
-
-func buildRunOptions(o buildOptions) (dockerfile.RunOptions, error) {
-	ro := dockerfile.RunOptions{Runtime: o.Runtime, CapAdd: o.CapAdd, CapDrop: o.CapDrop, Isolation: run.DefaultIsolation()}
-	var err error
-	if o.Isolation != "" {
-		if ro.Isolation, err = run.ParseIsolation(o.Isolation); err != nil {
-			return ro, usageErrorf("%v", err)
-		}
-	}
-	if ro.Network, err = run.ParseNetwork(o.Network); err != nil {
-		return ro, usageErrorf("%v", err)
-	}
-	if ro.Security, err = run.ParseSecurityOpts(o.SecurityOpts); err != nil {
-		return ro, err
-	}
-	for _, v := range o.Volumes {
-		m, err := run.ParseVolume(v)
-		if err != nil {
-			return ro, err
-		}
-		ro.Mounts = append(ro.Mounts, m)
-	}
-	if ro.Secrets, err = parseSecrets(o.Secrets); err != nil {
-		return ro, err
-	}
-	for _, s := range o.SSH {
-		id, sock, _ := strings.Cut(s, "=")
-		if id != "default" {
-			return ro, usageErrorf("--ssh %q: only the default agent is supported", s)
-		}
-		if sock == "" {
-			sock = os.Getenv("SSH_AUTH_SOCK")
-		}
-		if sock == "" {
-			return ro, usageErrorf("--ssh default: SSH_AUTH_SOCK is not set")
-		}
-		ro.SSHAuthSock = sock
-	}
-	return ro, nil
-}
-
-func parseSecrets(specs []string) (map[string]dockerfile.Secret, error) {
-	out := map[string]dockerfile.Secret{}
-	for _, spec := range specs {
-		var id string
-		var s dockerfile.Secret
-		for _, kv := range strings.Split(spec, ",") {
-			k, v, _ := strings.Cut(kv, "=")
-			switch k {
-			case "id":
-				id = v
-			case "src", "source":
-				s.Src = v
-			case "env":
-				s.Env = v
-			case "type":
-			default:
-				return nil, usageErrorf("--secret %q: unknown key %q (use id, src, env)", spec, k)
-			}
-		}
-		if id == "" {
-			id = filepath.Base(s.Src + s.Env)
-		}
-		if s.Src == "" && s.Env == "" {
-			return nil, usageErrorf("--secret %q: give src=FILE or env=VAR", spec)
-		}
-		out[id] = s
+	out := images.CommonPlatforms(sets)
+	if len(out) == 0 {
+		return nil, fmt.Errorf("--all-platforms: the base images %s have no platform in common", strings.Join(bases, ", "))
 	}
 	return out, nil
+}
+
+// openRusage is where --log-rusage lines go: --rusage-logfile, else the
+// build's output.
+func openRusage(cmd *cobra.Command, o buildOptions, bio buildIO) (io.Writer, func() error, error) {
+	none := func() error { return nil }
+	switch {
+	case !o.LogRusage && o.RusageLogfile == "":
+		return nil, none, nil
+	case !o.LogRusage:
+		return nil, none, usageErrorf("--rusage-logfile needs --log-rusage")
+	case o.RusageLogfile != "":
+		f, err := os.OpenFile(o.RusageLogfile, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+		if err != nil {
+			return nil, none, err
+		}
+		return f, f.Close, nil
+	case bio.out != nil:
+		return bio.out, none, nil
+	}
+	return cmd.ErrOrStderr(), none, nil
+}
+
+// logLevel is the level the global logger logs at.
+func logLevel() slog.Level {
+	for _, l := range []slog.Level{slog.LevelDebug, slog.LevelInfo, slog.LevelWarn} {
+		if logger.Enabled(context.Background(), l) {
+			return l
+		}
+	}
+	return slog.LevelError
+}
+
+// prefixWriter prefixes every line written to w (nil stays nil).
+func prefixWriter(w io.Writer, prefix string) io.Writer {
+	if w == nil {
+		return nil
+	}
+	return &linePrefixer{w: w, prefix: prefix, start: true}
+}
+
+type linePrefixer struct {
+	w      io.Writer
+	prefix string
+	start  bool
+}
+
+func (l *linePrefixer) Write(p []byte) (int, error) {
+	var b strings.Builder
+	for _, c := range string(p) {
+		if l.start {
+			b.WriteString(l.prefix)
+			l.start = false
+		}
+		b.WriteRune(c)
+		if c == '\n' {
+			l.start = true
+		}
+	}
+	if _, err := io.WriteString(l.w, b.String()); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 func buildArgs(o buildOptions) (map[string]string, error) {
@@ -319,6 +381,60 @@ func buildArgs(o buildOptions) (map[string]string, error) {
 		args[k] = v
 	}
 	return args, nil
+}
+
+// parseSecrets parses --secret as buildx and Buildah do: id=ID with
+// src=FILE, env=VAR or type=env,src=VAR; with neither, the variable ID
+// when it is set, else the file ID.
+func parseSecrets(specs []string) (map[string]dockerfile.Secret, error) {
+	out := map[string]dockerfile.Secret{}
+	for _, spec := range specs {
+		var id, typ, src string
+		var s dockerfile.Secret
+		for _, kv := range strings.Split(spec, ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			switch k {
+			case "id":
+				id = v
+			case "src", "source":
+				src = v
+			case "env":
+				s.Env = v
+			case "type":
+				typ = v
+			default:
+				return nil, usageErrorf("--secret %q: unknown key %q (use id, src, env, type)", spec, k)
+			}
+		}
+		switch typ {
+		case "env":
+			if s.Env == "" {
+				s.Env = src
+			}
+		case "file", "":
+			s.Src = src
+		default:
+			return nil, usageErrorf("--secret %q: type must be file or env", spec)
+		}
+		if id == "" {
+			id = s.Src + s.Env
+			if i := strings.LastIndex(id, "/"); i >= 0 {
+				id = id[i+1:]
+			}
+		}
+		if id == "" {
+			return nil, usageErrorf("--secret %q: give id=ID with src=FILE or env=VAR", spec)
+		}
+		if s.Src == "" && s.Env == "" {
+			if _, ok := os.LookupEnv(id); ok {
+				s.Env = id
+			} else {
+				s.Src = id
+			}
+		}
+		out[id] = s
+	}
+	return out, nil
 }
 
 func keyValues(list []string, flag string) (map[string]string, error) {
@@ -351,18 +467,4 @@ func envBool(name string, def bool) bool {
 		return false
 	}
 	return def
-}
-
-// buildPlatform accepts --platform (and --os/--arch/--variant) naming
-// this machine's platform: kiln builds without emulation.
-func buildPlatform(o buildOptions) (transport.Platform, error) {
-	p, err := o.platformFlags.platform()
-	if err != nil {
-		return p, err
-	}
-	if (p.OS != "" && p.OS != "linux") || (p.Architecture != "" && p.Architecture != runtime.GOARCH) {
-		return p, usageErrorf("platform %s/%s needs emulation, which kiln does not do: build on a %s/%s machine or leave --platform out",
-			p.OS, p.Architecture, "linux", runtime.GOARCH)
-	}
-	return p, nil
 }

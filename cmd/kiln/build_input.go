@@ -1,8 +1,11 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,25 +18,26 @@ import (
 )
 
 // readDockerfile fills bo.Dockerfile from -f (several are joined, "-"
-// is stdin), stdin's Dockerfile, or the context's Containerfile or
-// Dockerfile, and returns the file's path ("" for stdin).
-func readDockerfile(cmd *cobra.Command, o buildOptions, src *dockerfile.Source, bo *dockerfile.Options) (string, error) {
-	if len(o.Files) == 0 {
+// is stdin; a relative path not found in the working directory is
+// looked for in the context), stdin's Dockerfile, the Dockerfile the
+// context argument named, or the context's Containerfile or Dockerfile;
+// a name ending in ".in" goes through the C preprocessor first. It
+// returns the file's path ("" for stdin).
+func readDockerfile(cmd *cobra.Command, o buildOptions, src *dockerfile.Source, bo *dockerfile.Options, log *slog.Logger) (string, error) {
+	files := o.Files
+	if len(files) == 0 {
 		if src.Dockerfile != nil {
 			bo.Dockerfile, bo.DockerfileName = src.Dockerfile, "Dockerfile"
 			return "", nil
 		}
-		for _, name := range []string{"Containerfile", "Dockerfile"} {
-			p := filepath.Join(src.Dir, name)
-			if b, err := os.ReadFile(p); err == nil {
-				bo.Dockerfile, bo.DockerfileName = b, name
-				return p, nil
-			}
+		p, err := dockerfile.Discover(src)
+		if err != nil {
+			return "", err
 		}
-		return "", usageErrorf("no Containerfile or Dockerfile in the context directory %s: give one with -f", src.Dir)
+		files = []string{p}
 	}
 	var first string
-	for _, f := range o.Files {
+	for _, f := range files {
 		var b []byte
 		var err error
 		p := f
@@ -44,10 +48,32 @@ func readDockerfile(cmd *cobra.Command, o buildOptions, src *dockerfile.Source, 
 			if _, statErr := os.Stat(p); errors.Is(statErr, os.ErrNotExist) && !filepath.IsAbs(p) {
 				p = filepath.Join(src.Dir, f)
 			}
-			b, err = os.ReadFile(p)
+			var fi os.FileInfo
+			if fi, err = os.Stat(p); err == nil && fi.IsDir() {
+				return "", usageErrorf("containerfile: %q cannot be path to a directory", f)
+			}
+			if err == nil {
+				b, err = os.ReadFile(p)
+			}
 		}
 		if err != nil {
 			return "", usageErrorf("reading Dockerfile %s: %v", f, err)
+		}
+		if len(b) == 0 {
+			return "", usageErrorf("no contents in %q", p)
+		}
+		if strings.HasSuffix(f, ".in") {
+			dir := src.Dir
+			if p != "" {
+				dir = filepath.Dir(p)
+			}
+			cppFlags, err := cppFlags(o)
+			if err != nil {
+				return "", err
+			}
+			if b, err = dockerfile.Preprocess(cmd.Context(), f, b, dir, cppFlags, log); err != nil {
+				return "", err
+			}
 		}
 		if bo.DockerfileName == "" {
 			bo.DockerfileName, first = filepath.Base(f), p
@@ -57,28 +83,29 @@ func readDockerfile(cmd *cobra.Command, o buildOptions, src *dockerfile.Source, 
 	return first, nil
 }
 
-// writeOutput exports the image's root filesystem: type=local,dest=DIR
-// or type=tar,dest=FILE ("-" is stdout).
-func writeOutput(cmd *cobra.Command, st *store.Store, imageID, spec string) error {
-	ctx := cmd.Context()
-	kv, err := keyValues(strings.Split(spec, ","), "--output")
-	if err != nil {
-		return err
+// cppFlags are BUILDAH_CPPFLAGS's words, then --cpp-flag's.
+func cppFlags(o buildOptions) ([]string, error) {
+	var out []string
+	if v, ok := os.LookupEnv("BUILDAH_CPPFLAGS"); ok {
+		words, err := dockerfile.SplitWords(v)
+		if err != nil {
+			return nil, usageErrorf("parsing BUILDAH_CPPFLAGS %q: %v", v, err)
+		}
+		out = append(out, words...)
 	}
-	typ, dest := kv["type"], kv["dest"]
-	if typ == "" && dest == "" && !strings.Contains(spec, "=") {
-		typ, dest = "local", spec
+	return append(out, o.CPPFlags...), nil
+}
+
+// writeOutput exports the image's root filesystem as out says: a
+// directory, a tar file, or a tar on stdout.
+func writeOutput(ctx context.Context, st *store.Store, imageID string, out outputSpec, stdout io.Writer) error {
+	if !out.tar {
+		return images.ExportDir(ctx, st, imageID, out.dest)
 	}
-	if dest == "" || (typ != "local" && typ != "tar") {
-		return usageErrorf("--output %q: want type=local,dest=DIR or type=tar,dest=FILE", spec)
+	if out.dest == "-" {
+		return images.ExportTar(ctx, st, imageID, stdout)
 	}
-	if typ == "local" {
-		return images.ExportDir(ctx, st, imageID, dest)
-	}
-	if dest == "-" {
-		return images.ExportTar(ctx, st, imageID, cmd.OutOrStdout())
-	}
-	f, err := os.Create(dest)
+	f, err := os.Create(out.dest)
 	if err != nil {
 		return err
 	}
@@ -86,5 +113,8 @@ func writeOutput(cmd *cobra.Command, st *store.Store, imageID, spec string) erro
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	return err
+	if err != nil {
+		return fmt.Errorf("writing --output %s: %w", out.dest, err)
+	}
+	return nil
 }

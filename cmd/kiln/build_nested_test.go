@@ -31,7 +31,7 @@ RUN id -u > /tmp/user
 CMD ["cat", "/app/artifact"]
 DF
 k build -q -t localhost/built /tmp/ctx
-k build -t localhost/built /tmp/ctx | grep -c 'Using cache'
+k build --layers -t localhost/built /tmp/ctx | grep -c 'Using cache'
 echo inside-done
 `
 

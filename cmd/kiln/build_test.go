@@ -138,7 +138,7 @@ func TestBuildRemoteCache(t *testing.T) {
 	idA := a.mustKiln("build", "-q", "--tls-verify=false", "--cache-to", reg+"/cache", dir)
 
 	b := newEnv(t, "")
-	out := b.mustKiln("build", "--tls-verify=false", "--cache-from", reg+"/cache", dir)
+	out := b.mustKiln("build", "--layers", "--tls-verify=false", "--cache-from", reg+"/cache", dir)
 	if n := strings.Count(out, "Using cache"); n != 3 {
 		t.Errorf("--cache-from: %d steps from the cache, want 3:\n%s", n, out)
 	}

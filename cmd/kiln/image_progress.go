@@ -55,6 +55,9 @@ func (c *copyProgress) progress() images.Progress {
 // Event shows a blob event of the copy.
 func (c *copyProgress) Event(e transport.ProgressEvent) { c.event(e) }
 
+// Trying says which image a pull is about to copy, as Buildah does.
+func (c *copyProgress) Trying(name string) { c.printf("Trying to pull %s...\n", name) }
+
 // Done stops the bars and says that the manifest was written.
 func (c *copyProgress) Done(err error) {
 	c.finish()

@@ -1,6 +1,7 @@
 package dockerfile
 
 import (
+	"fmt"
 	"runtime"
 	"slices"
 	"sort"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // proxyArgs are usable without an ARG line and never persisted in the
@@ -18,13 +20,51 @@ var proxyArgs = []string{
 	"FTP_PROXY", "ftp_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy",
 }
 
-// platformArgs are BuildKit's automatic platform args, in global scope.
-func platformArgs() map[string]string {
-	p := "linux/" + runtime.GOARCH
+// platformArgs are BuildKit's automatic platform args, in global scope:
+// TARGET* name the platform built for, BUILD* this machine.
+func platformArgs(target ocispec.Platform) map[string]string {
+	target = normalPlatform(target)
+	build := normalPlatform(ocispec.Platform{})
 	return map[string]string{
-		"TARGETPLATFORM": p, "TARGETOS": "linux", "TARGETARCH": runtime.GOARCH, "TARGETVARIANT": "",
-		"BUILDPLATFORM": p, "BUILDOS": "linux", "BUILDARCH": runtime.GOARCH, "BUILDVARIANT": "",
+		"TARGETPLATFORM": platformText(target), "TARGETOS": target.OS, "TARGETARCH": target.Architecture, "TARGETVARIANT": target.Variant,
+		"BUILDPLATFORM": platformText(build), "BUILDOS": build.OS, "BUILDARCH": build.Architecture, "BUILDVARIANT": build.Variant,
 	}
+}
+
+// normalPlatform fills the fields p leaves empty with this machine's.
+func normalPlatform(p ocispec.Platform) ocispec.Platform {
+	if p.OS == "" {
+		p.OS = "linux"
+	}
+	if p.Architecture == "" {
+		p.Architecture = runtime.GOARCH
+		if p.Variant == "" && runtime.GOARCH == "arm64" {
+			p.Variant = "v8"
+		}
+	}
+	return p
+}
+
+// platformText is OS/ARCH[/VARIANT].
+func platformText(p ocispec.Platform) string {
+	s := p.OS + "/" + p.Architecture
+	if p.Variant != "" {
+		s += "/" + p.Variant
+	}
+	return s
+}
+
+// parsePlatform parses OS/ARCH[/VARIANT] (FROM --platform).
+func parsePlatform(s string) (ocispec.Platform, error) {
+	parts := strings.Split(s, "/")
+	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
+		return ocispec.Platform{}, fmt.Errorf("bad platform %q: want OS/ARCH[/VARIANT]", s)
+	}
+	p := ocispec.Platform{OS: parts[0], Architecture: parts[1]}
+	if len(parts) == 3 {
+		p.Variant = parts[2]
+	}
+	return p, nil
 }
 
 // argSet is an ordered set of ARG values in scope.
@@ -71,7 +111,8 @@ func (u *usage) unused(args map[string]string) []string {
 	defer u.mu.Unlock()
 	var out []string
 	for k := range args {
-		if !u.used[k] && !slices.Contains(proxyArgs, k) {
+		// SOURCE_DATE_EPOCH is set by every build with an epoch, used or not.
+		if !u.used[k] && !slices.Contains(proxyArgs, k) && k != "SOURCE_DATE_EPOCH" {
 			out = append(out, k)
 		}
 	}
@@ -108,10 +149,21 @@ var _ shell.EnvGetter = envGetter{}
 
 // globalArgs evaluates the ARGs before the first FROM: each gets its
 // --build-arg value, else its default expanded with the ones before.
-func globalArgs(df *dockerfile, args map[string]string, u *usage) (*argSet, error) {
+func globalArgs(df *dockerfile, target ocispec.Platform, args map[string]string, u *usage) (*argSet, error) {
 	g := newArgSet()
-	for k, v := range platformArgs() {
-		g.set(k, v)
+	pa := platformArgs(target)
+	keys := make([]string, 0, len(pa))
+	for k := range pa {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if v, ok := args[k]; ok {
+			u.mark(k)
+			g.set(k, v)
+			continue
+		}
+		g.set(k, pa[k])
 	}
 	lex := df.lexer()
 	for _, a := range df.metaArgs {

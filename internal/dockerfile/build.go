@@ -56,7 +56,7 @@ func Build(ctx context.Context, st *store.Store, o Options) (Result, error) {
 	} else if n > 0 && o.Logger != nil {
 		o.Logger.Info(fmt.Sprintf("removed %d containers of interrupted builds", n))
 	}
-	if b.global, err = globalArgs(df, o.Args, &b.args); err != nil {
+	if b.global, err = globalArgs(df, o.Platform, o.Args, &b.args); err != nil {
 		return Result{}, err
 	}
 	if b.bctx, err = newBuildContext(o.ContextDir, o.Ignore); err != nil {
@@ -106,15 +106,22 @@ func Build(ctx context.Context, st *store.Store, o Options) (Result, error) {
 	return Result{ImageID: img.ID, Digest: string(img.ManifestDigest)}, nil
 }
 
-// plan returns the stages the target needs, in Dockerfile order.
+// plan returns the stages the target needs, in Dockerfile order; with
+// AllStages, every stage up to the target.
 func (b *builder) plan(target *stage) ([]*stage, error) {
 	need := map[int]bool{}
+	if b.o.AllStages {
+		for _, s := range b.df.stages[:target.index] {
+			need[s.index] = true
+		}
+	}
 	var visit func(s *stage) error
+	seen := map[int]bool{}
 	visit = func(s *stage) error {
-		if need[s.index] {
+		if seen[s.index] {
 			return nil
 		}
-		need[s.index] = true
+		seen[s.index], need[s.index] = true, true
 		deps, err := b.deps(s)
 		if err != nil {
 			return err
@@ -224,7 +231,14 @@ func (b *builder) removeStageImages(ctx context.Context, keep string) {
 	}
 }
 
-// imageRef strips docker-image:// from a --build-context value.
+// imageRef strips the image prefix of a --build-context value:
+// docker-image:// (BuildKit's), container-image:// or docker://
+// (Buildah's).
 func imageRef(v string) (string, bool) {
-	return strings.CutPrefix(v, "docker-image://")
+	for _, p := range []string{"docker-image://", "container-image://", "docker://"} {
+		if ref, ok := strings.CutPrefix(v, p); ok {
+			return ref, true
+		}
+	}
+	return v, false
 }

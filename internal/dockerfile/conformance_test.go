@@ -18,10 +18,12 @@ import (
 
 // expectation is a case's expect.json: what the built image must hold.
 type expectation struct {
-	Args    map[string]string `json:"args"`
-	Target  string            `json:"target"`
-	Format  string            `json:"format"`
-	Secrets map[string]string `json:"secrets"`
+	Args   map[string]string `json:"args"`
+	Target string            `json:"target"`
+	Format string            `json:"format"`
+	// Platform is the build's platform (--platform), OS/ARCH[/VARIANT].
+	Platform string            `json:"platform"`
+	Secrets  map[string]string `json:"secrets"`
 	// Parent: parent/Dockerfile is built first and named localhost/parent.
 	Parent bool `json:"parent"`
 	// Error: the build must fail with an error containing this text.
@@ -84,6 +86,11 @@ func runCase(t *testing.T, st *store.Store, dir string) {
 	must(t, err)
 	img, out, err := buildIn(t, st, ctxDir, string(df), func(o *Options) {
 		o.Args, o.Target, o.Ignore = exp.Args, exp.Target, ignore
+		if exp.Platform != "" {
+			p, err := parsePlatform(exp.Platform)
+			must(t, err)
+			o.Platform = p
+		}
 		if exp.Format == "oci" {
 			o.Commit.Format = image.FormatOCI
 		}

@@ -6,8 +6,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kiln-build/kiln/internal/image"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/kiln-build/kiln/internal/image"
 )
 
 // Word expansion takes its words from a Dockerfile and its values from
@@ -87,7 +89,7 @@ func TestArgDoublingBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := globalArgs(d, nil, &usage{})
+	g, err := globalArgs(d, ocispec.Platform{}, nil, &usage{})
 	if err != nil {
 		return // refused: what a bound does
 	}

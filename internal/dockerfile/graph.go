@@ -19,8 +19,10 @@ func (b *builder) deps(s *stage) ([]*stage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s:%d: %w", b.df.name, s.line, err)
 	}
-	if d, ok := b.df.lookupNamed(base, s.index); ok {
-		out = append(out, d)
+	if _, named := b.o.Contexts[base]; !named {
+		if d, ok := b.df.lookupNamed(base, s.index); ok {
+			out = append(out, d)
+		}
 	}
 	for _, c := range s.commands {
 		switch c := c.(type) {
@@ -36,6 +38,9 @@ func (b *builder) deps(s *stage) ([]*stage, error) {
 		ref, err := expandWord(lex, ref, env)
 		if err != nil {
 			return nil, err
+		}
+		if _, named := b.o.Contexts[ref]; named {
+			continue // a named context wins over a stage of that name
 		}
 		if d, ok := b.df.lookupStage(ref, s.index); ok {
 			out = append(out, d)

@@ -91,10 +91,11 @@ func buildIn(t *testing.T, st *store.Store, dir, dockerfile string, mod func(*Op
 	var out bytes.Buffer
 	o := Options{
 		ContextDir: dir, Dockerfile: []byte(dockerfile), DockerfileName: "Dockerfile",
-		Commit: CommitOptions{Format: image.FormatDocker},
-		Cache:  CacheOptions{Layers: true},
-		Run:    RunOptions{Isolation: run.IsolationOCI, Network: run.NetworkHost},
-		Out:    &out,
+		Commit:  CommitOptions{Format: image.FormatDocker},
+		Cache:   CacheOptions{Layers: true},
+		StepIDs: true,
+		Run:     RunOptions{Isolation: run.IsolationOCI, Network: run.NetworkHost},
+		Out:     &out,
 	}
 	if mod != nil {
 		mod(&o)

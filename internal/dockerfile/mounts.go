@@ -39,19 +39,44 @@ func (m *runMounts) release(ctx context.Context) {
 }
 
 // prepareMounts turns RUN --mount options into runtime mounts.
-func (r *stageRun) prepareMounts(ctx context.Context, mounts []*instructions.Mount) (*runMounts, error) {
+// extras are each mount's Buildah options (see rewriteMountFlags).
+func (r *stageRun) prepareMounts(ctx context.Context, mounts []*instructions.Mount, extras [][]string) (*runMounts, error) {
 	rm := &runMounts{}
 	for i, mt := range mounts {
+		var extra []string
+		if i < len(extras) {
+			extra = extras[i]
+		}
+		copyUp := false
+		for _, e := range extra {
+			switch {
+			case e == "tmpcopyup" && mt.Type == instructions.MountTypeTmpfs:
+				copyUp = true
+			default:
+				return rm, fmt.Errorf("--mount type=%s: option %q is not supported", mt.Type, e)
+			}
+		}
 		var err error
 		switch mt.Type {
 		case instructions.MountTypeBind:
 			err = r.bindMount(ctx, rm, mt)
 		case instructions.MountTypeCache:
+			if mt.From != "" {
+				// A cache based on a stage, context or image (BuildKit's
+				// from=): what it has at source, in a writable copy.
+				err = r.bindMount(ctx, rm, mt)
+				break
+			}
 			err = r.cacheMount(rm, mt)
 		case instructions.MountTypeTmpfs:
 			opts := []string{"nosuid", "nodev"}
 			if mt.SizeLimit > 0 {
 				opts = append(opts, fmt.Sprintf("size=%d", mt.SizeLimit))
+			}
+			if copyUp {
+				// The tmpfs starts with what the image has there (runc's
+				// option, as Buildah passes it).
+				opts = append(opts, "tmpcopyup")
 			}
 			rm.specs = append(rm.specs, specs.Mount{Destination: mt.Target, Type: "tmpfs", Source: "tmpfs", Options: opts})
 		case instructions.MountTypeSecret:
@@ -146,22 +171,25 @@ func (r *stageRun) fromRoot(ctx context.Context, from string, cleanups *[]func(c
 	return root, nil
 }
 
-// fromImage resolves a --from value to a stage's image, a named context
-// (directory or image), or an image reference.
+// fromImage resolves a --from value to a named context (directory or
+// image: it wins over a stage of the same name, as in BuildKit), a
+// stage's image, or an image reference.
 func (r *stageRun) fromImage(ctx context.Context, from string) (store.Image, string, error) {
-	if s, ok := r.b.df.lookupStage(from, r.s.index); ok {
-		img, err := r.b.waitStage(ctx, s)
-		return img, "", err
-	}
 	if v, ok := r.b.o.Contexts[from]; ok {
 		if _, isImage := imageRef(v); !isImage {
 			return store.Image{}, v, nil
 		}
+		img, err := r.b.resolveImage(ctx, from, r.platform)
+		return img, "", err
+	}
+	if s, ok := r.b.df.lookupStage(from, r.s.index); ok {
+		img, err := r.b.waitStage(ctx, s)
+		return img, "", err
 	}
 	if _, ok := r.b.df.lookupStage(from, -1); ok {
 		return store.Image{}, "", fmt.Errorf("%w: --from=%s names a later stage", ErrNoStage, from)
 	}
-	img, err := r.b.resolveImage(ctx, from)
+	img, err := r.b.resolveImage(ctx, from, r.platform)
 	return img, "", err
 }
 
@@ -221,12 +249,13 @@ func (r *stageRun) cacheMount(rm *runMounts, mt *instructions.Mount) error {
 }
 
 // mountKeyParts are the cache-key parts of a RUN's mounts: what a bind
-// mount shows is part of the key; caches, tmpfs and secrets are not.
+// mount (or a cache based on from=) shows is part of the key; caches,
+// tmpfs and secrets are not.
 func (r *stageRun) mountKeyParts(ctx context.Context, mounts []*instructions.Mount) ([]string, error) {
 	var parts []string
 	for _, mt := range mounts {
 		parts = append(parts, fmt.Sprintf("mount:%s:%s:%s:%t", mt.Type, mt.Target, mt.CacheID, mt.ReadOnly))
-		if mt.Type != instructions.MountTypeBind {
+		if mt.Type != instructions.MountTypeBind && !(mt.Type == instructions.MountTypeCache && mt.From != "") {
 			continue
 		}
 		d, err := r.sourceDigest(ctx, mt.From, []string{mt.Source})

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/kiln-build/kiln/internal/image"
@@ -31,6 +32,17 @@ type Options struct {
 	Args map[string]string
 	// Target names the stage to build; "" means the last one.
 	Target string
+	// AllStages builds every stage up to the target, needed or not
+	// (Buildah's --skip-unused-stages=false); by default only the stages
+	// the target reads run.
+	AllStages bool
+	// From, when set, replaces the base image of the first stage.
+	From string
+	// Platform is the platform the build is for; empty fields are this
+	// machine's. FROM picks the image of a list for it (FROM --platform
+	// overrides it per stage), the TARGET* args name it, and when any
+	// field is set the final image records it as its platform.
+	Platform ocispec.Platform
 	// Commit shapes every image the build writes.
 	Commit CommitOptions
 	// Cache selects how steps are cached.
@@ -43,11 +55,19 @@ type Options struct {
 	// Jobs bounds how many stages run at once; 0 means one per CPU.
 	Jobs int
 	// Resolve finds (pulling when the pull policy says so) the image a
-	// FROM, COPY --from or RUN --mount from= names; nil means local only.
-	Resolve func(ctx context.Context, ref string) (store.Image, error)
+	// FROM, COPY --from or RUN --mount from= names, for platform p (the
+	// stage's: zero fields are this machine's); nil means local only.
+	Resolve func(ctx context.Context, ref string, p ocispec.Platform) (store.Image, error)
 	// Remote, when set, shares the cache through a registry
 	// (--cache-from, --cache-to).
 	Remote RemoteCache
+	// StepIDs prints each step's image ID and cache hits ("--> ID",
+	// "--> Using cache ID"), as Buildah does with --layers; the final
+	// image's "COMMIT NAME" and "--> ID" are always printed.
+	StepIDs bool
+	// CommitName is the name the final COMMIT line shows (the first tag,
+	// as given).
+	CommitName string
 	// Out receives the step headers and the output of RUN steps; nil
 	// discards them.
 	Out    io.Writer
@@ -62,6 +82,15 @@ type CommitOptions struct {
 	Timestamp *time.Time
 	// Labels and Annotations (K=V) are added to the final image.
 	Labels, Annotations []string
+	// Env (K=V, values expanded with the image's variables) is set in the
+	// final image's config, then Unsetenv's names are removed from it.
+	Env, Unsetenv []string
+	// OSVersion and OSFeatures (a name, or "name-" to remove one) are
+	// set in the final image's config.
+	OSVersion  string
+	OSFeatures []string
+	// OmitHistory leaves the final image's history empty.
+	OmitHistory bool
 	// Squash makes the final image a single layer on top of nothing.
 	Squash bool
 	// KeepOnFailure keeps the failed stage's working container
@@ -76,6 +105,8 @@ type CacheOptions struct {
 	Layers bool
 	// NoCache ignores existing entries; new ones are still recorded.
 	NoCache bool
+	// TTL, when set, ignores entries older than it (--cache-ttl).
+	TTL time.Duration
 }
 
 // RunOptions apply to every RUN step.
@@ -93,6 +124,17 @@ type RunOptions struct {
 	CapDrop     []string
 	// Security is the --security-opt policy (seccomp profile, ...).
 	Security run.Security
+	// Stdin is every RUN's standard input; nil is /dev/null.
+	Stdin io.Reader
+	// HostProxy are the proxy variables (K=V) of kiln's environment RUN
+	// steps get, unless a build arg or ENV sets them (--http-proxy).
+	HostProxy []string
+	// Settings are the namespaces, resource limits, DNS and hosts, devices
+	// and hooks every RUN gets.
+	Settings run.Settings
+	// Rusage, when set, receives each RUN's resource usage, one line per
+	// step (--log-rusage).
+	Rusage io.Writer
 }
 
 // Secret is the source of one --secret: a file, or an environment

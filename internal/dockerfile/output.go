@@ -40,6 +40,12 @@ func (o *output) step(s *stage, nstages, n, total int, text string) {
 	fmt.Fprintf(o, "%sSTEP %d/%d: %s\n", prefix, n, total, text)
 }
 
+// plain prints one line without a stage prefix, as Buildah prints the
+// "--> ID" lines.
+func (o *output) plain(format string, args ...any) {
+	fmt.Fprintf(o, format+"\n", args...)
+}
+
 // line prints one line of stage s, prefixed like its step headers.
 func (o *output) line(s *stage, nstages int, format string, args ...any) {
 	prefix := ""

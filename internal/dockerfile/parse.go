@@ -24,6 +24,9 @@ type dockerfile struct {
 	stages   []*stage
 	metaArgs []instructions.ArgCommand
 	escape   rune
+	// mountExtras are the RUN --mount options BuildKit's grammar lacks,
+	// by the RUN's line and the mount's position (see rewriteMountFlags).
+	mountExtras map[int][][]string
 }
 
 // stage is one FROM section.
@@ -52,6 +55,7 @@ func parseDockerfile(name string, data []byte) (*dockerfile, error) {
 	if err != nil {
 		return nil, locate(name, err)
 	}
+	extras := rewriteMountFlags(res.AST)
 	stages, metaArgs, err := instructions.Parse(res.AST, nil)
 	if err != nil {
 		return nil, locate(name, err)
@@ -59,7 +63,7 @@ func parseDockerfile(name string, data []byte) (*dockerfile, error) {
 	if len(stages) == 0 {
 		return nil, fmt.Errorf("%w: %s: no FROM instruction", ErrSyntax, name)
 	}
-	df := &dockerfile{name: name, metaArgs: metaArgs, escape: res.EscapeToken}
+	df := &dockerfile{name: name, metaArgs: metaArgs, escape: res.EscapeToken, mountExtras: extras}
 	seen := map[string]bool{}
 	for i, s := range stages {
 		st := &stage{index: i, name: strings.ToLower(s.Name), base: s.BaseName, platform: s.Platform, commands: s.Commands, original: s.SourceCode}
@@ -137,3 +141,44 @@ func (df *dockerfile) target(name string) (*stage, error) {
 
 // lexer returns a word expander for this Dockerfile's escape character.
 func (df *dockerfile) lexer() *shell.Lex { return shell.NewLex(df.escape) }
+
+// rewriteMountFlags takes out of every RUN's --mount flags the options
+// Buildah (and Podman) accept that BuildKit's grammar does not: SELinux
+// relabelling ("z", "Z", "relabel=..."), which means nothing without
+// SELinux, and "U" (chown to the process's user) and "tmpcopyup" (a
+// tmpfs starts with what the image has at its target), which are kept
+// by RUN line and mount position for the mount to apply.
+func rewriteMountFlags(root *parser.Node) map[int][][]string {
+	extras := map[int][][]string{}
+	for _, n := range root.Children {
+		if !strings.EqualFold(n.Value, "run") {
+			continue
+		}
+		var perMount [][]string
+		found := false
+		for i, f := range n.Flags {
+			spec, ok := strings.CutPrefix(f, "--mount=")
+			if !ok {
+				continue
+			}
+			var keep, extra []string
+			for _, field := range strings.Split(spec, ",") {
+				switch {
+				case field == "z" || field == "Z" || strings.HasPrefix(field, "relabel="):
+					found = true
+				case field == "U" || field == "tmpcopyup":
+					extra = append(extra, field)
+					found = true
+				default:
+					keep = append(keep, field)
+				}
+			}
+			n.Flags[i] = "--mount=" + strings.Join(keep, ",")
+			perMount = append(perMount, extra)
+		}
+		if found {
+			extras[n.StartLine] = perMount
+		}
+	}
+	return extras
+}

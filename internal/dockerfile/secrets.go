@@ -25,7 +25,7 @@ func (r *stageRun) secretMount(rm *runMounts, mt *instructions.Mount) error {
 	sec, ok := r.b.o.Run.Secrets[id]
 	if !ok {
 		if mt.Required {
-			return fmt.Errorf("secret %q is required but was not given (use --secret id=%s,src=FILE)", id, id)
+			return fmt.Errorf("secret required but no secret with id %s found (give it with --secret id=%s,src=FILE)", id, id)
 		}
 		return nil
 	}

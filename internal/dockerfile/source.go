@@ -21,9 +21,13 @@ import (
 type Source struct {
 	// Dir is the context directory.
 	Dir string
-	// Dockerfile is set when stdin held a Dockerfile rather than a tar.
+	// Dockerfile is set when stdin or a URL held a Dockerfile rather
+	// than a tar.
 	Dockerfile []byte
-	tmp        string
+	// DockerfilePath is set when the context named a local Dockerfile:
+	// the context is its directory.
+	DockerfilePath string
+	tmp            string
 }
 
 // Close removes what OpenSource made.
@@ -35,8 +39,9 @@ func (s *Source) Close() error {
 }
 
 // OpenSource prepares the context spec names: "-" (a tar stream, or a
-// Dockerfile alone, on stdin), a directory, a tarball file, an http(s)
-// URL of a tarball, or a git repository (URL, or any path with
+// Dockerfile alone, on stdin), a directory, a tarball file, a
+// Dockerfile (its directory is the context), an http(s) URL of a
+// tarball or of a Dockerfile, or a git repository (URL, or any path with
 // "#ref[:subdir]"). tmpDir holds temporary copies.
 func OpenSource(ctx context.Context, spec string, stdin io.Reader, tmpDir string) (*Source, error) {
 	switch {
@@ -54,6 +59,9 @@ func OpenSource(ctx context.Context, spec string, stdin io.Reader, tmpDir string
 			os.RemoveAll(tmp)
 			return nil, err
 		}
+		if !isArchive(file) {
+			return dockerfileSource(file, tmp)
+		}
 		return unpackSource(ctx, file, tmp)
 	}
 	fi, err := os.Stat(spec)
@@ -63,11 +71,63 @@ func OpenSource(ctx context.Context, spec string, stdin io.Reader, tmpDir string
 	if fi.IsDir() {
 		return &Source{Dir: spec}, nil
 	}
+	if !isArchive(spec) {
+		return &Source{Dir: filepath.Dir(spec), DockerfilePath: spec}, nil
+	}
 	tmp, err := os.MkdirTemp(tmpDir, "context-")
 	if err != nil {
 		return nil, err
 	}
 	return unpackSource(ctx, spec, tmp)
+}
+
+// isArchive reports whether file is a (compressed) tar archive.
+func isArchive(file string) bool {
+	f, err := os.Open(file)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	return isTarStream(bufio.NewReaderSize(f, 1<<16))
+}
+
+// dockerfileSource is a downloaded Dockerfile with an empty context.
+func dockerfileSource(file, tmp string) (*Source, error) {
+	data, err := os.ReadFile(file)
+	if err == nil && len(data) == 0 {
+		err = fmt.Errorf("no contents in %q", file)
+	}
+	if err != nil {
+		os.RemoveAll(tmp)
+		return nil, err
+	}
+	dir := filepath.Join(tmp, "context")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		os.RemoveAll(tmp)
+		return nil, err
+	}
+	return &Source{Dir: dir, Dockerfile: data, tmp: tmp}, nil
+}
+
+// Discover finds the Dockerfile of a context that named none: the one
+// the context argument was, else Containerfile, else Dockerfile in the
+// context directory, as Buildah looks for them.
+func Discover(src *Source) (string, error) {
+	if src.DockerfilePath != "" {
+		return src.DockerfilePath, nil
+	}
+	p := filepath.Join(src.Dir, "Containerfile")
+	fi, err := os.Stat(p)
+	if err != nil {
+		p = filepath.Join(src.Dir, "Dockerfile")
+		if fi, err = os.Stat(p); err != nil {
+			return "", fmt.Errorf("cannot find Containerfile or Dockerfile in context directory: %w", err)
+		}
+	}
+	if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("assumed Containerfile %q is not a file", p)
+	}
+	return p, nil
 }
 
 func unpackSource(ctx context.Context, file, tmp string) (*Source, error) {

@@ -6,11 +6,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"runtime"
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/kiln-build/kiln/internal/container"
 	"github.com/kiln-build/kiln/internal/image"
@@ -40,10 +40,17 @@ type stageRun struct {
 	// pathAdded is the ID of the base image whose config got the default
 	// PATH: while cur is that image, the stage's image is not cur.
 	pathAdded string
+	// platform is the stage's: FROM --platform's, else the build's.
+	platform ocispec.Platform
+	// headed is set once the stage's first STEP line is printed.
+	headed bool
+	// last is set while the stage's last step runs, lastHit when that
+	// step was a cache hit: the final stage prints COMMIT for it.
+	last, lastHit bool
 }
 
 func (b *builder) runStage(ctx context.Context, s *stage, final bool, _ int) (img store.Image, err error) {
-	r := &stageRun{b: b, s: s, final: final, lex: b.df.lexer(), args: newArgSet()}
+	r := &stageRun{b: b, s: s, final: final, lex: b.df.lexer(), args: newArgSet(), platform: b.o.Platform}
 	base, desc, err := r.resolveBase(ctx)
 	if err != nil {
 		return store.Image{}, err
@@ -65,9 +72,6 @@ func (b *builder) runStage(ctx context.Context, s *stage, final bool, _ int) (im
 	defer b.release()
 	defer func() {
 		if r.ctr != nil && ((err != nil && b.o.Commit.KeepOnFailure) || (err == nil && b.o.Commit.KeepOnSuccess)) {
-			if kerr := b.st.KeepContainer(context.WithoutCancel(ctx), r.ctr.ID()); kerr != nil {
-				err = errors.Join(err, kerr)
-			}
 			b.out.line(s, len(b.df.stages), "--> keeping container %s", r.ctr.Name())
 			return
 		}
@@ -82,23 +86,22 @@ func (b *builder) runStage(ctx context.Context, s *stage, final bool, _ int) (im
 		return store.Image{}, err
 	}
 	cmds = append(cmds, s.commands...)
+	// The options' own config changes (--label, --env, ...) are a step of
+	// the final stage that is not shown, as Buildah applies them in its
+	// last commit.
 	extra := r.finalConfig()
 	r.total = 1 + len(cmds)
-	if extra != nil {
-		r.total++
-	}
-	r.step = 1
-	b.out.step(s, len(b.df.stages), 1, r.total, desc)
-	for _, c := range cmds {
+	r.header(desc)
+	for i, c := range cmds {
 		r.step++
+		r.last = extra == nil && i == len(cmds)-1
 		b.out.step(s, len(b.df.stages), r.step, r.total, c.(fmt.Stringer).String())
 		if err := r.exec(ctx, c); err != nil {
 			return store.Image{}, fmt.Errorf("building at STEP %q: %w", c.(fmt.Stringer).String(), err)
 		}
 	}
 	if extra != nil {
-		r.step++
-		b.out.step(s, len(b.df.stages), r.step, r.total, extra.text)
+		r.last = true
 		if err := r.configStep(ctx, extra.text, extra.parts, extra.apply); err != nil {
 			return store.Image{}, err
 		}
@@ -114,30 +117,46 @@ func (r *stageRun) resolveBase(ctx context.Context) (store.Image, string, error)
 		return store.Image{}, "", fmt.Errorf("%s:%d: FROM %s: %w", r.b.df.name, r.s.line, r.s.base, err)
 	}
 	name := res.Result
-	if err := r.checkPlatform(); err != nil {
+	if r.s.index == 0 && r.b.o.From != "" {
+		name = r.b.o.From
+	}
+	if err := r.stagePlatform(); err != nil {
 		return store.Image{}, "", err
 	}
 	desc := "FROM " + name
 	if r.s.name != "" {
 		desc += " AS " + r.s.name
 	}
+	r.total = 1 + len(r.s.commands)
 	if name == "" {
 		return store.Image{}, "", fmt.Errorf("%s:%d: FROM needs an image: %q expands to nothing", r.b.df.name, r.s.line, r.s.base)
 	}
-	if dep, ok := r.b.df.lookupNamed(name, r.s.index); ok {
-		img, err := r.b.waitStage(ctx, dep)
-		return img, desc, err
+	if _, named := r.b.o.Contexts[name]; !named {
+		if dep, ok := r.b.df.lookupNamed(name, r.s.index); ok {
+			img, err := r.b.waitStage(ctx, dep)
+			return img, desc, err
+		}
 	}
 	if strings.EqualFold(name, "scratch") {
 		return store.Image{}, desc, nil
 	}
-	img, err := r.b.resolveImage(ctx, name)
+	r.header(desc) // before a pull prints its progress, as Buildah does
+	img, err := r.b.resolveImage(ctx, name, r.platform)
 	return img, desc, err
 }
 
-// resolveImage finds an image by reference, through --build-context and
-// the caller's resolver.
-func (b *builder) resolveImage(ctx context.Context, ref string) (store.Image, error) {
+// header prints the stage's first STEP line, once.
+func (r *stageRun) header(desc string) {
+	if r.headed {
+		return
+	}
+	r.headed, r.step = true, 1
+	r.b.out.step(r.s, len(r.b.df.stages), 1, r.total, desc)
+}
+
+// resolveImage finds an image by reference for platform p, through
+// --build-context and the caller's resolver.
+func (b *builder) resolveImage(ctx context.Context, ref string, p ocispec.Platform) (store.Image, error) {
 	if v, ok := b.o.Contexts[ref]; ok {
 		r, isImage := imageRef(v)
 		if !isImage {
@@ -146,7 +165,7 @@ func (b *builder) resolveImage(ctx context.Context, ref string) (store.Image, er
 		ref = r
 	}
 	if b.o.Resolve != nil {
-		return b.o.Resolve(ctx, ref)
+		return b.o.Resolve(ctx, ref, p)
 	}
 	return b.st.LookupImage(ctx, ref)
 }
@@ -154,7 +173,7 @@ func (b *builder) resolveImage(ctx context.Context, ref string) (store.Image, er
 // useImage makes img the current state and drops any working container.
 // The state changes only once img's config has been read.
 func (r *stageRun) useImage(ctx context.Context, img store.Image) error {
-	cfg := scratchConfig()
+	cfg := scratchConfig(r.platform)
 	if img.ID != "" {
 		raw, err := r.b.st.ImageConfig(img)
 		if err != nil {
@@ -173,9 +192,10 @@ func (r *stageRun) useImage(ctx context.Context, img store.Image) error {
 // image (dockerfile2llb emptyImage), with the default PATH and working
 // directory "/". `kiln from scratch` starts with an empty config instead,
 // as `buildah from scratch` does.
-func scratchConfig() *image.Config {
+func scratchConfig(p ocispec.Platform) *image.Config {
+	p = normalPlatform(p)
 	return &image.Config{
-		OS: "linux", Architecture: runtime.GOARCH, RootFS: image.RootFS{Type: "layers"},
+		OS: p.OS, Architecture: p.Architecture, Variant: p.Variant, RootFS: image.RootFS{Type: "layers"},
 		Config: image.ContainerConfig{Env: []string{image.DefaultPath}, WorkingDir: "/"},
 	}
 }
@@ -310,6 +330,14 @@ func (r *stageRun) finish(ctx context.Context) (store.Image, error) {
 		return store.Image{}, err
 	}
 	r.cur = img
+	if !(r.b.o.StepIDs && r.lastHit && len(r.b.o.Tags) == 0) {
+		commit := "COMMIT"
+		if r.b.o.CommitName != "" {
+			commit += " " + r.b.o.CommitName
+		}
+		r.b.out.line(r.s, len(r.b.df.stages), "%s", commit)
+	}
+	r.b.out.plain("--> %s", shortID(img.ID))
 	return r.cur, nil
 }
 
@@ -328,9 +356,10 @@ func (r *stageRun) squash(ctx context.Context) (store.Image, error) {
 	})
 }
 
-// checkPlatform refuses FROM --platform naming another machine's
-// platform: kiln builds without emulation.
-func (r *stageRun) checkPlatform() error {
+// stagePlatform reads FROM --platform into the stage's platform. A
+// platform other than this machine's is built without emulation: its
+// RUN steps fail unless the kernel runs its binaries (binfmt_misc).
+func (r *stageRun) stagePlatform() error {
 	if r.s.platform == "" {
 		return nil
 	}
@@ -338,9 +367,8 @@ func (r *stageRun) checkPlatform() error {
 	if err != nil {
 		return err
 	}
-	host := "linux/" + runtime.GOARCH
-	if p != host && !strings.HasPrefix(p, host+"/") {
-		return fmt.Errorf("%s:%d: FROM --platform=%s needs emulation, which kiln does not do (this machine is %s)", r.b.df.name, r.s.line, p, host)
+	if r.platform, err = parsePlatform(p); err != nil {
+		return fmt.Errorf("%s:%d: FROM --platform: %w", r.b.df.name, r.s.line, err)
 	}
 	return nil
 }

@@ -66,13 +66,22 @@ func (r *stageRun) do(ctx context.Context, text string, parts []string, layer bo
 				return err
 			}
 		}
+		if ok && cache.TTL > 0 && time.Since(img.Created) > cache.TTL {
+			ok = false // older than --cache-ttl allows
+		}
 		if ok {
 			err := r.useImage(ctx, img)
 			if !errors.Is(err, store.ErrBlobUnknown) {
 				if err != nil {
 					return err
 				}
-				r.b.out.line(r.s, len(r.b.df.stages), "--> Using cache %s", img.ID)
+				r.lastHit = r.last
+				if r.b.o.StepIDs {
+					r.b.out.plain("--> Using cache %s", img.ID)
+					if !(r.last && r.final) {
+						r.b.out.plain("--> %s", shortID(img.ID))
+					}
+				}
 				r.hits = append(r.hits, key)
 				r.b.recordStep(key, img)
 				if testHookAfterHit != nil {
@@ -107,7 +116,9 @@ func (r *stageRun) do(ctx context.Context, text string, parts []string, layer bo
 		return err
 	}
 	r.b.recordStep(key, img)
-	r.b.out.line(r.s, len(r.b.df.stages), "--> %s", shortID(img.ID))
+	if r.b.o.StepIDs && !(r.last && r.final) {
+		r.b.out.plain("--> %s", shortID(img.ID))
+	}
 	return nil
 }
 
@@ -142,9 +153,10 @@ func createdBy(text string) string {
 	return "/bin/sh -c #(nop) " + text
 }
 
+// shortID is an image ID as Buildah's step lines show it: 11 digits.
 func shortID(id string) string {
-	if len(id) > 12 {
-		return id[:12]
+	if len(id) > 11 {
+		return id[:11]
 	}
 	return id
 }

@@ -3,10 +3,13 @@ package dockerfile
 import (
 	"context"
 	"fmt"
+	"os"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/kiln-build/kiln/internal/container"
 	"github.com/kiln-build/kiln/internal/image"
@@ -217,8 +220,10 @@ func kvText(kvs instructions.KeyValuePairs) string {
 	return strings.Join(parts, " ")
 }
 
-// finalStep is the config step --label adds to the target stage
-// (--annotation goes to the final manifest, see finish).
+// finalStep is the config step the build's options add to the target
+// stage: --label, --env, --unsetenv, --os-version, --os-feature, and the
+// platform --platform names (--annotation goes to the final manifest,
+// see finish).
 type finalStep struct {
 	text  string
 	parts []string
@@ -227,12 +232,39 @@ type finalStep struct {
 
 func (r *stageRun) finalConfig() *finalStep {
 	co := r.b.o.Commit
-	if !r.final || len(co.Labels) == 0 {
+	if !r.final {
 		return nil
 	}
-	text := "LABEL " + strings.Join(co.Labels, " ")
-	return &finalStep{text: text, parts: co.Labels, apply: func(c *container.Container) error {
-		cc := &c.State.Config.Config
+	var text, parts []string
+	if len(co.Labels) > 0 {
+		text = append(text, "LABEL "+strings.Join(co.Labels, " "))
+		parts = append(parts, co.Labels...)
+	}
+	if len(co.Env) > 0 {
+		text = append(text, "ENV "+strings.Join(co.Env, " "))
+		parts = append(parts, prefixed("env:", co.Env)...)
+	}
+	if len(co.Unsetenv) > 0 {
+		text = append(text, "UNSETENV "+strings.Join(co.Unsetenv, " "))
+		parts = append(parts, prefixed("unsetenv:", co.Unsetenv)...)
+	}
+	if co.OSVersion != "" || len(co.OSFeatures) > 0 {
+		parts = append(parts, "os.version:"+co.OSVersion)
+		parts = append(parts, prefixed("os.feature:", co.OSFeatures)...)
+	}
+	want, setPlatform := r.imagePlatform()
+	if setPlatform {
+		parts = append(parts, "platform:"+platformText(want))
+	}
+	if len(parts) == 0 {
+		return nil
+	}
+	if len(text) == 0 {
+		text = append(text, "PLATFORM "+platformText(want))
+	}
+	return &finalStep{text: strings.Join(text, " "), parts: parts, apply: func(c *container.Container) error {
+		cfg := c.State.Config
+		cc := &cfg.Config
 		if cc.Labels == nil && len(co.Labels) > 0 {
 			cc.Labels = map[string]string{}
 		}
@@ -240,6 +272,76 @@ func (r *stageRun) finalConfig() *finalStep {
 			k, v, _ := strings.Cut(l, "=")
 			cc.Labels[k] = v
 		}
+		for _, e := range co.Env {
+			k, v, _ := strings.Cut(e, "=")
+			v = os.Expand(v, func(name string) string { return envValue(cc.Env, name) })
+			cc.Env = setEnv(cc.Env, k, v)
+		}
+		for _, k := range co.Unsetenv {
+			cc.Env = unsetEnv(cc.Env, k)
+		}
+		if co.OSVersion != "" {
+			cfg.OSVersion = co.OSVersion
+		}
+		for _, f := range co.OSFeatures {
+			if name, remove := strings.CutSuffix(f, "-"); remove {
+				cfg.OSFeatures = slices.DeleteFunc(cfg.OSFeatures, func(x string) bool { return x == name })
+			} else if !slices.Contains(cfg.OSFeatures, f) {
+				cfg.OSFeatures = append(cfg.OSFeatures, f)
+			}
+		}
+		if setPlatform {
+			cfg.OS, cfg.Architecture, cfg.Variant = want.OS, want.Architecture, want.Variant
+		}
 		return nil
 	}}
+}
+
+// imagePlatform is the platform the final image records when the build
+// named one (--platform, --arch, --os, --variant) that its config does
+// not have yet: Buildah sets it on the image even when FROM --platform
+// chose another base.
+func (r *stageRun) imagePlatform() (ocispec.Platform, bool) {
+	p := r.b.o.Platform
+	if p.OS == "" && p.Architecture == "" && p.Variant == "" {
+		return p, false
+	}
+	cfg := r.config()
+	want := ocispec.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}
+	if p.OS != "" {
+		want.OS = p.OS
+	}
+	if p.Architecture != "" {
+		want.Architecture, want.Variant = p.Architecture, p.Variant
+	}
+	if want.OS == cfg.OS && want.Architecture == cfg.Architecture && want.Variant == cfg.Variant {
+		return want, false
+	}
+	return want, true
+}
+
+func prefixed(prefix string, list []string) []string {
+	out := make([]string, len(list))
+	for i, v := range list {
+		out[i] = prefix + v
+	}
+	return out
+}
+
+// envValue is the value of name in env ("" when unset).
+func envValue(env []string, name string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if k, v, ok := strings.Cut(env[i], "="); ok && k == name {
+			return v
+		}
+	}
+	return ""
+}
+
+// unsetEnv removes name from env.
+func unsetEnv(env []string, name string) []string {
+	return slices.DeleteFunc(slices.Clone(env), func(kv string) bool {
+		k, _, _ := strings.Cut(kv, "=")
+		return k == name
+	})
 }

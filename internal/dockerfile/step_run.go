@@ -44,8 +44,15 @@ func (r *stageRun) runStep(ctx context.Context, c *instructions.RunCommand) erro
 		return err
 	}
 	parts = append(parts, mparts...)
+	var extras [][]string
+	if loc := c.Location(); len(loc) > 0 {
+		extras = r.b.df.mountExtras[loc[0].Start.Line]
+	}
+	for _, e := range extras {
+		parts = append(parts, "mount-extra:"+strings.Join(e, ","))
+	}
 	return r.do(ctx, "RUN "+strings.Join(c.CmdLine, " "), parts, true, func(ctx context.Context, ctr *container.Container) error {
-		return r.execRun(ctx, ctr, runSpec{argv: argv, script: script, env: env, network: network, mounts: mounts})
+		return r.execRun(ctx, ctr, runSpec{argv: argv, script: script, env: env, network: network, mounts: mounts, extras: extras})
 	})
 }
 
@@ -109,6 +116,11 @@ func (r *stageRun) runEnv() []string {
 			env = append(env, k+"="+v)
 		}
 	}
+	for _, kv := range r.b.o.Run.HostProxy {
+		if k, _, _ := strings.Cut(kv, "="); !has(k) {
+			env = append(env, kv)
+		}
+	}
 	return env
 }
 
@@ -142,6 +154,7 @@ type runSpec struct {
 	script    string // mounted at heredocPath when set
 	network   run.Network
 	mounts    []*instructions.Mount
+	extras    [][]string // Buildah's options of each mount
 }
 
 // execRun mounts the container and runs the process in it.
@@ -151,7 +164,7 @@ func (r *stageRun) execRun(ctx context.Context, ctr *container.Container, rs run
 		return err
 	}
 	defer ctr.Unmount(context.WithoutCancel(ctx), false)
-	rm, err := r.prepareMounts(ctx, rs.mounts)
+	rm, err := r.prepareMounts(ctx, rs.mounts, rs.extras)
 	defer rm.release(context.WithoutCancel(ctx))
 	if err != nil {
 		return err
@@ -167,14 +180,18 @@ func (r *stageRun) execRun(ctx context.Context, ctr *container.Container, rs run
 		Args: rs.argv, Env: append(rs.env, rm.env...), User: cfg.User, WorkingDir: cfg.WorkingDir,
 		Network: rs.network, Mounts: append(append(rm.specs, r.b.o.Run.Mounts...), rm.late...), KeepMountTargets: rm.targets(),
 		CapAdd: r.b.o.Run.CapAdd, CapDrop: r.b.o.Run.CapDrop, Security: r.b.o.Run.Security,
-		Stdout: r.b.out, Stderr: r.b.out, Isolation: r.b.o.Run.Isolation, Runtime: r.b.o.Run.Runtime,
+		Settings: r.b.o.Run.Settings, Stdin: r.b.o.Run.Stdin, Stdout: r.b.out, Stderr: r.b.out, Isolation: r.b.o.Run.Isolation, Runtime: r.b.o.Run.Runtime,
 		Logger: r.b.o.Logger,
 	}
 	if err := os.MkdirAll(ro.RunDir, 0o700); err != nil {
 		return err
 	}
 	defer os.RemoveAll(ro.RunDir)
+	usage := startUsage()
 	code, err := run.Run(ctx, ro)
+	if r.b.o.Run.Rusage != nil {
+		fmt.Fprintln(r.b.o.Run.Rusage, usage.since())
+	}
 	switch {
 	case errors.Is(err, run.ErrNotFound):
 		return errors.Join(err, &ExitError{Code: 127})

@@ -89,8 +89,10 @@ type Config struct {
 	Variant         string           `json:"variant,omitempty"`
 	OS              string           `json:"os"`
 	OSVersion       string           `json:"os.version,omitempty"`
+	OSFeatures      []string         `json:"os.features,omitempty"`
 	Config          ContainerConfig  `json:"config"`
 	Container       string           `json:"container,omitempty"`
+	Parent          string           `json:"parent,omitempty"`
 	ContainerConfig *ContainerConfig `json:"container_config,omitempty"`
 	DockerVersion   string           `json:"docker_version,omitempty"`
 	Comment         string           `json:"comment,omitempty"`
@@ -158,6 +160,7 @@ func (c *Config) OCI() ocispec.Image {
 			Architecture: c.Architecture,
 			OS:           c.OS,
 			OSVersion:    c.OSVersion,
+			OSFeatures:   c.OSFeatures,
 			Variant:      c.Variant,
 		},
 		Config: ocispec.ImageConfig{

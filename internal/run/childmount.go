@@ -72,7 +72,7 @@ func mountProc(root *os.File, _ *childConfig) error {
 
 // mountDev mounts a tmpfs on /dev with the default devices bound from the
 // host, a private devpts, /dev/shm and /dev/mqueue.
-func mountDev(root *os.File, _ *childConfig) error {
+func mountDev(root *os.File, cfg *childConfig) error {
 	err := mountAt(root, "/dev", false, func(t string) error {
 		return unix.Mount("tmpfs", t, "tmpfs", unix.MS_NOSUID|unix.MS_STRICTATIME, "mode=755,size=65536k")
 	})
@@ -101,7 +101,7 @@ func mountDev(root *os.File, _ *childConfig) error {
 	}
 	subs := []specs.Mount{
 		{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"}},
-		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
+		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", shmSizeOption(cfg.ShmSize)}},
 		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
 	}
 	for _, m := range subs {

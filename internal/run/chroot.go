@@ -40,6 +40,9 @@ type childConfig struct {
 	NoPivot          bool
 	Terminal         bool       // a pty master is sent on consoleSocketFD
 	ConsoleSize      *specs.Box // the pty's window size from the start
+	Rlimits          []specs.POSIXRlimit
+	ShmSize          int64 // bytes; 0 is 64 MiB
+	HostUTS          bool  // the host's UTS namespace: the hostname is not set
 }
 
 // childError is what the child reports on file descriptor 4 when it could
@@ -113,7 +116,7 @@ func runChroot(ctx context.Context, p *plan) (int, error) {
 // chrootCommand is the re-executed child, with the config on fd 3 and the
 // report pipe on fd 4.
 func (p *plan) chrootCommand(cfgFile, report *os.File) *exec.Cmd {
-	flags := syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC
+	flags := p.o.Settings.chrootCloneFlags()
 	if p.newNet && p.net == nil {
 		flags |= syscall.CLONE_NEWNET
 	}
@@ -185,6 +188,7 @@ func (p *plan) writeChildConfig(file string) error {
 		Caps: p.caps, Seccomp: p.seccompProg, NoNewPrivs: p.o.Security.NoNewPrivileges,
 		Masked: p.masked, Readonly: p.readonly, Hostname: p.hostname, NewNet: p.newNet && p.net == nil,
 		Mounts: p.mounts, NoPivot: p.o.NoPivot, Terminal: p.o.Terminal, ConsoleSize: p.consoleSize,
+		Rlimits: p.o.Settings.Rlimits, ShmSize: p.o.Settings.ShmSize, HostUTS: p.o.Settings.HostUTS,
 	}
 	if p.net != nil {
 		cfg.NetNSFD = netnsFD(p)

@@ -28,8 +28,11 @@ func (p *plan) writeEtcFiles() error {
 		content []byte
 	}{
 		{"/etc/hosts", p.hostsFile()},
-		{"/etc/resolv.conf", p.resolvConf()},
+		{"/etc/resolv.conf", p.o.Settings.resolvConf(p.resolvConf())},
 		{"/etc/hostname", []byte(p.hostname + "\n")},
+	}
+	if p.o.Settings.NoHosts {
+		files = files[1:]
 	}
 	var mounts []specs.Mount
 	for _, f := range files {
@@ -62,6 +65,11 @@ func (p *plan) hostsFile() []byte {
 	}
 	if !hostsHasName(base, p.hostname) {
 		b = append(b, fmt.Sprintf("127.0.1.1\t%s\n", p.hostname)...)
+	}
+	for _, h := range p.o.Settings.AddHosts {
+		if name, ip, err := ParseHost(h); err == nil {
+			b = append(b, fmt.Sprintf("%s\t%s\n", ip, name)...)
+		}
 	}
 	return b
 }

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -78,7 +79,7 @@ func runOCI(ctx context.Context, p *plan) (int, error) {
 		return 125, fmt.Errorf("writing bundle config: %w", err)
 	}
 	logFile := filepath.Join(bundle, "runtime.log")
-	args := []string{"--root", stateRoot, "--log", logFile, "--log-format", "json", "run", "--bundle", bundle}
+	args := append(slices.Clone(p.o.Settings.RuntimeArgs), "--root", stateRoot, "--log", logFile, "--log-format", "json", "run", "--bundle", bundle)
 	if p.o.NoPivot {
 		args = append(args, "--no-pivot")
 	}

@@ -234,6 +234,9 @@ type Options struct {
 	Runtime string
 	// NoPivot uses MS_MOVE and chroot instead of pivot_root.
 	NoPivot bool
+	// Settings are the shared namespaces, resource limits, DNS and hosts
+	// entries, devices, hooks and runtime flags (see Settings).
+	Settings Settings
 	// Logger receives warnings (a runtime fallback); nil discards them.
 	Logger *slog.Logger
 }

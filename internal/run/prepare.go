@@ -61,6 +61,9 @@ func prepare(o Options) (p *plan, err error) {
 	if o.RunDir, err2 = filepath.Abs(o.RunDir); err2 != nil {
 		return nil, err2
 	}
+	if err := o.Settings.check(o.Isolation, o.Network); err != nil {
+		return nil, fmt.Errorf("running in container %q: %w", o.ContainerID, err)
+	}
 	root, err := openRoot(o.Rootfs)
 	if err != nil {
 		return nil, fmt.Errorf("opening root filesystem: %w", err)

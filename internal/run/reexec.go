@@ -76,8 +76,13 @@ func setupChild(cfg *childConfig) error {
 	if err := setupMounts(cfg); err != nil {
 		return err
 	}
-	if err := unix.Sethostname([]byte(cfg.Hostname)); err != nil {
-		return fmt.Errorf("setting hostname: %w", err)
+	if !cfg.HostUTS {
+		if err := unix.Sethostname([]byte(cfg.Hostname)); err != nil {
+			return fmt.Errorf("setting hostname: %w", err)
+		}
+	}
+	if err := setRlimits(cfg.Rlimits); err != nil {
+		return err
 	}
 	if cfg.NewNet {
 		if err := loopbackUp(); err != nil {

@@ -44,7 +44,14 @@ func (p *plan) ociSpec() *specs.Spec {
 	} else if p.newNet {
 		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace})
 	}
-	mounts := append(baseMounts(), p.mounts...)
+	mounts := baseMounts()
+	if !idmap.InUserNamespace() {
+		// The process's own cgroups, read-only, as runc's default spec,
+		// Docker and Buildah have them.
+		mounts = append(mounts, specs.Mount{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup",
+			Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}})
+	}
+	mounts = append(mounts, p.mounts...)
 	if !p.newNet && idmap.InUserNamespace() {
 		// sysfs mounts only in a network namespace the user namespace
 		// owns: a rootless run on the host's network binds the host's
@@ -54,7 +61,7 @@ func (p *plan) ociSpec() *specs.Spec {
 		}
 	}
 	deny := false
-	return &specs.Spec{
+	spec := &specs.Spec{
 		Version: specs.Version,
 		Process: &specs.Process{
 			Terminal:    p.o.Terminal,
@@ -81,4 +88,6 @@ func (p *plan) ociSpec() *specs.Spec {
 			ReadonlyPaths: p.readonly,
 		},
 	}
+	p.applySettings(spec)
+	return spec
 }
