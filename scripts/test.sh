@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 export PATH=/usr/local/go/bin:$PATH
+# Test binaries are static, as kiln itself is: some tests run themselves
+# inside a container's root filesystem, which has no C library.
+export CGO_ENABLED=0
 # CI: a test that lacks root, a peer or a kernel feature fails instead of
 # skipping (internal/testenv); KILN_CI=0 runs it as a developer would.
 export KILN_CI=${KILN_CI:-1}
