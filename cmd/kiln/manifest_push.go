@@ -13,6 +13,7 @@ type manifestPushOptions struct {
 	copyFlags
 	registryFlags
 	retryFlags
+	sign signFlags
 }
 
 func init() { registerManifest(newManifestPushCommand) }
@@ -39,7 +40,8 @@ func newManifestPushCommand() *cobra.Command {
 	f.StringVar(&o.DigestFile, "digestfile", "", "write the digest of the pushed list to this file")
 	o.registryFlags.add(f)
 	o.retryFlags.add(f)
-	addIgnoredFlags(f, "sign-by", "force-compression", "add-compression")
+	o.sign.add(f)
+	addIgnoredFlags(f, "force-compression", "add-compression")
 	return cmd
 }
 
@@ -54,6 +56,9 @@ func runManifestPush(cmd *cobra.Command, o manifestPushOptions, name, dest strin
 		return err
 	}
 	o.retryFlags.apply(po.System, &po.Copy)
+	if po.Sign, err = o.sign.options(); err != nil {
+		return err
+	}
 	st, err := openStore(ctx)
 	if err != nil {
 		return err

@@ -116,6 +116,16 @@ func TestSignPushSkopeoVerifies(t *testing.T) {
 	if o, err := s.skopeo(bad, "copy", "--src-tls-verify=false", "docker://"+dest, "dir:"+filepath.Join(t.TempDir(), "x")); err == nil {
 		t.Errorf("skopeo accepted a signature by a key its policy does not trust:\n%s", o)
 	}
+	// A manifest list is signed as it is pushed with its images.
+	s.mustKiln("manifest", "create", "localhost/signed-list")
+	s.mustKiln("manifest", "add", "localhost/signed-list", s.base)
+	list := s.reg + "/signed/list:1"
+	if out, errOut, code := s.kilnSigned("manifest", "push", "--tls-verify=false", "--registries.d", s.registriesD, "--sign-by", s.kilnKey, "--sign-passphrase-file", s.passFile, "localhost/signed-list", "docker://"+list); code != 0 {
+		t.Fatalf("manifest push --sign-by: %d %s %s", code, out, errOut)
+	}
+	if o, err := s.skopeo(good, "copy", "--all", "--src-tls-verify=false", "docker://"+list, "dir:"+filepath.Join(t.TempDir(), "list")); err != nil {
+		t.Errorf("skopeo refused the signed list: %v\n%s", err, o)
+	}
 	// kiln agrees, and names who signed.
 	rep := s.mustRun("", nil, "image", "verify", "--tls-verify=false", "--registries.d", s.registriesD, "--signature-policy", good, "docker://"+dest)
 	if !strings.Contains(rep, s.kilnKey) || !strings.Contains(rep, "Verdict:   accepted") {

@@ -2,6 +2,7 @@ package images
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -25,6 +26,14 @@ func PushList(ctx context.Context, st *store.Store, name string, dest transport.
 		return "", err
 	}
 	sys := o.system()
+	if o.Copy.Sign == nil {
+		if o.Sign.Enabled() && !o.List.Instances {
+			return "", fmt.Errorf("signing manifest list %s: the list is signed as it is pushed with its images (--all)", ml.Name)
+		}
+		if o.Copy.Sign, err = o.Sign.signer(dest, sys); err != nil {
+			return "", err
+		}
+	}
 	src := transport.NewListSource(ml.Index, ml.MediaType, instanceSource(st, ml, sys))
 	defer src.Close()
 	var d digest.Digest
@@ -241,4 +250,66 @@ func (o AddOptions) override(d ocispec.Descriptor) ocispec.Descriptor {
 		}
 	}
 	return d
+}
+
+// Annotate changes the entry of the stored list whose image is d: the
+// platform fields and annotations o sets (manifest annotate). An image
+// the list does not have is ErrNotInList.
+func Annotate(ctx context.Context, st *store.Store, list string, d digest.Digest, o AddOptions) error {
+	err := st.UpdateManifestList(ctx, list, func(ml *store.ManifestList) error {
+		found := false
+		raw, err := transport.EditIndex(ml.Index, func(in []ocispec.Descriptor) ([]ocispec.Descriptor, error) {
+			for i := range in {
+				if in[i].Digest == d {
+					in[i], found = o.override(in[i]), true
+				}
+			}
+			return in, nil
+		})
+		if err != nil {
+			return err
+		}
+		if !found {
+			return fmt.Errorf("%s is not in the list: %w", d, ErrNotInList)
+		}
+		ml.Index = raw
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("annotating %s in manifest list %s: %w", d, list, err)
+	}
+	return nil
+}
+
+// ErrNotInList reports an image a manifest list does not list.
+var ErrNotInList = errors.New("image not in the manifest list")
+
+// ListID is the ID Buildah shows for a stored manifest list: the hex
+// digest of its index as it is now.
+func ListID(ml store.ManifestList) string { return digest.FromBytes(ml.Index).Encoded() }
+
+// ListTagged reports whether another stored list than ml has its index:
+// ml tagged under another name (see Tag).
+func ListTagged(ctx context.Context, st *store.Store, ml store.ManifestList) (bool, error) {
+	names, err := st.ManifestListNames(ctx)
+	if err != nil {
+		return false, err
+	}
+	id := ListID(ml)
+	for _, n := range names {
+		if n == ml.Name {
+			continue
+		}
+		other, err := st.ManifestList(ctx, n)
+		if errors.Is(err, store.ErrManifestListUnknown) {
+			continue // removed meanwhile
+		}
+		if err != nil {
+			return false, err
+		}
+		if ListID(other) == id {
+			return true, nil
+		}
+	}
+	return false, nil
 }

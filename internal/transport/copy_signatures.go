@@ -59,21 +59,29 @@ func (c *copier) copySignatures(ctx context.Context, raw []byte, mt string, writ
 }
 
 // copyInstanceSignatures carries the signatures of one instance of an
-// index copied whole (--all), as containers/image does; new signatures
-// are for the top-level manifest only.
+// index copied whole (--all), and signs it with opts.Sign, as
+// containers/image does (its policy checks every instance).
 func (c *copier) copyInstanceSignatures(ctx context.Context, from, written digest.Digest) error {
-	if c.opts.RemoveSignatures {
-		return nil
+	var sigs [][]byte
+	if !c.opts.RemoveSignatures {
+		s, err := Signatures(ctx, c.src, from)
+		if err != nil {
+			return fmt.Errorf("reading signatures: %w", err)
+		}
+		if len(s) > 0 && from != written {
+			return fmt.Errorf("copying %d signatures: the manifest changed from %s to %s, which they do not sign; use --remove-signatures", len(s), from, written)
+		}
+		sigs = s
 	}
-	sigs, err := Signatures(ctx, c.src, from)
-	if err != nil {
-		return fmt.Errorf("reading signatures: %w", err)
+	if c.opts.Sign != nil {
+		s, err := c.opts.Sign(ctx, written)
+		if err != nil {
+			return err
+		}
+		sigs = append(sigs, s...)
 	}
 	if len(sigs) == 0 {
 		return nil
-	}
-	if from != written {
-		return fmt.Errorf("copying %d signatures: the manifest changed from %s to %s, which they do not sign; use --remove-signatures", len(sigs), from, written)
 	}
 	sd, ok := c.dst.(SignatureDestination)
 	if !ok {
