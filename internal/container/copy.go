@@ -84,7 +84,7 @@ func (c *Container) Copy(ctx context.Context, o CopyOptions) error {
 		}
 		cp := copier{root: root, owner: owner, mode: mode, add: o.Add, exclude: o.Exclude, dirs: map[string]string{}}
 		for _, s := range srcs {
-			if err := cp.copySource(ctx, s, dest, intoDir); err != nil {
+			if err := cp.copySource(ctx, s.path, s.name, dest, intoDir); err != nil {
 				return err
 			}
 		}
@@ -100,12 +100,30 @@ func statIn(root, p string) (os.FileInfo, error) {
 	return os.Stat(full)
 }
 
+// source is a copy source after globbing: its path, resolved inside the
+// root, and the name it is copied under into a directory (the name the
+// glob matched, not the name a symlink led to, as in Docker and Buildah).
+type source struct {
+	path, name string
+}
+
+// sourceName is the name match m of source s is copied under: the name
+// s gives, or the glob's match.
+func sourceName(s, m string) string {
+	if base := filepath.Base(filepath.Clean(s)); !hasGlobMeta(base) {
+		return base
+	}
+	return filepath.Base(m)
+}
+
+func hasGlobMeta(p string) bool { return strings.ContainsAny(p, `*?[\`) }
+
 // expandSources resolves globs; a source that matches nothing is an error.
-func expandSources(o CopyOptions) ([]string, error) {
-	var out []string
+func expandSources(o CopyOptions) ([]source, error) {
+	var out []source
 	for _, s := range o.Sources {
 		if o.Add && (strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://")) {
-			out = append(out, s)
+			out = append(out, source{path: s})
 			continue
 		}
 		base := o.ContextDir
@@ -134,6 +152,7 @@ func expandSources(o CopyOptions) ([]string, error) {
 		}
 		before := len(out)
 		for _, m := range matches {
+			name := sourceName(s, m)
 			if confined {
 				// A match may itself be a symlink: resolve it in the root too.
 				rel, err := filepath.Rel(base, m)
@@ -151,7 +170,7 @@ func expandSources(o CopyOptions) ([]string, error) {
 					}
 				}
 			}
-			out = append(out, m)
+			out = append(out, source{path: m, name: name})
 		}
 		if len(out) == before {
 			return nil, fmt.Errorf("copy source %q: %w", s, ErrSourceMissing)
@@ -202,7 +221,7 @@ type linkedCopy struct {
 // of one inode become hard links of one copy, as in BuildKit (fsutil's
 // copy, one per source) and Buildah: the layer then holds them as a file
 // and link entries.
-func (cp copier) copySource(ctx context.Context, src, dest string, intoDir bool) error {
+func (cp copier) copySource(ctx context.Context, src, name, dest string, intoDir bool) error {
 	cp.links = map[fileID]linkedCopy{}
 	if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
 		return cp.fetch(ctx, src, dest, intoDir)
@@ -221,7 +240,7 @@ func (cp copier) copySource(ctx context.Context, src, dest string, intoDir bool)
 	}
 	target := dest
 	if intoDir {
-		target = path.Join(dest, filepath.Base(src))
+		target = path.Join(dest, name)
 	}
 	return cp.copyEntry(src, target, fi)
 }

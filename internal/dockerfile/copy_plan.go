@@ -296,16 +296,22 @@ func (u *upper) copy(ctx context.Context, op copyOp) error {
 	}
 	p := &planner{u: u, op: op, dirs: map[string]string{}}
 	for _, s := range srcs {
-		if err := p.copySource(ctx, s, dest, intoDir); err != nil {
+		if err := p.copySource(ctx, s.path, s.name, dest, intoDir); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// matched is a source after globbing (container's source): its resolved
+// path and the name it is copied under into a directory.
+type matched struct {
+	path, name string
+}
+
 // expand resolves the sources' globs in the source root (expandSources).
-func (op copyOp) expand() ([]string, error) {
-	var out []string
+func (op copyOp) expand() ([]matched, error) {
+	var out []matched
 	for _, s := range op.sources {
 		full, err := op.src.rootPath(op.root, s)
 		if err != nil {
@@ -320,6 +326,10 @@ func (op copyOp) expand() ([]string, error) {
 		}
 		before := len(out)
 		for _, m := range matches {
+			name := filepath.Base(m)
+			if base := filepath.Base(filepath.Clean(s)); !hasMeta(base) {
+				name = base // the name given, not the one a symlink leads to
+			}
 			rel, err := filepath.Rel(op.root, m)
 			if err != nil {
 				return nil, err
@@ -334,7 +344,7 @@ func (op copyOp) expand() ([]string, error) {
 					}
 				}
 			}
-			out = append(out, m)
+			out = append(out, matched{path: m, name: name})
 		}
 		if len(out) == before {
 			return nil, fmt.Errorf("%w: copy source %q matches nothing", errNoStream, s)
@@ -343,7 +353,7 @@ func (op copyOp) expand() ([]string, error) {
 	return out, nil
 }
 
-func (p *planner) copySource(ctx context.Context, src, dest string, intoDir bool) error {
+func (p *planner) copySource(ctx context.Context, src, name, dest string, intoDir bool) error {
 	p.links = map[[2]uint64]linked{}
 	fi, err := p.op.src.stat(src)
 	if err != nil {
@@ -360,7 +370,7 @@ func (p *planner) copySource(ctx context.Context, src, dest string, intoDir bool
 	}
 	target := dest
 	if intoDir {
-		target = path.Join(dest, filepath.Base(src))
+		target = path.Join(dest, name)
 	}
 	return p.copyEntry(src, target, fi)
 }

@@ -17,8 +17,9 @@ import (
 
 // cacheVersion changes whenever what a key covers, or what a step with
 // the same key makes, changes (v2: the default PATH and scratch's "/",
-// what RUN --mount leaves, hard links in COPY).
-const cacheVersion = "kiln-build-cache-v2"
+// what RUN --mount leaves, hard links in COPY; v3: a COPY source that is
+// a symlink keeps its own name in a directory).
+const cacheVersion = "kiln-build-cache-v3"
 
 // key is a step's cache key: the parent image, the timestamp, the instruction, and the parts the step adds (args used,
 // file digests).
