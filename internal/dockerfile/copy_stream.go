@@ -94,22 +94,49 @@ func (r *stageRun) streamCopy(ctx context.Context, sp copySpec, from copyFrom, u
 	if err != nil {
 		return err
 	}
-	parts, err := r.copyParts(sp, from, srcs, staged, used, true)
+	return r.storeCopy(ctx, &plannedCopy{sp: sp, from: from, srcs: srcs, used: used, staged: staged, u: u})
+}
+
+// plannedCopy is a COPY worked out on a virtual upper directory.
+type plannedCopy struct {
+	sp     copySpec
+	from   copyFrom
+	srcs   []string
+	used   map[string]struct{}
+	staged string
+	u      *upper
+}
+
+// keys are the step's cache key and, for --link, its key without the
+// layers below; with knownOnly, from remembered digests only
+// (errSumUnknown).
+func (r *stageRun) copyKeys(c *plannedCopy, knownOnly bool) (key, linkKey string, err error) {
+	parts, err := r.copyParts(c.sp, c.from, c.srcs, c.staged, c.used, knownOnly)
+	if err != nil {
+		return "", "", err
+	}
+	if c.sp.link {
+		linkKey = r.keyOn("link", c.sp.text, parts)
+	}
+	return r.key(c.sp.text, parts), linkKey, nil
+}
+
+// storeCopy takes a planned COPY from the cache, or stores its layer and
+// the step's image.
+func (r *stageRun) storeCopy(ctx context.Context, c *plannedCopy) error {
+	cache := r.b.o.Cache
+	lookups := cache.Layers && !cache.NoCache
+	key, linkKey, err := r.copyKeys(c, true)
 	known := !errors.Is(err, errSumUnknown)
 	if err != nil && known {
 		return err
 	}
-	key, linkKey := r.key(sp.text, parts), ""
-	if sp.link {
-		linkKey = r.keyOn("link", sp.text, parts)
-	}
-	lookups := cache.Layers && !cache.NoCache
 	if known && lookups {
 		if hit, err := r.lookupStep(ctx, key); err != nil || hit {
 			return err
 		}
-		if sp.link {
-			if done, err := r.linkHit(ctx, linkKey, key, sp.text); err != nil || done {
+		if c.sp.link {
+			if done, err := r.linkHit(ctx, linkKey, key, c.sp.text); err != nil || done {
 				return err
 			}
 		}
@@ -118,23 +145,19 @@ func (r *stageRun) streamCopy(ctx context.Context, sp copySpec, from copyFrom, u
 	if !known {
 		sums = r.b.bctx
 	}
-	l, err := r.writeCopyLayer(ctx, r.cur.TopLayer, u, sums)
+	l, err := r.writeCopyLayer(ctx, r.cur.TopLayer, c.u, sums)
 	if errors.Is(err, store.ErrBlobUnknown) {
 		// Another build of this process made the same layer's files and
 		// dropped the blob before this one recorded it: write it again.
-		l, err = r.writeCopyLayer(ctx, r.cur.TopLayer, u, sums)
+		l, err = r.writeCopyLayer(ctx, r.cur.TopLayer, c.u, sums)
 	}
 	if err != nil {
 		return err
 	}
 	defer r.b.st.Release(context.WithoutCancel(ctx), l.ID)
 	if !known {
-		if parts, err = r.copyParts(sp, from, srcs, staged, used, false); err != nil {
+		if key, linkKey, err = r.copyKeys(c, false); err != nil {
 			return err
-		}
-		key = r.key(sp.text, parts)
-		if sp.link {
-			linkKey = r.keyOn("link", sp.text, parts)
 		}
 		if lookups {
 			if hit, err := r.lookupStep(ctx, key); err != nil || hit {
@@ -142,7 +165,7 @@ func (r *stageRun) streamCopy(ctx context.Context, sp copySpec, from copyFrom, u
 			}
 		}
 	}
-	img, err := r.layerImage(ctx, sp.text, l)
+	img, err := r.layerImage(ctx, c.sp.text, l)
 	if err != nil {
 		return err
 	}
