@@ -168,6 +168,8 @@ func TestSkopeoSignsKilnVerifies(t *testing.T) {
 	if errOut, code := pull(s.policy("skopeo-key", s.reg+"/skopeo", signedBy(s.skoPub, ""))); code != 0 {
 		t.Fatalf("pull with the signer's key trusted: %d %s", code, errOut)
 	}
+	// A layout keeps no signatures: they are dropped, the push goes on.
+	s.mustKiln("push", dest, "oci:"+filepath.Join(t.TempDir(), "layout")+":x")
 	// The store keeps the signature: a re-push keeps it valid (same
 	// manifest digest), and skopeo checks it at the new place.
 	repushed := s.reg + "/repushed/app:1"

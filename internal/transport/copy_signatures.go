@@ -13,10 +13,9 @@ import (
 // destination's manifest written with digest written, adding those
 // opts.Sign makes. Signatures of a manifest the copy changed would no
 // longer verify: that is an error unless RemoveSignatures drops them.
-// A destination that keeps no signatures refuses any.
 func (c *copier) copySignatures(ctx context.Context, raw []byte, mt string, written digest.Digest) error {
 	var sigs [][]byte
-	if !c.opts.RemoveSignatures {
+	if _, ok := c.dst.(SignatureDestination); ok && !c.opts.RemoveSignatures {
 		from := digest.FromBytes(raw)
 		if image.IsIndex(mt) && !c.opts.All {
 			idx, err := parseIndex(raw)
@@ -38,6 +37,17 @@ func (c *copier) copySignatures(ctx context.Context, raw []byte, mt string, writ
 		}
 		sigs = s
 	}
+	return c.putSignatures(ctx, written, sigs)
+}
+
+// putSignatures adds opts.Sign's signatures of the manifest written to
+// the carried ones and writes them. A destination that keeps no
+// signatures (a layout, an archive, the Docker daemon) refuses new ones;
+// nothing is carried to it (copySignatures reads none), so that an image
+// pulled with its signatures can still be pushed there.
+func (c *copier) putSignatures(ctx context.Context, written digest.Digest, carried [][]byte) error {
+	sd, ok := c.dst.(SignatureDestination)
+	sigs := carried
 	if c.opts.Sign != nil {
 		s, err := c.opts.Sign(ctx, written)
 		if err != nil {
@@ -48,9 +58,8 @@ func (c *copier) copySignatures(ctx context.Context, raw []byte, mt string, writ
 	if len(sigs) == 0 {
 		return nil
 	}
-	sd, ok := c.dst.(SignatureDestination)
 	if !ok {
-		return fmt.Errorf("%w: %d signatures to write; use --remove-signatures to drop them", ErrSignaturesUnsupported, len(sigs))
+		return fmt.Errorf("%w: signing needs a registry or dir: destination", ErrSignaturesUnsupported)
 	}
 	if err := sd.PutSignatures(ctx, written, sigs); err != nil {
 		return fmt.Errorf("writing signatures: %w", err)
@@ -63,7 +72,7 @@ func (c *copier) copySignatures(ctx context.Context, raw []byte, mt string, writ
 // containers/image does (its policy checks every instance).
 func (c *copier) copyInstanceSignatures(ctx context.Context, from, written digest.Digest) error {
 	var sigs [][]byte
-	if !c.opts.RemoveSignatures {
+	if _, ok := c.dst.(SignatureDestination); ok && !c.opts.RemoveSignatures {
 		s, err := Signatures(ctx, c.src, from)
 		if err != nil {
 			return fmt.Errorf("reading signatures: %w", err)
@@ -73,19 +82,5 @@ func (c *copier) copyInstanceSignatures(ctx context.Context, from, written diges
 		}
 		sigs = s
 	}
-	if c.opts.Sign != nil {
-		s, err := c.opts.Sign(ctx, written)
-		if err != nil {
-			return err
-		}
-		sigs = append(sigs, s...)
-	}
-	if len(sigs) == 0 {
-		return nil
-	}
-	sd, ok := c.dst.(SignatureDestination)
-	if !ok {
-		return fmt.Errorf("%w: %d signatures to write; use --remove-signatures to drop them", ErrSignaturesUnsupported, len(sigs))
-	}
-	return sd.PutSignatures(ctx, written, sigs)
+	return c.putSignatures(ctx, written, sigs)
 }
