@@ -459,7 +459,7 @@ func buildPullPolicy(o buildOptions) (images.PullPolicy, error) {
 	return images.ParsePullPolicy(o.Pull)
 }
 
-func envBool(name string, def bool) bool {
+func envBoolOr(name string, def bool) bool {
 	switch strings.ToLower(os.Getenv(name)) {
 	case "1", "true", "yes":
 		return true

@@ -63,7 +63,7 @@ func addBuildFlags(f *pflag.FlagSet, o *buildOptions) {
 	f.StringArrayVar(&o.BuildArgFiles, "build-arg-file", nil, "file of ARG=VALUE lines")
 	f.StringVar(&o.Target, "target", "", "stage to build")
 	f.StringVar(&o.Format, "format", envString("BUILDAH_FORMAT", "oci"), "image format: oci or docker")
-	f.BoolVar(&o.Layers, "layers", envBool("BUILDAH_LAYERS", true), "cache every step as a layer")
+	f.BoolVar(&o.Layers, "layers", envBoolOr("BUILDAH_LAYERS", true), "cache every step as a layer")
 	f.BoolVar(&o.NoCache, "no-cache", false, "do not use cached steps")
 	f.DurationVar(&o.CacheTTL, "cache-ttl", 0, "only use cached steps made within this duration (0: do not use the cache)")
 	f.StringVar(&o.Pull, "pull", "missing", "pull policy: missing, always, never or newer")

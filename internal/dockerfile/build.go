@@ -231,6 +231,21 @@ func (b *builder) removeStageImages(ctx context.Context, keep string) {
 	}
 }
 
+// namedContext returns the --build-context name ref stands for: ref
+// itself, or the name of the stage ref numbers (before limit) when a
+// context of that name replaces the stage.
+func (b *builder) namedContext(ref string, limit int) (string, bool) {
+	if _, ok := b.o.Contexts[ref]; ok {
+		return ref, true
+	}
+	if s, ok := b.df.lookupStage(ref, limit); ok && s.name != "" {
+		if _, ok := b.o.Contexts[s.name]; ok {
+			return s.name, true
+		}
+	}
+	return "", false
+}
+
 // imageRef strips the image prefix of a --build-context value:
 // docker-image:// (BuildKit's), container-image:// or docker://
 // (Buildah's).

@@ -39,7 +39,7 @@ func (b *builder) deps(s *stage) ([]*stage, error) {
 		if err != nil {
 			return nil, err
 		}
-		if _, named := b.o.Contexts[ref]; named {
+		if _, named := b.namedContext(ref, s.index); named {
 			continue // a named context wins over a stage of that name
 		}
 		if d, ok := b.df.lookupStage(ref, s.index); ok {

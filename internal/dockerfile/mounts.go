@@ -175,11 +175,12 @@ func (r *stageRun) fromRoot(ctx context.Context, from string, cleanups *[]func(c
 // image: it wins over a stage of the same name, as in BuildKit), a
 // stage's image, or an image reference.
 func (r *stageRun) fromImage(ctx context.Context, from string) (store.Image, string, error) {
-	if v, ok := r.b.o.Contexts[from]; ok {
+	if name, ok := r.b.namedContext(from, r.s.index); ok {
+		v := r.b.o.Contexts[name]
 		if _, isImage := imageRef(v); !isImage {
 			return store.Image{}, v, nil
 		}
-		img, err := r.b.resolveImage(ctx, from, r.platform)
+		img, err := r.b.resolveImage(ctx, name, r.platform)
 		return img, "", err
 	}
 	if s, ok := r.b.df.lookupStage(from, r.s.index); ok {
