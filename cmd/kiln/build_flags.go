@@ -44,7 +44,7 @@ type buildOptions struct {
 // refusedBuildFlags are Buildah build flags kiln does not implement,
 // with why; each is refused (exit 125) when given.
 var refusedBuildFlags = map[string]string{
-	"sign-by":              "kiln does not sign images",
+	"sign-by":              "sign when pushing (kiln push --sign-by): the manifest a push writes is the one signed",
 	"decryption-key":       "kiln does not decrypt encrypted images",
 	"userns":               "builds run in the user namespace kiln runs in",
 	"userns-uid-map":       "builds run in the user namespace kiln runs in",
