@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -111,8 +112,8 @@ func (s *Store) alive(token string) bool {
 	case strings.Contains(token, ":"):
 		return legacyAlive(token)
 	}
-	if strings.Contains(token, "/") || token == "." || token == ".." {
-		return false
+	if strings.Contains(token, "/") || strings.HasPrefix(token, ".") {
+		return false // never a process's file ("."-names are being made)
 	}
 	f, err := os.OpenFile(filepath.Join(procsDir(s.root), token), os.O_RDWR, 0)
 	if err != nil {
@@ -137,7 +138,29 @@ func (s *Store) removeDeadLockFiles() {
 		return
 	}
 	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".tmp-") {
+			// Another process's file between its creation and its lock
+			// and rename (lockProcess): only one left by a crash there,
+			// old and unlocked, is removed.
+			if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > time.Minute {
+				s.removeIfUnlocked(filepath.Join(procsDir(s.root), e.Name()))
+			}
+			continue
+		}
 		s.alive(e.Name()) // removes the file of a dead process
+	}
+}
+
+// removeIfUnlocked removes the lock file at path when no process holds
+// its lock.
+func (s *Store) removeIfUnlocked(path string) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+		_ = os.Remove(path)
 	}
 }
 
