@@ -19,8 +19,14 @@ const DefaultRegistriesDir = "/etc/containers/registries.d"
 // lookaside store (root's default, as containers/image).
 const defaultLookaside = "file:///var/lib/containers/sigstore"
 
+// userLookaside is the default lookaside store of an unprivileged user,
+// under HOME.
+const userLookaside = ".local/share/containers/sigstore"
+
 // signatureStorage is the merged content of registries.d.
 type signatureStorage struct {
+	// fallback is the lookaside URL used where no namespace names one.
+	fallback      string
 	DefaultDocker *lookasideNamespace           `yaml:"default-docker"`
 	Docker        map[string]lookasideNamespace `yaml:"docker"`
 }
@@ -53,7 +59,10 @@ func (sys *SystemContext) registriesDir() string {
 // a namespace (or default-docker) defined twice is an error.
 func loadSignatureStorage(sys *SystemContext) (*signatureStorage, error) {
 	dir := sys.registriesDir()
-	merged := &signatureStorage{Docker: map[string]lookasideNamespace{}}
+	merged := &signatureStorage{Docker: map[string]lookasideNamespace{}, fallback: defaultLookaside}
+	if home := sys.getenv("HOME"); sys != nil && sys.Rootless && home != "" {
+		merged.fallback = (&url.URL{Scheme: "file", Path: filepath.Join(home, userLookaside)}).String()
+	}
 	ents, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return merged, nil
@@ -151,7 +160,7 @@ func (s *signatureStorage) lookasideBase(full, repo string, write bool) (*url.UR
 		}
 		return v.SigStore
 	}
-	raw := defaultLookaside
+	raw := s.fallback
 	if v, ok := s.find(full, repo, func(v lookasideNamespace) bool { return top(v) != "" }); ok {
 		raw = top(v)
 	}

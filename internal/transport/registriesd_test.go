@@ -164,3 +164,36 @@ func TestCopyIndexSignatures(t *testing.T) {
 		}
 	}
 }
+
+// TestLookasideDefault: with no registries.d entry, root's signatures are
+// under /var/lib/containers/sigstore and an unprivileged user's under
+// ~/.local/share/containers/sigstore, as containers/image has them.
+func TestLookasideDefault(t *testing.T) {
+	home := t.TempDir()
+	env := func(k string) string {
+		if k == "HOME" {
+			return home
+		}
+		return ""
+	}
+	for _, tt := range []struct {
+		rootless bool
+		want     string
+	}{
+		{false, "file:///var/lib/containers/sigstore/team/app"},
+		{true, "file://" + home + "/.local/share/containers/sigstore/team/app"},
+	} {
+		sys := &SystemContext{RegistriesDir: t.TempDir(), Env: env, Rootless: tt.rootless}
+		s, err := loadSignatureStorage(sys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, err := s.lookasideBase("r.example/team/app:1", "r.example/team/app", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.String() != tt.want {
+			t.Errorf("rootless=%v: lookaside %s, want %s", tt.rootless, u, tt.want)
+		}
+	}
+}

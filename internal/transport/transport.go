@@ -196,6 +196,10 @@ type SystemContext struct {
 	// Env replaces the process environment for credential lookups
 	// (REGISTRY_AUTH_FILE, XDG_RUNTIME_DIR, HOME); nil means os.Getenv.
 	Env func(string) string
+	// Rootless says kiln runs for an unprivileged user: the default
+	// lookaside store is then ~/.local/share/containers/sigstore, as
+	// containers/image has it, not root's /var/lib/containers/sigstore.
+	Rootless bool
 }
 
 // Sentinel errors; match them with errors.Is.
