@@ -189,7 +189,39 @@ func (p *sexpParser) quoted() (*sexp, error) {
 				v = append(v, '\t')
 			case 'r':
 				v = append(v, '\r')
-			case '\n':
+			case 'b':
+				v = append(v, '\b')
+			case 'f':
+				v = append(v, '\f')
+			case 'v':
+				v = append(v, '\v')
+			case '\n', '\r':
+				// A line continuation (\<LF>, \<CR>, \<CR><LF>, \<LF><CR>).
+				if p.i < len(p.s) && (p.s[p.i] == '\n' || p.s[p.i] == '\r') && p.s[p.i] != e {
+					p.i++
+				}
+			case 'x':
+				// \xHH, as libgcrypt writes a byte it cannot print.
+				if p.i+2 > len(p.s) {
+					return nil, fmt.Errorf("unfinished \\x escape")
+				}
+				b, err := strconv.ParseUint(string(p.s[p.i:p.i+2]), 16, 8)
+				if err != nil {
+					return nil, fmt.Errorf("bad \\x escape %q", p.s[p.i:p.i+2])
+				}
+				v = append(v, byte(b))
+				p.i += 2
+			case '0', '1', '2', '3', '4', '5', '6', '7':
+				// \ooo: three octal digits.
+				if p.i+2 > len(p.s) {
+					return nil, fmt.Errorf("unfinished octal escape")
+				}
+				b, err := strconv.ParseUint(string(p.s[p.i-1:p.i+2]), 8, 8)
+				if err != nil {
+					return nil, fmt.Errorf("bad octal escape %q", p.s[p.i-1:p.i+2])
+				}
+				v = append(v, byte(b))
+				p.i += 2
 			default:
 				v = append(v, e)
 			}
