@@ -133,7 +133,7 @@ func runBuild(cmd *cobra.Command, o buildOptions, args []string) error {
 	if err != nil {
 		return err
 	}
-	if bo.Ignore, err = dockerfile.ReadIgnore(o.IgnoreFile, dfPath, src.Dir); err != nil {
+	if bo.IgnoreFile, bo.Ignore, err = dockerfile.FindIgnore(o.IgnoreFile, dfPath, src.Dir); err != nil {
 		return err
 	}
 	policy, err := buildPullPolicy(o)

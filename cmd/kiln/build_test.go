@@ -168,7 +168,7 @@ func TestBuildFlags(t *testing.T) {
 	if !strings.Contains(errOut, "UNUSED") {
 		t.Errorf("no warning about the unused build arg: %q", errOut)
 	}
-	if got := e.mustKiln("inspect", "--format", "{{.OCIv1.Config.Labels}} {{len .OCIv1.RootFS.DiffIDs}} {{.ImageAnnotations}}", "flags"); got != "map[l:1] 1 map[a:2]" {
+	if got := e.mustKiln("inspect", "--format", "{{.OCIv1.Config.Labels}} {{len .OCIv1.RootFS.DiffIDs}} {{index .ImageAnnotations \"a\"}} {{index .ImageAnnotations \"org.opencontainers.image.base.name\"}}", "flags"); got != "map[l:1] 1 2 localhost/busybox:latest" {
 		t.Errorf("labels, layer count, annotations = %q", got)
 	}
 	for _, f := range []string{"x.txt", "v.txt", "two", "bin/busybox"} {

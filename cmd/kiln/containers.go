@@ -59,7 +59,7 @@ func newContainersCommand() *cobra.Command {
 			}
 			if o.Quiet {
 				for _, r := range rows {
-					fmt.Fprintln(out, trunc(r.ID, o.NoTrunc))
+					fmt.Fprintln(out, r.ID) // Buildah prints whole IDs here
 				}
 				return nil
 			}
@@ -72,7 +72,9 @@ func newContainersCommand() *cobra.Command {
 				}
 			}
 			for _, r := range rows {
-				r.ID, r.ImageID = trunc(r.ID, o.NoTrunc), trunc(r.ImageID, o.NoTrunc)
+				if !o.NoTrunc {
+					r.ID, r.ImageID = shortID(r.ID), shortID(r.ImageID)
+				}
 				items = append(items, map[string]any{"ContainerID": r.ID, "Builder": r.Builder, "BuilderMark": "   *", "ImageID": r.ImageID, "ImageName": r.ImageName, "ContainerName": r.ContainerName, "ID": r.ID})
 			}
 			return render(out, format, items, false)
@@ -87,6 +89,14 @@ func newContainersCommand() *cobra.Command {
 	f.StringVar(&o.Format, "format", "", "pretty-print containers using a Go template")
 	f.StringArrayVarP(&o.Filters, "filter", "f", nil, "filter output (id=, name=, ancestor=)")
 	return cmd
+}
+
+// shortID is the first 12 digits of an ID.
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
 }
 
 func filterContainer(r containerRow, filters []string) bool {

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/kiln-build/kiln/internal/idmap"
 	"github.com/kiln-build/kiln/internal/transport"
 )
 
@@ -31,6 +32,18 @@ func (r *registryFlags) add(f *pflag.FlagSet) {
 	r.addPrefixed(f, "")
 	f.StringVar(&r.SignaturePolicy, "signature-policy", "", "signature policy file images must meet (default /etc/containers/policy.json)")
 	f.StringVar(&r.RegistriesDir, "registries.d", "", "directory of registries.d files that say where signatures are stored (default /etc/containers/registries.d)")
+}
+
+// check refuses what Buildah refuses before it does anything: an
+// --authfile that does not exist.
+func (r registryFlags) check() error {
+	if r.AuthFile == "" {
+		return nil
+	}
+	if _, err := os.Stat(r.AuthFile); err != nil {
+		return fmt.Errorf("checking authfile: %w", err)
+	}
+	return nil
 }
 
 // addPrefixed adds the flags named with a prefix, as `image copy` has
@@ -56,7 +69,7 @@ func (r registryFlags) systemContext() *transport.SystemContext {
 		AuthFile: r.AuthFile, Creds: r.Creds, CertDir: r.CertDir, DaemonHost: r.DaemonHost,
 		RegistriesConf: globals.RegistriesConf, RegistriesConfDir: globals.RegistriesConfDir,
 		ShortNameAliasConf: globals.ShortNameAliasConf, Logger: logger, Env: os.Getenv,
-		RegistriesDir: r.RegistriesDir,
+		RegistriesDir: r.RegistriesDir, Rootless: idmap.Rootless(),
 	}
 	if sys.DaemonHost == "" {
 		sys.DaemonHost = os.Getenv("DOCKER_HOST")
@@ -172,6 +185,24 @@ func addIgnoredFlags(f *pflag.FlagSet, names ...string) {
 			_ = f.MarkHidden(n)
 		}
 	}
+}
+
+// buildahAliases reads the old names Buildah still accepts for some
+// flags (--net, --override-arch, ...) as the flags they became.
+func buildahAliases(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+	switch name {
+	case "net":
+		name = "network"
+	case "override-arch":
+		name = "arch"
+	case "override-os":
+		name = "os"
+	case "purge":
+		name = "rm"
+	case "tty":
+		name = "terminal"
+	}
+	return pflag.NormalizedName(name)
 }
 
 // optionsFirst makes cmd take its options before its first argument

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -14,9 +15,9 @@ import (
 )
 
 type imagesOptions struct {
-	All, Quiet, NoHeading, Digests, JSON, NoTrunc bool
-	Format                                        string
-	Filters                                       []string
+	All, Quiet, NoHeading, Digests, JSON, NoTrunc, History bool
+	Format                                                 string
+	Filters                                                []string
 }
 
 func init() { register(newImagesCommand) }
@@ -40,6 +41,7 @@ func newImagesCommand() *cobra.Command {
 	f.BoolVar(&o.NoTrunc, "no-trunc", false, "do not truncate output")
 	f.StringVar(&o.Format, "format", "", "pretty-print images using a Go template")
 	f.StringArrayVarP(&o.Filters, "filter", "f", nil, "filter output (dangling=, label=, reference=, before=, since=, id=)")
+	f.BoolVar(&o.History, "history", false, "show the names images had before (refused: kiln keeps no name history)")
 	return optionsFirst(cmd)
 }
 
@@ -55,11 +57,19 @@ type imageRow struct {
 	Created      int64     `json:"created"`
 	CreatedAtRaw time.Time `json:"createdatraw"`
 	ReadOnly     bool      `json:"readonly"`
-	labels       map[string]string
+	// History is Buildah's names history, which kiln does not keep.
+	History []string `json:"history"`
+	labels  map[string]string
 }
 
 func runImages(cmd *cobra.Command, o imagesOptions, args []string) error {
 	ctx := cmd.Context()
+	if o.History {
+		return usageErrorf("--history: kiln keeps no history of the names an image had")
+	}
+	if o.Quiet && o.Format != "" {
+		return errors.New("quiet and format are mutually exclusive")
+	}
 	st, err := openStore(ctx)
 	if err != nil {
 		return err
@@ -72,7 +82,7 @@ func runImages(cmd *cobra.Command, o imagesOptions, args []string) error {
 	if len(args) == 1 {
 		img, err := st.LookupImage(ctx, args[0])
 		if err != nil {
-			return err
+			return fmt.Errorf("%s: %w", args[0], notKnown(err))
 		}
 		lo.Filter = lo.Filter.Only(img)
 	}
@@ -89,6 +99,9 @@ func runImages(cmd *cobra.Command, o imagesOptions, args []string) error {
 	case o.JSON:
 		if rows == nil {
 			rows = []imageRow{}
+		}
+		for i := range rows {
+			rows[i].ID = trunc(rows[i].ID, o.NoTrunc) // Buildah's JSON too
 		}
 		return printJSON(out, rows)
 	case o.Quiet:
@@ -125,8 +138,13 @@ func runImages(cmd *cobra.Command, o imagesOptions, args []string) error {
 	return render(out, format, items, false)
 }
 
+// trunc is an image ID as Buildah lists it: its first 12 digits, or
+// "sha256:" and all of them with --no-trunc.
 func trunc(id string, noTrunc bool) string {
-	if noTrunc || len(id) <= 12 {
+	if noTrunc {
+		return "sha256:" + id
+	}
+	if len(id) <= 12 {
 		return id
 	}
 	return id[:12]

@@ -41,8 +41,13 @@ func newManifestAddCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			ml, err := st.ManifestList(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			// Buildah's "LIST-ID: DIGEST", one line per image added.
 			for _, d := range descs {
-				fmt.Fprintln(cmd.OutOrStdout(), d.Digest)
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s\n", images.ListID(ml), d.Digest)
 			}
 			return nil
 		},
@@ -53,7 +58,7 @@ func newManifestAddCommand() *cobra.Command {
 	f.StringVar(&o.Arch, "arch", "", "architecture of the image (and the one picked from a list)")
 	f.StringVar(&o.Variant, "variant", "", "architecture variant of the image")
 	f.StringVar(&o.OSVersion, "os-version", "", "OS version of the image")
-	f.StringSliceVar(&o.Features, "features", nil, "features of the image (accepted; OCI indexes have no such field)")
+	f.StringSliceVar(&o.Features, "features", nil, "features of the image (refused: OCI indexes have no such field)")
 	f.StringSliceVar(&o.OSFeatures, "os-features", nil, "OS features of the image")
 	f.StringArrayVar(&o.Annotations, "annotation", nil, "set an annotation KEY=VALUE on the entry")
 	o.registryFlags.add(f)
@@ -63,6 +68,9 @@ func newManifestAddCommand() *cobra.Command {
 // addToManifestList adds the image (or, with All, the images of the list)
 // named by ref to the stored list, and returns the entries written.
 func addToManifestList(ctx context.Context, st *store.Store, list, ref string, o manifestAddOptions) ([]ocispec.Descriptor, error) {
+	if len(o.Features) > 0 {
+		return nil, usageErrorf("--features: OCI indexes have no features field")
+	}
 	annotations, err := parseAnnotations(o.Annotations)
 	if err != nil {
 		return nil, err

@@ -8,6 +8,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-build/kiln/internal/images"
 	"github.com/kiln-build/kiln/internal/store"
 	"github.com/kiln-build/kiln/internal/transport"
 )
@@ -39,7 +40,14 @@ func newManifestRmCommand() *cobra.Command {
 					errs = append(errs, listNotFound(name, err))
 					continue
 				}
-				fmt.Fprintln(cmd.OutOrStdout(), ml.Name)
+				// Buildah's words: the name goes, and the list's ID when no
+				// other name (a tag of it) has the same list.
+				fmt.Fprintf(cmd.OutOrStdout(), "untagged: %s\n", ml.Name)
+				if tagged, err := images.ListTagged(ctx, st, ml); err != nil {
+					errs = append(errs, err)
+				} else if !tagged {
+					fmt.Fprintln(cmd.OutOrStdout(), images.ListID(ml))
+				}
 			}
 			return errors.Join(errs...)
 		},

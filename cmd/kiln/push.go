@@ -1,13 +1,16 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/kiln-build/kiln/internal/image"
 	"github.com/kiln-build/kiln/internal/images"
+	"github.com/kiln-build/kiln/internal/store"
 	"github.com/kiln-build/kiln/internal/transport"
 )
 
@@ -53,9 +56,18 @@ func newPushCommand() *cobra.Command {
 
 func runPush(cmd *cobra.Command, o pushOptions, name, dest string) error {
 	ctx := cmd.Context()
-	ref, err := transport.ParseReference(dest)
+	if err := o.registryFlags.check(); err != nil {
+		return err
+	}
+	sr, toStore, err := images.ParseStorageRef(dest)
 	if err != nil {
 		return err
+	}
+	var ref transport.Ref
+	if !toStore {
+		if ref, err = transport.ParseReference(dest); err != nil {
+			return err
+		}
 	}
 	po, err := o.pushOptions()
 	if err != nil {
@@ -67,6 +79,9 @@ func runPush(cmd *cobra.Command, o pushOptions, name, dest string) error {
 		return err
 	}
 	defer st.Close()
+	if toStore {
+		return pushToStore(ctx, cmd, o, st, name, sr, po)
+	}
 	prog := newCopyProgress(cmd.ErrOrStderr(), o.Quiet)
 	po.Progress = prog.progress()
 	d, err := images.Push(ctx, st, name, ref, po)
@@ -75,6 +90,32 @@ func runPush(cmd *cobra.Command, o pushOptions, name, dest string) error {
 		return err
 	}
 	return writeDigestFile(o.DigestFile, d.String())
+}
+
+// pushToStore pushes to containers-storage:NAME (a name more in local
+// storage) or containers-storage:[DRIVER@ROOT+RUNROOT]NAME (another kiln
+// store).
+func pushToStore(ctx context.Context, cmd *cobra.Command, o pushOptions, st *store.Store, name string, sr images.StorageRef, po images.PushOptions) error {
+	if po.Sign.Enabled() {
+		return usageErrorf("--sign-by: kiln signs an image where it is written to (a registry, a layout, ...), not in a store")
+	}
+	full, err := image.NormalizeName(sr.Name)
+	if err != nil {
+		return err
+	}
+	if !sr.Elsewhere() {
+		return images.Tag(ctx, st, name, []string{full})
+	}
+	other, err := openStoreAt(ctx, sr.Root, sr.RunRoot, sr.Driver)
+	if err != nil {
+		return err
+	}
+	defer other.Close()
+	prog := newCopyProgress(cmd.ErrOrStderr(), o.Quiet)
+	po.Progress = prog.progress()
+	err = images.PushToStore(ctx, st, name, other, []string{full}, po)
+	prog.finish()
+	return err
 }
 
 func writeDigestFile(path, d string) error {

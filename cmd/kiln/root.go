@@ -43,6 +43,10 @@ func newRootCommand() *cobra.Command {
 		},
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
+	// --version, as Buildah's: "NAME version VERSION" (the version is the
+	// third word, where scripts read it).
+	root.Version = version
+	root.SetVersionTemplate("{{.Name}} version {{.Version}}\n")
 	f := root.PersistentFlags()
 	f.StringVar(&globals.Root, "root", "", "storage root directory (default /var/lib/kiln)")
 	f.StringVar(&globals.RunRoot, "runroot", "", "storage state directory (default /run/kiln)")

@@ -5,9 +5,14 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	"github.com/kiln-build/kiln/internal/container"
@@ -17,7 +22,9 @@ import (
 type runOptions struct {
 	Isolation, Runtime, User, WorkingDir, Network, Hostname string
 	Env, Volumes, Mounts, CapAdd, CapDrop, SecurityOpts     []string
-	TTY, NoPivot                                            bool
+	TTY, NoPivot, NoHosts, AddHistory                       bool
+	PID, IPC, UTS, Cgroupns, UserNS, ContextDir             string
+	RuntimeFlags                                            []string
 }
 
 func init() { register(newRunCommand) }
@@ -34,22 +41,31 @@ func newRunCommand() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.SetInterspersed(false)
-	f.StringVar(&o.Isolation, "isolation", "", "oci or chroot (default: oci when runc is installed and kiln is not inside a container)")
+	f.StringVar(&o.Isolation, "isolation", "", "oci or chroot (default: the container's, else oci when runc is installed and kiln is not inside a container)")
 	f.StringVar(&o.Runtime, "runtime", "runc", "OCI runtime to use")
+	f.StringSliceVar(&o.RuntimeFlags, "runtime-flag", nil, "global option for the OCI runtime, without its leading dashes (debug, systemd-cgroup)")
 	f.StringVar(&o.User, "user", "", "run as USER[:GROUP] (default: the image's user)")
 	f.StringVar(&o.WorkingDir, "workingdir", "", "working directory (default: the image's)")
-	f.StringVar(&o.Network, "network", "host", "network: host, none or private")
+	f.StringVar(&o.Network, "network", "host", "network: host, none or private (default: the container's, else host)")
 	f.StringVar(&o.Hostname, "hostname", "", "hostname inside the container")
 	f.StringArrayVarP(&o.Env, "env", "e", nil, "add KEY=VALUE to the environment")
 	f.StringArrayVarP(&o.Volumes, "volume", "v", nil, "bind mount HOST:CONTAINER[:OPTIONS]")
 	f.StringArrayVar(&o.Mounts, "mount", nil, "mount type=bind|tmpfs,...")
-	f.StringArrayVar(&o.CapAdd, "cap-add", nil, "add a capability")
-	f.StringArrayVar(&o.CapDrop, "cap-drop", nil, "drop a capability")
+	f.StringVar(&o.ContextDir, "contextdir", "", "directory relative bind mount sources (--mount, --volume) are read from")
+	f.StringSliceVar(&o.CapAdd, "cap-add", nil, "add a capability")
+	f.StringSliceVar(&o.CapDrop, "cap-drop", nil, "drop a capability")
 	f.StringArrayVar(&o.SecurityOpts, "security-opt", nil, "seccomp=unconfined|FILE, no-new-privileges, mask=, unmask= (after those given to from)")
-	f.BoolVarP(&o.TTY, "tty", "t", false, "allocate a terminal")
-	f.BoolVar(&o.TTY, "terminal", false, "allocate a terminal")
+	f.BoolVarP(&o.TTY, "terminal", "t", false, "allocate a terminal")
 	f.BoolVar(&o.NoPivot, "no-pivot", false, "do not use pivot_root")
-	addIgnoredFlags(f, "runtime-flag", "ipc", "pid", "uts", "userns", "device", "cgroupns", "contextdir", "env-file", "workingdir-create")
+	f.BoolVar(&o.NoHosts, "no-hosts", false, "do not create /etc/hosts; keep the image's")
+	f.BoolVar(&o.AddHistory, "add-history", envBoolOr("BUILDAH_HISTORY", false), "record the command in the history of the next commit (default $BUILDAH_HISTORY)")
+	f.StringVar(&o.PID, "pid", "", "private or host: the PID namespace (default: the container's)")
+	f.StringVar(&o.IPC, "ipc", "", "private or host: the IPC namespace (default: the container's)")
+	f.StringVar(&o.UTS, "uts", "", "private or host: the UTS namespace (default: the container's)")
+	f.StringVar(&o.Cgroupns, "cgroupns", "", "private or host: the cgroup namespace (default: the container's)")
+	f.StringVar(&o.UserNS, "userns", "", "user namespace: host (others are not supported)")
+	_ = f.MarkHidden("userns")
+	f.SetNormalizeFunc(buildahAliases)
 	return cmd
 }
 
@@ -82,11 +98,18 @@ func runRun(cmd *cobra.Command, o runOptions, args []string) error {
 	if ro.Security, err = run.ParseSecurityOpts(append(c.State.SecurityOpts, o.SecurityOpts...)); err != nil {
 		return err
 	}
+	if err := o.applyContainer(&ro, c.State, cmd.Flags()); err != nil {
+		return err
+	}
 	cfg := c.Config().Config
 	ro.ContainerID, ro.Rootfs = c.ID(), root
 	ro.RunDir = c.RunDir()
 	ro.Args = args[1:]
-	ro.Env = append(append([]string{}, cfg.Env...), o.Env...)
+	ro.Env = slices.Clone(cfg.Env)
+	if !c.State.NoHTTPProxy {
+		ro.Env = append(ro.Env, proxyEnv()...)
+	}
+	ro.Env = append(ro.Env, o.Env...)
 	if ro.User == "" {
 		ro.User = cfg.User
 	}
@@ -104,6 +127,11 @@ func runRun(cmd *cobra.Command, o runOptions, args []string) error {
 	signal.Ignore(syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Reset(syscall.SIGINT, syscall.SIGTERM)
 	code, err := run.Run(ctx, ro)
+	if err == nil && code == 0 && o.AddHistory {
+		if err := c.AddHistory(ctx, "/bin/sh -c "+strings.Join(ro.Args, " ")); err != nil {
+			return err
+		}
+	}
 	switch {
 	case errors.Is(err, run.ErrNotFound):
 		return &exitError{code: 127, err: err}
@@ -117,9 +145,80 @@ func runRun(cmd *cobra.Command, o runOptions, args []string) error {
 	return nil
 }
 
+// applyContainer puts what from recorded for the container's runs under
+// the run's own settings: its isolation, network, limits, DNS, hosts and
+// namespaces unless the run gives its own, its capabilities and volumes
+// before the run's.
+func (o runOptions) applyContainer(ro *run.Options, st container.State, f *pflag.FlagSet) error {
+	var err error
+	if st.Isolation != "" && !f.Changed("isolation") {
+		if ro.Isolation, err = run.ParseIsolation(st.Isolation); err != nil {
+			return err
+		}
+	}
+	if st.Network != "" && !f.Changed("network") {
+		if ro.Network, err = run.ParseNetwork(st.Network); err != nil {
+			return err
+		}
+	}
+	ro.CapAdd = append(slices.Clone(st.CapAdd), ro.CapAdd...)
+	ro.CapDrop = append(slices.Clone(st.CapDrop), ro.CapDrop...)
+	var mounts []specs.Mount
+	for _, v := range st.Volumes {
+		m, err := run.ParseVolume(v)
+		if err != nil {
+			return err
+		}
+		mounts = append(mounts, m)
+	}
+	ro.Mounts = append(mounts, ro.Mounts...)
+	if st.RunSettings != nil {
+		ro.Settings = *st.RunSettings
+	}
+	if f.Changed("no-hosts") {
+		ro.Settings.NoHosts = o.NoHosts
+	}
+	for _, ns := range []struct {
+		flag, v string
+		to      *bool
+	}{{"pid", o.PID, &ro.Settings.HostPID}, {"ipc", o.IPC, &ro.Settings.HostIPC}, {"uts", o.UTS, &ro.Settings.HostUTS}} {
+		if f.Changed(ns.flag) {
+			if *ns.to, err = run.ParseNamespace(ns.flag, ns.v); err != nil {
+				return err
+			}
+		}
+	}
+	if f.Changed("cgroupns") {
+		host, err := run.ParseNamespace("cgroupns", o.Cgroupns)
+		if err != nil {
+			return err
+		}
+		ro.Settings.PrivateCgroupNS = !host
+	}
+	for _, fl := range o.RuntimeFlags {
+		ro.Settings.RuntimeArgs = append(ro.Settings.RuntimeArgs, "--"+strings.TrimLeft(fl, "-"))
+	}
+	return nil
+}
+
+// proxyEnv is kiln's proxy variables, which runs get as Buildah's do
+// (from --http-proxy, true by default).
+func proxyEnv() []string {
+	var out []string
+	for _, name := range []string{"http_proxy", "https_proxy", "ftp_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY"} {
+		if v, ok := os.LookupEnv(name); ok {
+			out = append(out, name+"="+v)
+		}
+	}
+	return out
+}
+
 func runSpec(o runOptions) (run.Options, error) {
 	ro := run.Options{User: o.User, WorkingDir: o.WorkingDir, Hostname: o.Hostname, CapAdd: o.CapAdd, CapDrop: o.CapDrop, Runtime: o.Runtime, NoPivot: o.NoPivot, Logger: logger}
 	var err error
+	if o.UserNS != "" && o.UserNS != "host" {
+		return ro, usageErrorf("--userns %q: kiln runs in the host's user namespace (or, rootless, in the one it enters); other user namespaces are not supported", o.UserNS)
+	}
 	ro.Isolation = run.DefaultIsolation()
 	if o.Isolation != "" {
 		if ro.Isolation, err = run.ParseIsolation(o.Isolation); err != nil {
@@ -142,6 +241,13 @@ func runSpec(o runOptions) (run.Options, error) {
 			return ro, err
 		}
 		ro.Mounts = append(ro.Mounts, m)
+	}
+	if o.ContextDir != "" {
+		for i, m := range ro.Mounts {
+			if m.Type == "bind" && !filepath.IsAbs(m.Source) {
+				ro.Mounts[i].Source = filepath.Join(o.ContextDir, m.Source)
+			}
+		}
 	}
 	ro.Terminal = o.TTY && term.IsTerminal(int(os.Stdin.Fd()))
 	return ro, nil

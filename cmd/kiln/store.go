@@ -16,10 +16,20 @@ import (
 // openStore opens the store the global flags and storage.conf name. A
 // new store whose default driver cannot work here falls back to vfs.
 func openStore(ctx context.Context) (*store.Store, error) {
-	s, err := storageconf.Resolve(storageconf.Overrides{
+	return openStoreWith(ctx, storageconf.Overrides{
 		ConfigPath: globals.StorageConf, Root: globals.Root, RunRoot: globals.RunRoot,
 		Driver: globals.StorageDriver, Opts: globals.StorageOpts,
 	})
+}
+
+// openStoreAt opens the kiln store at root, as a containers-storage:
+// reference names another store: storage.conf says what it does not.
+func openStoreAt(ctx context.Context, root, runRoot, driver string) (*store.Store, error) {
+	return openStoreWith(ctx, storageconf.Overrides{ConfigPath: globals.StorageConf, Root: root, RunRoot: runRoot, Driver: driver})
+}
+
+func openStoreWith(ctx context.Context, ov storageconf.Overrides) (*store.Store, error) {
+	s, err := storageconf.Resolve(ov)
 	if err != nil {
 		return nil, err
 	}

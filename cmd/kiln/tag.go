@@ -3,7 +3,7 @@ package main
 import (
 	"github.com/spf13/cobra"
 
-	"github.com/kiln-build/kiln/internal/image"
+	"github.com/kiln-build/kiln/internal/images"
 )
 
 func init() { register(newTagCommand) }
@@ -11,28 +11,16 @@ func init() { register(newTagCommand) }
 func newTagCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "tag IMAGE NAME [NAME...]",
-		Short: "Add names to a local image",
+		Short: "Add names to a local image or manifest list",
 		Args:  minArgs(2, "an image and at least one new name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			var names []string
-			for _, a := range args[1:] {
-				n, err := image.NormalizeName(a)
-				if err != nil {
-					return err
-				}
-				names = append(names, n)
-			}
 			st, err := openStore(ctx)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			img, err := st.LookupImage(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			return st.AddNames(ctx, img.ID, names)
+			return images.Tag(ctx, st, args[0], args[1:])
 		},
 	}
 }

@@ -21,7 +21,7 @@ func newVersionCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			v := map[string]string{
 				"version": version, "goVersion": runtime.Version(),
-				"os/arch": runtime.GOOS + "/" + runtime.GOARCH,
+				"os/arch": runtime.GOOS + "/" + runtime.GOARCH, "buildPlatform": runtime.GOOS + "/" + runtime.GOARCH,
 			}
 			if bi, ok := debug.ReadBuildInfo(); ok {
 				for _, s := range bi.Settings {
@@ -38,6 +38,7 @@ func newVersionCommand() *cobra.Command {
 			fmt.Fprintf(out, "Go Version:      %s\n", v["goVersion"])
 			fmt.Fprintf(out, "Git Commit:      %s\n", v["gitCommit"])
 			fmt.Fprintf(out, "OS/Arch:         %s\n", v["os/arch"])
+			fmt.Fprintf(out, "BuildPlatform:   %s\n", v["buildPlatform"])
 			return nil
 		},
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/kiln-build/kiln/internal/image"
@@ -25,7 +27,42 @@ type CommitOptions struct {
 	// Squash makes the image one layer holding the whole root filesystem,
 	// with one history entry; the container itself is unchanged.
 	Squash bool
-	Logger *slog.Logger
+	// UnsetEnv names environment variables the image's config goes
+	// without (the container keeps them).
+	UnsetEnv []string
+	// OmitHistory writes the image with an empty history.
+	OmitHistory bool
+	Logger      *slog.Logger
+}
+
+// finish applies what the options change in the config of the image
+// only: variables unset, history omitted, and in Docker format the
+// container and parent image it came from (.Docker.Container,
+// .Docker.Parent, none for a squashed image), as Buildah records them;
+// but neither with a fixed Timestamp: a reproducible image cannot name
+// a container ID, new every time, nor a parent, which depends on which
+// steps a build found in its cache.
+func (c *Container) finish(cfg *image.Config, o CommitOptions) {
+	if len(o.UnsetEnv) > 0 {
+		env := cfg.Config.Env[:0:0]
+		for _, kv := range cfg.Config.Env {
+			name, _, _ := strings.Cut(kv, "=")
+			if !slices.Contains(o.UnsetEnv, name) {
+				env = append(env, kv)
+			}
+		}
+		cfg.Config.Env = env
+	}
+	if o.OmitHistory {
+		cfg.History = nil
+	}
+	cfg.Container, cfg.Parent = "", "" // the base image's, inherited
+	if o.Format == image.FormatDocker && o.Timestamp == nil {
+		cfg.Container = c.rec.ID
+		if c.State.FromImageID != "" && !o.Squash {
+			cfg.Parent = "sha256:" + c.State.FromImageID
+		}
+	}
 }
 
 // Commit makes an image of the container: its writes become a new layer
@@ -50,6 +87,9 @@ func (c *Container) Commit(ctx context.Context, o CommitOptions) (store.Image, e
 	if hist.CreatedBy == "" {
 		hist.CreatedBy = c.State.ImageCreatedBy
 	}
+	if hist.CreatedBy == "" {
+		hist.CreatedBy = "/bin/sh" // Buildah's, when nothing says how the layer was made
+	}
 	if !o.EmptyLayer {
 		l, err := c.st.CommitLayer(ctx, c.rec.ID, store.CommitOptions{MTimeBound: o.Timestamp})
 		if err != nil {
@@ -60,19 +100,24 @@ func (c *Container) Commit(ctx context.Context, o CommitOptions) (store.Image, e
 		cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, l.DiffID)
 	}
 	cfg.RootFS.Type = "layers"
-	cfg.History = append(cfg.History, hist)
+	cfg.History = append(append(cfg.History, c.State.PrependedHistory...), hist)
 	cfg.Created = &created
 	return c.writeImage(ctx, cfg, top, o)
 }
 
-// writeImage records config cfg on layer top as an image in format o.Format.
+// writeImage records config cfg on layer top as an image in format
+// o.Format; the container keeps cfg's layers and history, not what only
+// the image gets (finish).
 func (c *Container) writeImage(ctx context.Context, cfg *image.Config, top string, o CommitOptions) (store.Image, error) {
-	img, err := storeImage(ctx, c.st, cfg, top, o.Format, c.State.ImageAnnotations, o.Names)
+	c.State.Config.RootFS = cfg.RootFS
+	c.State.Config.History = cfg.History
+	c.State.PrependedHistory = nil
+	out := cfg.Clone()
+	c.finish(out, o)
+	img, err := storeImage(ctx, c.st, out, top, o.Format, c.State.ImageAnnotations, o.Names)
 	if err != nil {
 		return store.Image{}, err
 	}
-	c.State.Config.RootFS = cfg.RootFS
-	c.State.Config.History = cfg.History
 	return img, c.Save(ctx)
 }
 

@@ -38,6 +38,21 @@ type State struct {
 	// SecurityOpts are the --security-opt values given to from, applied
 	// to every later run (run.ParseSecurityOpts), as Buildah does.
 	SecurityOpts []string `json:"SecurityOpts,omitempty"`
+	// CapAdd, CapDrop and Volumes (run.ParseVolume) given to from apply
+	// to every later run, before the run's own.
+	CapAdd  []string `json:"CapAdd,omitempty"`
+	CapDrop []string `json:"CapDrop,omitempty"`
+	Volumes []string `json:"Volumes,omitempty"`
+	// Network ("host", "none", "private"; "" for the default) and
+	// RunSettings (limits, DNS, hosts, devices, namespaces) given to from
+	// apply to every later run that does not set its own; NoHTTPProxy
+	// keeps kiln's proxy variables out of them (from --http-proxy=false).
+	Network     string        `json:"Network,omitempty"`
+	RunSettings *run.Settings `json:"RunSettings,omitempty"`
+	NoHTTPProxy bool          `json:"NoHTTPProxy,omitempty"`
+	// PrependedHistory are entries AddHistory recorded since the last
+	// commit; the next commit writes them before its own.
+	PrependedHistory []image.History `json:"PrependedHistory,omitempty"`
 }
 
 // Container is an open working container.

@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"runtime"
 
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"github.com/kiln-build/kiln/internal/image"
+	"github.com/kiln-build/kiln/internal/run"
 	"github.com/kiln-build/kiln/internal/store"
 )
 
@@ -28,14 +31,33 @@ type NewOptions struct {
 	Temporary bool
 	// SecurityOpts are recorded for later runs (State.SecurityOpts).
 	SecurityOpts []string
+	// CapAdd, CapDrop, Volumes, Isolation, Network, RunSettings and
+	// NoHTTPProxy are recorded for later runs (State's fields of those
+	// names).
+	CapAdd, CapDrop, Volumes []string
+	Isolation, Network       string
+	RunSettings              *run.Settings
+	NoHTTPProxy              bool
+	// Platform is a scratch container's platform; empty fields are this
+	// machine's. A container from an image has the image's.
+	Platform ocispec.Platform
 }
 
 // New makes a working container from a local image (or scratch).
 func New(ctx context.Context, st *store.Store, o NewOptions) (*Container, error) {
-	state := State{Type: stateType, SecurityOpts: o.SecurityOpts}
+	state := State{
+		Type: stateType, SecurityOpts: o.SecurityOpts, CapAdd: o.CapAdd, CapDrop: o.CapDrop, Volumes: o.Volumes,
+		Isolation: o.Isolation, Network: o.Network, RunSettings: o.RunSettings, NoHTTPProxy: o.NoHTTPProxy,
+	}
 	var img store.Image
 	if o.Image == "scratch" || o.Image == "" {
 		state.Config = &image.Config{OS: "linux", Architecture: runtime.GOARCH, RootFS: image.RootFS{Type: "layers"}}
+		if o.Platform.OS != "" {
+			state.Config.OS = o.Platform.OS
+		}
+		if o.Platform.Architecture != "" {
+			state.Config.Architecture, state.Config.Variant = o.Platform.Architecture, o.Platform.Variant
+		}
 	} else {
 		var err error
 		if img, err = st.LookupImage(ctx, o.Image); err != nil {

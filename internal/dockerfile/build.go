@@ -39,6 +39,14 @@ type stageResult struct {
 	done  chan struct{}
 	image store.Image
 	err   error
+	// base is the image the stage's chain of FROMs starts from.
+	base baseImage
+}
+
+// baseImage is the image a stage starts from, as the final image's
+// org.opencontainers.image.base.* annotations name it; zero for scratch.
+type baseImage struct {
+	digest, name string
 }
 
 // Build runs the build o describes in store st and returns the final
@@ -154,6 +162,10 @@ func (b *builder) runStages(ctx context.Context, needed []*stage, target *stage)
 		b.results[s.index] = &stageResult{done: make(chan struct{})}
 	}
 	b.out.multi = len(needed) > 1
+	b.out.pos, b.out.n = map[int]int{}, len(needed)
+	for i, s := range needed {
+		b.out.pos[s.index] = i + 1
+	}
 	var wg sync.WaitGroup
 	for _, s := range needed {
 		wg.Add(1)

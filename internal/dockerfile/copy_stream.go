@@ -391,7 +391,7 @@ func (r *stageRun) lookupStep(ctx context.Context, key string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	r.b.out.line(r.s, len(r.b.df.stages), "--> Using cache %s", img.ID)
+	r.reportHit(img)
 	r.hits = append(r.hits, key)
 	r.b.recordStep(key, img)
 	if testHookAfterHit != nil {
@@ -409,7 +409,7 @@ func (r *stageRun) stepDone(ctx context.Context, key string, img store.Image) er
 		return err
 	}
 	r.b.recordStep(key, img)
-	r.b.out.line(r.s, len(r.b.df.stages), "--> %s", shortID(img.ID))
+	r.reportStep(img)
 	return nil
 }
 

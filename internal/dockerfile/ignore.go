@@ -5,13 +5,23 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/moby/patternmatcher/ignorefile"
+
+	"github.com/kiln-build/kiln/internal/container"
 )
 
 // ReadIgnore reads --ignorefile, else <Dockerfile>.dockerignore next to
 // the Dockerfile, else .containerignore or .dockerignore in the context.
 func ReadIgnore(explicit, dfPath, dir string) ([]string, error) {
+	_, pats, err := FindIgnore(explicit, dfPath, dir)
+	return pats, err
+}
+
+// FindIgnore is ReadIgnore that also returns the file's path ("" when
+// there is none).
+func FindIgnore(explicit, dfPath, dir string) (string, []string, error) {
 	cands := []string{explicit}
 	if explicit == "" {
 		cands = []string{filepath.Join(dir, ".containerignore"), filepath.Join(dir, ".dockerignore")}
@@ -25,14 +35,48 @@ func ReadIgnore(explicit, dfPath, dir string) ([]string, error) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("ignore file %s: %w", p, err)
+			return "", nil, fmt.Errorf("ignore file %s: %w", p, err)
 		}
 		defer f.Close()
 		pats, err := ignorefile.ReadAll(f)
 		if err != nil {
-			return nil, fmt.Errorf("reading ignore file %s: %w", p, err)
+			return "", nil, fmt.Errorf("reading ignore file %s: %w", p, err)
 		}
-		return pats, nil
+		if abs, err := filepath.Abs(p); err == nil {
+			p = abs
+		}
+		return p, pats, nil
 	}
-	return nil, nil
+	return "", nil, nil
+}
+
+// noteIgnored adds to a missing-source error how many of the sources
+// exist in the context but are excluded by the ignore file, as Buildah
+// says it ("N filtered out using FILE").
+func (r *stageRun) noteIgnored(err error, sources []string) error {
+	bc := r.b.bctx
+	if !errors.Is(err, container.ErrSourceMissing) || bc.pm == nil || bc.dir == "" {
+		return err
+	}
+	n := 0
+	for _, s := range sources {
+		if strings.Contains(s, "://") {
+			continue
+		}
+		matches, _ := filepath.Glob(filepath.Join(bc.dir, s))
+		for _, m := range matches {
+			fi, statErr := os.Lstat(m)
+			if skip, _ := bc.excluded(m, statErr == nil && fi.IsDir()); skip {
+				n++
+			}
+		}
+	}
+	if n == 0 {
+		return err
+	}
+	name := r.b.o.IgnoreFile
+	if name == "" {
+		name = "the ignore file"
+	}
+	return fmt.Errorf("%w (%d filtered out using %s)", err, n, name)
 }

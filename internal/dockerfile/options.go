@@ -24,8 +24,10 @@ type Options struct {
 	// messages ("Containerfile", "Dockerfile", "-").
 	Dockerfile     []byte
 	DockerfileName string
-	// Ignore holds the ignore file's patterns (.dockerignore syntax).
-	Ignore []string
+	// Ignore holds the ignore file's patterns (.dockerignore syntax);
+	// IgnoreFile names the file, for messages.
+	Ignore     []string
+	IgnoreFile string
 	// Tags are full image names for the result.
 	Tags []string
 	// Args are the --build-arg values.

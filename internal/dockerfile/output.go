@@ -12,6 +12,10 @@ type output struct {
 	mu    sync.Mutex
 	w     io.Writer
 	multi bool
+	// pos numbers the stages that run, 1..n, as Buildah numbers them in
+	// "[pos/n]"; stages not in it are numbered by their index.
+	pos map[int]int
+	n   int
 }
 
 var _ io.Writer = (*output)(nil)
@@ -35,9 +39,17 @@ func (o *output) Write(p []byte) (int, error) {
 func (o *output) step(s *stage, nstages, n, total int, text string) {
 	prefix := ""
 	if o.multi {
-		prefix = fmt.Sprintf("[%d/%d] ", s.index+1, nstages)
+		prefix = o.prefix(s, nstages)
 	}
 	fmt.Fprintf(o, "%sSTEP %d/%d: %s\n", prefix, n, total, text)
+}
+
+// prefix is a stage's "[pos/n] ".
+func (o *output) prefix(s *stage, nstages int) string {
+	if p, ok := o.pos[s.index]; ok {
+		return fmt.Sprintf("[%d/%d] ", p, o.n)
+	}
+	return fmt.Sprintf("[%d/%d] ", s.index+1, nstages)
 }
 
 // plain prints one line without a stage prefix, as Buildah prints the
@@ -50,7 +62,7 @@ func (o *output) plain(format string, args ...any) {
 func (o *output) line(s *stage, nstages int, format string, args ...any) {
 	prefix := ""
 	if o.multi {
-		prefix = fmt.Sprintf("[%d/%d] ", s.index+1, nstages)
+		prefix = o.prefix(s, nstages)
 	}
 	fmt.Fprintf(o, prefix+format+"\n", args...)
 }

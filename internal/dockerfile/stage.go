@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -47,6 +48,10 @@ type stageRun struct {
 	// last is set while the stage's last step runs, lastHit when that
 	// step was a cache hit: the final stage prints COMMIT for it.
 	last, lastHit bool
+	// base is the image the stage starts from (through earlier stages);
+	// baseID is the image FROM gave this stage ("" for scratch).
+	base   baseImage
+	baseID string
 }
 
 func (b *builder) runStage(ctx context.Context, s *stage, final bool, _ int) (img store.Image, err error) {
@@ -72,6 +77,9 @@ func (b *builder) runStage(ctx context.Context, s *stage, final bool, _ int) (im
 	defer b.release()
 	defer func() {
 		if r.ctr != nil && ((err != nil && b.o.Commit.KeepOnFailure) || (err == nil && b.o.Commit.KeepOnSuccess)) {
+			if kerr := b.st.KeepContainer(context.WithoutCancel(ctx), r.ctr.ID()); kerr != nil {
+				err = errors.Join(err, kerr)
+			}
 			b.out.line(s, len(b.df.stages), "--> keeping container %s", r.ctr.Name())
 			return
 		}
@@ -80,6 +88,8 @@ func (b *builder) runStage(ctx context.Context, s *stage, final bool, _ int) (im
 	if err := r.useImage(ctx, base); err != nil {
 		return store.Image{}, err
 	}
+	r.baseID = base.ID
+	b.results[s.index].base = r.base
 	r.addDefaultPath()
 	cmds, err := r.triggers()
 	if err != nil {
@@ -134,6 +144,9 @@ func (r *stageRun) resolveBase(ctx context.Context) (store.Image, string, error)
 	if _, named := r.b.o.Contexts[name]; !named {
 		if dep, ok := r.b.df.lookupNamed(name, r.s.index); ok {
 			img, err := r.b.waitStage(ctx, dep)
+			if err == nil {
+				r.base = r.b.results[dep.index].base
+			}
 			return img, desc, err
 		}
 	}
@@ -142,7 +155,26 @@ func (r *stageRun) resolveBase(ctx context.Context) (store.Image, string, error)
 	}
 	r.header(desc) // before a pull prints its progress, as Buildah does
 	img, err := r.b.resolveImage(ctx, name, r.platform)
-	return img, desc, err
+	if errors.Is(err, image.ErrBadReference) {
+		return img, desc, fmt.Errorf("%s:%d: FROM %s: invalid reference format: %w", r.b.df.name, r.s.line, name, err)
+	}
+	if err != nil {
+		return img, desc, err
+	}
+	r.base = baseImage{digest: string(img.ManifestDigest), name: baseName(name, img)}
+	return img, desc, nil
+}
+
+// baseName is the full name of the image FROM name resolved to: the
+// normalized name when the image has it, else its first name.
+func baseName(name string, img store.Image) string {
+	if n, err := image.NormalizeName(name); err == nil && slices.Contains(img.Names, n) {
+		return n
+	}
+	if len(img.Names) > 0 {
+		return img.Names[0]
+	}
+	return ""
 }
 
 // header prints the stage's first STEP line, once.
@@ -292,6 +324,7 @@ func (r *stageRun) arg(c *instructions.ArgCommand) error {
 // finish commits what is left, tags the final image and returns the
 // stage's image.
 func (r *stageRun) finish(ctx context.Context) (store.Image, error) {
+	r.last = true
 	if r.dirty || r.cur.ID == "" || r.pathAdded != "" && r.cur.ID == r.pathAdded {
 		// Without a dirty container no step changed a file: scratch alone,
 		// or a base whose config only got PATH, makes no layer.
@@ -320,12 +353,14 @@ func (r *stageRun) finish(ctx context.Context) (store.Image, error) {
 		r.cur = img
 	}
 	r.warnDockerOnly()
-	ann := map[string]string{}
-	for _, a := range r.b.o.Commit.Annotations {
-		k, v, _ := strings.Cut(a, "=")
-		ann[k] = v
+	var img store.Image
+	var err error
+	if r.baseID != "" && r.cur.ID == r.baseID && !r.b.o.Commit.Squash {
+		// A stage that is only FROM an image is that image, named.
+		img, err = r.cur, r.b.st.AddNames(ctx, r.cur.ID, r.b.o.Tags)
+	} else {
+		img, err = container.Reformat(ctx, r.b.st, r.cur, r.b.o.Commit.Format, r.annotations(), r.b.o.Tags)
 	}
-	img, err := container.Reformat(ctx, r.b.st, r.cur, r.b.o.Commit.Format, ann, r.b.o.Tags)
 	if err != nil {
 		return store.Image{}, err
 	}
@@ -339,6 +374,24 @@ func (r *stageRun) finish(ctx context.Context) (store.Image, error) {
 	}
 	r.b.out.plain("--> %s", shortID(img.ID))
 	return r.cur, nil
+}
+
+// annotations are the final image's manifest annotations: the base
+// image's digest and name (OCI's org.opencontainers.image.base.*, as
+// Buildah records them), then --annotation.
+func (r *stageRun) annotations() map[string]string {
+	ann := map[string]string{}
+	if r.b.o.Commit.Format == image.FormatOCI && r.base.digest != "" {
+		ann[ocispec.AnnotationBaseImageDigest] = r.base.digest
+		if r.base.name != "" {
+			ann[ocispec.AnnotationBaseImageName] = r.base.name
+		}
+	}
+	for _, a := range r.b.o.Commit.Annotations {
+		k, v, _ := strings.Cut(a, "=")
+		ann[k] = v
+	}
+	return ann
 }
 
 // squash replaces the final image by one with a single layer.

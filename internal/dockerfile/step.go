@@ -55,6 +55,9 @@ var errNoChange = errors.New("no change")
 // it (as a layer when layer is set) and records the key.
 func (r *stageRun) do(ctx context.Context, text string, parts []string, layer bool, fn stepFunc) error {
 	r.lastText = text
+	if f := r.stepFormat(); f != image.FormatDocker {
+		parts = append(parts, "format:"+f.String())
+	}
 	key := r.key(text, parts)
 	cache := r.b.o.Cache
 	if cache.Layers && !cache.NoCache && !r.dirty {
@@ -76,13 +79,7 @@ func (r *stageRun) do(ctx context.Context, text string, parts []string, layer bo
 				if err != nil {
 					return err
 				}
-				r.lastHit = r.last
-				if r.b.o.StepIDs {
-					r.b.out.plain("--> Using cache %s", img.ID)
-					if !(r.last && r.final) {
-						r.b.out.plain("--> %s", shortID(img.ID))
-					}
-				}
+				r.reportHit(img)
 				r.hits = append(r.hits, key)
 				r.b.recordStep(key, img)
 				if testHookAfterHit != nil {
@@ -117,10 +114,27 @@ func (r *stageRun) do(ctx context.Context, text string, parts []string, layer bo
 		return err
 	}
 	r.b.recordStep(key, img)
+	r.reportStep(img)
+	return nil
+}
+
+// reportHit prints a cache hit as Buildah does with --layers ("-->
+// Using cache ID", then "--> ID" unless the final image's COMMIT lines
+// follow).
+func (r *stageRun) reportHit(img store.Image) {
+	r.lastHit = r.last
+	if r.b.o.StepIDs {
+		r.b.out.plain("--> Using cache %s", img.ID)
+		r.reportStep(img)
+	}
+}
+
+// reportStep prints a step's image ID as Buildah does with --layers,
+// except for the final image's, which finish prints.
+func (r *stageRun) reportStep(img store.Image) {
 	if r.b.o.StepIDs && !(r.last && r.final) {
 		r.b.out.plain("--> %s", shortID(img.ID))
 	}
-	return nil
 }
 
 // commit commits the working container as an unnamed image. Step images
@@ -133,7 +147,7 @@ func (r *stageRun) commit(ctx context.Context, text string, layer bool) (store.I
 		return store.Image{}, err
 	}
 	img, err := c.Commit(ctx, container.CommitOptions{
-		Format: image.FormatDocker, Timestamp: r.b.o.Commit.Timestamp,
+		Format: r.stepFormat(), Timestamp: r.b.o.Commit.Timestamp,
 		CreatedBy: createdBy(text), EmptyLayer: !layer,
 	})
 	if err != nil {
@@ -141,6 +155,18 @@ func (r *stageRun) commit(ctx context.Context, text string, layer bool) (store.I
 	}
 	r.dirty = false
 	return img, nil
+}
+
+// stepFormat is the format a step's image is written in: Docker's, which
+// keeps every field a later step may read (SHELL, ONBUILD, HEALTHCHECK),
+// except for the final stage's last step, which is the final image and
+// is written as asked, so that the build leaves one image for it, as
+// Buildah does.
+func (r *stageRun) stepFormat() image.Format {
+	if r.final && r.last && !r.b.o.Commit.Squash {
+		return r.b.o.Commit.Format
+	}
+	return image.FormatDocker
 }
 
 // createdBy is the history text of a step, in Buildah's shape.

@@ -61,7 +61,13 @@ func (r *stageRun) copyStep(ctx context.Context, c *instructions.CopyCommand) er
 		return err
 	}
 	sp := copySpec{text: c.String(), sd: c.SourcesAndDest, from: from, chown: c.Chown, chmod: c.Chmod, excludes: c.ExcludePatterns, parents: c.Parents, link: c.Link}
-	return r.copyFiles(ctx, sp, used)
+	if err := r.copyFiles(ctx, sp, used); err != nil {
+		if from == "" {
+			err = r.noteIgnored(err, c.SourcePaths)
+		}
+		return err
+	}
+	return nil
 }
 
 func (r *stageRun) addStep(ctx context.Context, c *instructions.AddCommand) error {
@@ -71,7 +77,10 @@ func (r *stageRun) addStep(ctx context.Context, c *instructions.AddCommand) erro
 	}
 	sp := copySpec{text: c.String(), sd: c.SourcesAndDest, chown: c.Chown, chmod: c.Chmod, excludes: c.ExcludePatterns,
 		add: c.Unpack == nil || *c.Unpack, checksum: c.Checksum, keepGitDir: c.KeepGitDir != nil && *c.KeepGitDir, link: c.Link}
-	return r.copyFiles(ctx, sp, used)
+	if err := r.copyFiles(ctx, sp, used); err != nil {
+		return r.noteIgnored(err, c.SourcePaths)
+	}
+	return nil
 }
 
 // copyFiles runs a COPY or ADD: sources from the context, a stage, an

@@ -75,7 +75,7 @@ func ParseFilter(ctx context.Context, st *store.Store, specs []string, o FilterO
 	for _, spec := range specs {
 		k, v, ok := strings.Cut(spec, "=")
 		if !ok {
-			return Filter{}, fmt.Errorf("bad --filter %q: want KEY=VALUE", spec)
+			return Filter{}, fmt.Errorf(`invalid image filter %q: must be in the format "filter=value or filter!=value"`, spec)
 		}
 		key, ok := o.key(k)
 		if !ok {

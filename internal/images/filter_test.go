@@ -50,7 +50,7 @@ func TestFilter(t *testing.T) {
 		{keys: PruneKeys, verb: "prune", specs: []string{"until=2024-01-01T12:00:00Z"}, want: []string{old.ID}},
 		{keys: PruneKeys, verb: "prune", specs: []string{"until=2024-01-02"}, want: []string{old.ID}},
 		{keys: PruneKeys, verb: "prune", specs: []string{"until=1704110400"}, want: []string{old.ID}},
-		{keys: ListKeys, specs: []string{"dangling"}, wantErr: `bad --filter "dangling": want KEY=VALUE`},
+		{keys: ListKeys, specs: []string{"dangling"}, wantErr: `invalid image filter "dangling": must be in the format "filter=value or filter!=value"`},
 		{keys: ListKeys, specs: []string{"until=1h"}, wantErr: `unknown --filter key "until": use dangling, id, reference, before, since or label`},
 		{keys: ListKeys, specs: []string{"before=localhost/none"}, wantErr: `--filter before=localhost/none: image not known: localhost/none`},
 		{keys: PruneKeys, verb: "prune", specs: []string{"dangling=true"}, wantErr: `unknown --filter key "dangling" for prune: use until, label or label!`},

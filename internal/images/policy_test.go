@@ -192,7 +192,7 @@ func TestEnsureNames(t *testing.T) {
 }
 
 // TestFrom makes working containers from scratch, a registry image named
-// with docker://, and an OCI layout (used by ID: it has no name).
+// with docker://, and an OCI layout (unnamed without a NAME, named NAME with one).
 func TestFrom(t *testing.T) {
 	ctx := context.Background()
 	_, base := registryBase(t)
@@ -203,7 +203,11 @@ func TestFrom(t *testing.T) {
 	}{
 		{ref: "scratch"},
 		{ref: "docker://" + base.Name, wantFrom: base.Name, wantID: base.Config.Digest.Encoded()},
-		{ref: layout.Ref, wantFrom: layout.Config.Digest.Encoded(), wantID: layout.Config.Digest.Encoded()},
+		// A layout without NAME makes an image with no name, and the
+		// container's FromImage is the reference's prefix, as Buildah's
+		// getImageName has it; with NAME, the image is named NAME.
+		{ref: strings.TrimSuffix(layout.Ref, ":latest"), wantFrom: "oci", wantID: layout.Config.Digest.Encoded()},
+		{ref: layout.Ref, wantFrom: "docker.io/library/latest:latest", wantID: layout.Config.Digest.Encoded()},
 	} {
 		st := newStore(t)
 		c, err := From(ctx, st, tc.ref, FromOptions{Ensure: EnsureOptions{Pull: PullOptions{System: sys}}})

@@ -35,8 +35,9 @@ func (o PullOptions) system() *transport.SystemContext {
 
 // Pull copies ref (a registry name, or TRANSPORT:REF) into the store and
 // names it as Buildah would: by the full name it has at its origin
-// (registry, docker-daemon:, docker-archive:), normalized; an image from
-// a layout or a dir: has no name and is known by its ID.
+// (registry, docker-daemon:, docker-archive:, oci:DIR:NAME, an
+// oci-archive:'s ref.name annotation), normalized; an image from a dir:
+// or an unnamed layout has no name and is known by its ID.
 func Pull(ctx context.Context, st *store.Store, ref string, o PullOptions) (store.Image, error) {
 	r, err := transport.ParseReference(ref)
 	if err != nil {

@@ -63,6 +63,7 @@ func Push(ctx context.Context, st *store.Store, name string, dest transport.Ref,
 	if err != nil {
 		return "", err
 	}
+	dest = transport.WithDefaultName(dest, matchedName(img, name))
 	d, err := copyTo(ctx, dest, o.system(), st.NewImageSource(ctx, img), o.Copy, o.Progress)
 	if err != nil {
 		return "", fmt.Errorf("pushing %s to %s: %w", name, dest, err)

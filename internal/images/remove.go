@@ -16,7 +16,8 @@ type RemoveOptions struct {
 	// All removes every image (the references given are added to them).
 	All bool
 	// Force removes the containers that use an image first, and an image
-	// referred to by ID whatever names it has.
+	// referred to by ID whatever names it has; a reference to no image is
+	// then no error.
 	Force bool
 }
 
@@ -79,6 +80,9 @@ type removalPlan struct {
 
 func (p *removalPlan) add(ctx context.Context, st *store.Store, ref string, force bool) error {
 	img, err := st.LookupImage(ctx, ref)
+	if errors.Is(err, store.ErrImageUnknown) && force {
+		return nil // forced, as Buildah's rmi -f: nothing to remove is no error
+	}
 	if errors.Is(err, store.ErrImageUnknown) {
 		return fmt.Errorf("%s: %w", ref, store.ErrImageUnknown) // Buildah's words
 	}

@@ -134,7 +134,9 @@ func TestResolveDigestAndImageName(t *testing.T) {
 		{"docker://quay.io/a/b:1", "quay.io/a/b:1"},
 		{"docker-daemon:busybox:latest", "docker.io/library/busybox:latest"},
 		{"docker-archive:/x.tar:foo/bar:2", "docker.io/foo/bar:2"},
-		{"oci:/dir:tag", ""},
+		{"oci:/dir:tag", "docker.io/library/tag:latest"},
+		{"oci:/dir", ""},
+		{"oci-archive:/x.tar", ""},
 	} {
 		if got := ImageName(mustParse(t, c.ref), idx); got != c.want {
 			t.Errorf("ImageName(%s) = %q, want %q", c.ref, got, c.want)

@@ -6,13 +6,16 @@ import (
 
 	"github.com/kiln-build/kiln/internal/image"
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // ImageName returns the name the image read by src has where it comes
 // from, as "host/repo:tag" (or "@digest"), or "" when there is none:
 // the registry name of a docker:// source (a short name as resolved),
-// NAME:TAG of docker-daemon:, and the tag of a docker-archive: (the one
-// in the reference, else the archive's first). Names are not normalized.
+// NAME:TAG of docker-daemon:, the tag of a docker-archive: (the one in
+// the reference, else the archive's first), the NAME of oci:DIR:NAME and
+// the ref.name annotation of an oci-archive: image. Names are not
+// normalized.
 func ImageName(ref Ref, src Source) string {
 	if n, ok := src.(interface{ ImageName() string }); ok && n.ImageName() != "" {
 		return n.ImageName()
@@ -25,6 +28,15 @@ func ImageName(ref Ref, src Source) string {
 	case *dockerArchiveRef:
 		if r.tag != "" {
 			return qualify(r.tag)
+		}
+	case *ociRef:
+		// As Buildah names what it pulls from a layout: oci:DIR:NAME by
+		// NAME, oci-archive: by the ref.name annotation of the image read.
+		if !r.archive {
+			return qualify(r.ref)
+		}
+		if d, ok := src.(interface{ Descriptor() ocispec.Descriptor }); ok {
+			return d.Descriptor().Annotations[ocispec.AnnotationRefName]
 		}
 	}
 	if t, ok := src.(interface{ RepoTags() []string }); ok && len(t.RepoTags()) > 0 {

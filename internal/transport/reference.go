@@ -251,6 +251,18 @@ func (r *dockerArchiveRef) NewDestination(_ context.Context, sys *SystemContext)
 	return dockerarchive.NewDestination(r.path, tags, sys.tempDir())
 }
 
+// WithDefaultName returns ref with name as the name the destination
+// records for the image when ref gives none and the transport records
+// one: a docker-archive: without NAME:TAG lists name in its RepoTags, as
+// Buildah's push of a named image does. Other references are returned as
+// they are.
+func WithDefaultName(ref Ref, name string) Ref {
+	if r, ok := ref.(*dockerArchiveRef); ok && r.tag == "" && name != "" {
+		return &dockerArchiveRef{path: r.path, tag: name}
+	}
+	return ref
+}
+
 // dirRef is dir:DIR.
 type dirRef struct{ path string }
 

@@ -17,7 +17,8 @@ func TestParseReference(t *testing.T) {
 		{"docker://quay.io/a/b:v1", "docker", "docker://quay.io/a/b:v1", false},
 		{"docker://localhost:5000/a@sha256:" + sixtyFour, "docker", "docker://localhost:5000/a@sha256:" + sixtyFour, false},
 		{"docker://localhost:5000/a@sha256:abc", "", "", true},
-		{"docker:busybox", "", "", true},
+		{"docker:busybox", "docker", "docker:busybox", false}, // the image docker:busybox, as Buildah reads it
+		{"docker:latest", "docker", "docker:latest", false},
 		{"docker-daemon:busybox", "docker-daemon", "docker-daemon:busybox:latest", false},
 		{"docker-daemon:localhost:5000/x:v2", "docker-daemon", "docker-daemon:localhost:5000/x:v2", false},
 		{"docker-daemon:sha256:" + sixtyFour, "docker-daemon", "docker-daemon:sha256:" + sixtyFour, false},

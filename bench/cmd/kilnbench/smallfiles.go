@@ -60,7 +60,7 @@ func (b *bench) pullSmallFilesWorkload(runs int) *workload {
 	k := func(args ...string) []string {
 		return append([]string{b.kilnBin, "--root", filepath.Join(kilnStore, "root"), "--runroot", filepath.Join(kilnStore, "run")}, args...)
 	}
-	pull := k("pull", "--quiet", "--tls-verify=false", "docker://"+ref())
+	pull := func() []string { return k("pull", "--quiet", "--tls-verify=false", "docker://"+ref()) } // the registry's port is known once it runs
 	kv := &variant{name: "kiln pull", kiln: true, prep: empty(kilnStore), done: func(ctx context.Context) error { return empty(kilnStore)(ctx, 0) }}
 	kv.once = func(ctx context.Context) error {
 		dir := b.path("ctx", "pull-small")
@@ -79,10 +79,10 @@ func (b *bench) pullSmallFilesWorkload(runs int) *workload {
 		_, err := sh(ctx, nil, b.kiln("push", "--quiet", "--tls-verify=false", "localhost/bench/smallfiles", "docker://"+ref())...)
 		return err
 	}
-	kv.steps = func(i int) [][]string { return [][]string{pull} }
+	kv.steps = func(i int) [][]string { return [][]string{pull()} }
 	kr := &variant{name: "kiln pull, from, run", kiln: true, prep: empty(kilnStore), done: func(ctx context.Context) error { return empty(kilnStore)(ctx, 0) }}
 	kr.steps = func(i int) [][]string {
-		return [][]string{pull, k("from", "--name", "bench-small", ref()), k("run", "--isolation", "oci", "bench-small", "--", "true")}
+		return [][]string{pull(), k("from", "--name", "bench-small", ref()), k("run", "--isolation", "oci", "bench-small", "--", "true")}
 	}
 	sv := &variant{name: "skopeo copy", vs: "kiln pull", done: func(ctx context.Context) error { return empty(csStore)(ctx, 0) }}
 	sv.prep = func(ctx context.Context, i int) error {
