@@ -103,27 +103,64 @@ func (b *bench) makeDebian(ctx context.Context, mirror, suite string) error {
 	return b.shareBase(ctx, "localhost/debian")
 }
 
-// aptMirror returns the Debian mirror and suite apt uses here.
+// aptMirror returns the Debian mirror and suite apt uses here: the first
+// source whose suite is a release (not -updates or -security).
 func aptMirror() (mirror, suite string) {
-	mirror, suite = "http://deb.debian.org/debian", "bookworm"
 	for _, f := range []string{"/etc/apt/sources.list.d/debian.sources", "/etc/apt/sources.list"} {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			continue
 		}
-		for line := range strings.SplitSeq(string(b), "\n") {
-			fields := strings.Fields(line)
-			switch {
-			case len(fields) >= 3 && fields[0] == "deb" && !strings.Contains(fields[2], "-"):
-				return fields[1], fields[2]
-			case len(fields) >= 2 && fields[0] == "URIs:":
-				mirror = fields[1]
-			case len(fields) >= 2 && fields[0] == "Suites:":
-				suite = fields[1]
-			}
+		if m, s, ok := releaseSource(string(b)); ok {
+			return m, s
 		}
 	}
-	return mirror, suite
+	return "http://deb.debian.org/debian", "bookworm"
+}
+
+// releaseSource finds the first release suite in a one-line-style
+// sources.list or a deb822 .sources file, whose stanzas (separated by
+// blank lines) each name URIs and Suites.
+func releaseSource(text string) (mirror, suite string, ok bool) {
+	var uri string
+	var suites []string
+	flush := func() bool {
+		for _, s := range suites {
+			if uri != "" && !strings.Contains(s, "-") {
+				mirror, suite = uri, s
+				return true
+			}
+		}
+		uri, suites = "", nil
+		return false
+	}
+	for line := range strings.SplitSeq(text+"\n", "\n") {
+		fields := strings.Fields(line)
+		switch {
+		case len(fields) == 0:
+			if flush() {
+				return mirror, suite, true
+			}
+		case fields[0] == "deb":
+			rest := fields[1:]
+			for len(rest) > 0 && strings.HasPrefix(rest[0], "[") { // [arch=… signed-by=…]
+				closed := strings.HasSuffix(rest[0], "]")
+				rest = rest[1:]
+				for !closed && len(rest) > 0 {
+					closed = strings.HasSuffix(rest[0], "]")
+					rest = rest[1:]
+				}
+			}
+			if len(rest) >= 2 && !strings.Contains(rest[1], "-") {
+				return rest[0], rest[1], true
+			}
+		case fields[0] == "URIs:" && len(fields) >= 2:
+			uri = fields[1]
+		case fields[0] == "Suites:":
+			suites = fields[1:]
+		}
+	}
+	return mirror, suite, flush()
 }
 
 // makeData writes count files of size bytes of random data under dir,
