@@ -3,7 +3,7 @@
 # expected at /usr/local/go or on PATH (Go 1.26).
 set -euo pipefail
 export PATH=/usr/local/go/bin:$PATH
-pkgs=(runc umoci skopeo busybox-static docker-registry apache2-utils xfsprogs btrfs-progs make docker.io podman git gcc xz-utils lvm2 uidmap slirp4netns passt gnupg)
+pkgs=(runc umoci skopeo busybox-static docker-registry apache2-utils xfsprogs btrfs-progs make docker.io podman git gcc xz-utils lvm2 uidmap slirp4netns passt gnupg qemu-user-static binfmt-support)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

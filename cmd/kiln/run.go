@@ -103,6 +103,7 @@ func runRun(cmd *cobra.Command, o runOptions, args []string) error {
 	}
 	cfg := c.Config().Config
 	ro.ContainerID, ro.Rootfs = c.ID(), root
+	ro.Architecture = c.Config().Architecture
 	ro.RunDir = c.RunDir()
 	ro.Args = args[1:]
 	ro.Env = slices.Clone(cfg.Env)

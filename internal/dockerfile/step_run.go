@@ -181,7 +181,7 @@ func (r *stageRun) execRun(ctx context.Context, ctr *container.Container, rs run
 		Network: rs.network, Mounts: append(append(rm.specs, r.b.o.Run.Mounts...), rm.late...), KeepMountTargets: rm.targets(),
 		CapAdd: r.b.o.Run.CapAdd, CapDrop: r.b.o.Run.CapDrop, Security: r.b.o.Run.Security,
 		Settings: r.b.o.Run.Settings, Stdin: r.b.o.Run.Stdin, Stdout: r.b.out, Stderr: r.b.out, Isolation: r.b.o.Run.Isolation, Runtime: r.b.o.Run.Runtime,
-		Logger: r.b.o.Logger,
+		Logger: r.b.o.Logger, Architecture: r.config().Architecture,
 	}
 	if err := os.MkdirAll(ro.RunDir, 0o700); err != nil {
 		return err

@@ -239,4 +239,9 @@ type Options struct {
 	Settings Settings
 	// Logger receives warnings (a runtime fallback); nil discards them.
 	Logger *slog.Logger
+	// Architecture is the architecture of the root filesystem's binaries
+	// (the image config's; "" is this machine's). A foreign one needs an
+	// emulator registered with binfmt_misc: without, Run fails with
+	// ErrNoEmulator before anything starts.
+	Architecture string
 }

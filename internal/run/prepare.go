@@ -64,6 +64,9 @@ func prepare(o Options) (p *plan, err error) {
 	if err := o.Settings.check(o.Isolation, o.Network); err != nil {
 		return nil, fmt.Errorf("running in container %q: %w", o.ContainerID, err)
 	}
+	if err := CheckEmulator(BinfmtDir, o.Architecture); err != nil {
+		return nil, err
+	}
 	root, err := openRoot(o.Rootfs)
 	if err != nil {
 		return nil, fmt.Errorf("opening root filesystem: %w", err)
