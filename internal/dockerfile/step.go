@@ -21,7 +21,7 @@ import (
 // a symlink keeps its own name in a directory).
 const cacheVersion = "kiln-build-cache-v3"
 
-// key is a step's cache key: the parent image, the timestamp, the instruction, and the parts the step adds (args used,
+// key is a step's cache key: the parent image, the timestamp, the instruction, the stage's platform, and the parts the step adds (args used,
 // file digests).
 func (r *stageRun) key(text string, parts []string) string {
 	h := sha256.New()
@@ -34,6 +34,7 @@ func (r *stageRun) key(text string, parts []string) string {
 		parent = "scratch"
 	}
 	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%t\x00%s\x00", cacheVersion, parent, ts, r.clearOnBuild, text)
+	fmt.Fprintf(h, "platform:%s\x00", platformKey(r.platform))
 	for _, p := range parts {
 		fmt.Fprintf(h, "%s\x00", p)
 	}
