@@ -33,7 +33,9 @@ func main() {
 	// as a process killed by SIGPIPE would, so pipelines still see it.
 	sigpipe := make(chan os.Signal, 1)
 	signal.Notify(sigpipe, syscall.SIGPIPE)
+	stop := startProfiles()
 	code := execute(os.Args[1:])
+	stop()
 	select {
 	case <-sigpipe:
 		if code == 0 {
