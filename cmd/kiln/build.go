@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,7 +10,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -172,40 +175,26 @@ func runBuild(cmd *cobra.Command, o buildOptions, args []string) error {
 	}
 	defer closeRusage()
 	bo.Run.Rusage = rusage
-	var built []builtImage
-	for _, p := range platforms {
-		pbo, pio := bo, bio
-		pbo.Platform = p
-		if len(platforms) > 1 {
-			if o.Logfile != "" && o.LogSplit {
-				if pio, err = openBuildIO(cmd, o, logfileFor(o, p, true), toStdout); err != nil {
-					return err
-				}
-				defer pio.close()
-			}
-			pio.out = prefixWriter(pio.out, "["+platformString(p)+"] ")
-		}
-		pbo.Out, pbo.Logger = pio.out, pio.logger
-		res, err := dockerfile.Build(ctx, st, pbo)
-		if ctx.Err() != nil && cmd.Context().Err() == nil {
-			return &exitError{code: 130, err: fmt.Errorf("build interrupted: %w", err)}
-		}
-		var ee *dockerfile.ExitError
-		if errors.As(err, &ee) {
-			return &exitError{code: ee.Code, err: err}
-		}
-		if err != nil {
-			return err
-		}
+	built, err := buildEach(ctx, o, st, bo, bio, platforms, toStdout, cmd)
+	if ctx.Err() != nil && cmd.Context().Err() == nil {
+		return &exitError{code: 130, err: fmt.Errorf("build interrupted: %w", err)}
+	}
+	var ee *dockerfile.ExitError
+	if errors.As(err, &ee) {
+		return &exitError{code: ee.Code, err: err}
+	}
+	if err != nil {
+		return err
+	}
+	for _, b := range built {
 		if o.repro.Verify {
-			if err := verifyReproducible(ctx, st, pbo, res, bio.errOut); err != nil {
+			if err := verifyReproducible(ctx, st, b.opts, b.res, bio.errOut); err != nil {
 				return err
 			}
 		}
-		if err := o.attest.attach(ctx, st, pbo, res, bases); err != nil {
+		if err := o.attest.attach(ctx, st, b.opts, b.res, bases); err != nil {
 			return err
 		}
-		built = append(built, builtImage{res: res, platform: p})
 	}
 	return buildDone(cmd, o, st, bo, built, outputs, bio)
 }
@@ -231,15 +220,136 @@ func contextSpec(o buildOptions, args []string) string {
 type builtImage struct {
 	res      dockerfile.Result
 	platform ocispec.Platform
+	opts     dockerfile.Options // the options it was built with
 }
 
-// buildDone adds the images to --manifest, writes --iidfile and
-// --output, and prints the ID.
+// buildEach builds for each platform, several at once when there are
+// several: up to --jobs builds run together (one per CPU by default), each
+// with its own stages bounded by --jobs too, and each line of their output
+// prefixed with the platform, as Buildah does. With several platforms the
+// images get no tags (-t names the manifest list buildDone makes). The
+// first build to fail cancels the others; its error is returned, prefixed
+// with its platform. The results are in the order of platforms.
+func buildEach(ctx context.Context, o buildOptions, st *store.Store, bo dockerfile.Options, bio buildIO, platforms []ocispec.Platform, toStdout bool, cmd *cobra.Command) ([]builtImage, error) {
+	if len(platforms) == 1 {
+		bo.Platform = platforms[0]
+		bo.Out, bo.Logger = bio.out, bio.logger
+		res, err := dockerfile.Build(ctx, st, bo)
+		return []builtImage{{res: res, platform: platforms[0], opts: bo}}, err
+	}
+	bo.Tags, bo.CommitName = nil, ""
+	if bo.Run.Rusage != nil {
+		bo.Run.Rusage = &syncWriter{w: bo.Run.Rusage}
+	}
+	shared := bio.out
+	if shared != nil {
+		shared = &syncWriter{w: shared}
+	}
+	jobs := o.Jobs
+	if jobs <= 0 {
+		jobs = runtime.NumCPU()
+	}
+	sem := make(chan struct{}, jobs)
+	bctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	built := make([]builtImage, len(platforms))
+	errs := make([]error, len(platforms))
+	var wg sync.WaitGroup
+	for i, p := range platforms {
+		pbo, pio := bo, bio
+		pbo.Platform = p
+		pio.out = shared
+		if o.Logfile != "" && o.LogSplit {
+			var err error
+			if pio, err = openBuildIO(cmd, o, logfileFor(o, p, true), toStdout); err != nil {
+				return nil, err
+			}
+			defer pio.close()
+		}
+		prefix := "[" + platformString(p) + "] "
+		lines := prefixWriter(pio.out, prefix)
+		pbo.Out, pbo.Logger = lines, pio.logger
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-bctx.Done():
+				errs[i] = bctx.Err()
+				return
+			}
+			defer func() { <-sem }()
+			res, err := dockerfile.Build(bctx, st, pbo)
+			if lp, ok := lines.(*linePrefixer); ok {
+				lp.flush()
+			}
+			if err != nil {
+				errs[i] = fmt.Errorf("%s: %w", strings.TrimSpace(prefix), err)
+				cancel()
+				return
+			}
+			built[i] = builtImage{res: res, platform: p, opts: pbo}
+		}()
+	}
+	wg.Wait()
+	return built, firstError(errs)
+}
+
+// firstError is the first error of a build that failed on its own, not
+// because another one's failure cancelled it.
+func firstError(errs []error) error {
+	var cancelled error
+	for _, err := range errs {
+		switch {
+		case err == nil:
+		case errors.Is(err, context.Canceled):
+			if cancelled == nil {
+				cancelled = err
+			}
+		default:
+			return err
+		}
+	}
+	return cancelled
+}
+
+// syncWriter serializes the writes of concurrent builds.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+// buildDone makes the manifest lists of a build for several platforms
+// (each -t names one) and adds the images to --manifest, writes --iidfile
+// and --output, and prints the ID: the list's when there is one, as
+// Buildah prints it.
 func buildDone(cmd *cobra.Command, o buildOptions, st *store.Store, bo dockerfile.Options, built []builtImage, outputs []outputSpec, bio buildIO) error {
 	ctx := cmd.Context()
 	if bio.out != nil {
 		for _, t := range bo.Tags {
 			fmt.Fprintf(bio.out, "Successfully tagged %s\n", t)
+		}
+	}
+	id := built[0].res.ImageID
+	if len(built) > 1 {
+		// Several platforms: each tag names a manifest list of the images,
+		// as BuildKit names the index it makes.
+		var bs []images.BuiltImage
+		for _, b := range built {
+			bs = append(bs, images.BuiltImage{ID: b.res.ImageID, Platform: b.platform})
+		}
+		for _, t := range bo.Tags {
+			listID, err := images.SetBuiltList(ctx, st, t, bs)
+			if err != nil {
+				return err
+			}
+			id = listID
 		}
 	}
 	if o.Manifest != "" {
@@ -252,8 +362,13 @@ func buildDone(cmd *cobra.Command, o buildOptions, st *store.Store, bo dockerfil
 				return err
 			}
 		}
+		// Buildah prints the list's ID.
+		ml, err := st.ManifestList(ctx, list)
+		if err != nil {
+			return err
+		}
+		id = images.ListID(ml)
 	}
-	id := built[0].res.ImageID
 	if !bio.tarStdout {
 		fmt.Fprintln(bio.stdout, id)
 	}
@@ -323,36 +438,53 @@ func logLevel() slog.Level {
 	return slog.LevelError
 }
 
-// prefixWriter prefixes every line written to w (nil stays nil).
+// prefixWriter prefixes every line written to w (nil stays nil). It
+// writes whole lines only, each in one Write, so that the lines of
+// concurrent builds never mix; flush writes what is left of the last.
 func prefixWriter(w io.Writer, prefix string) io.Writer {
 	if w == nil {
 		return nil
 	}
-	return &linePrefixer{w: w, prefix: prefix, start: true}
+	return &linePrefixer{w: w, prefix: prefix}
 }
 
 type linePrefixer struct {
-	w      io.Writer
-	prefix string
-	start  bool
+	mu      sync.Mutex
+	w       io.Writer
+	prefix  string
+	partial []byte
 }
 
 func (l *linePrefixer) Write(p []byte) (int, error) {
-	var b strings.Builder
-	for _, c := range string(p) {
-		if l.start {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.partial = append(l.partial, p...)
+	i := bytes.LastIndexByte(l.partial, '\n')
+	if i < 0 {
+		return len(p), nil
+	}
+	var b bytes.Buffer
+	for _, line := range bytes.SplitAfter(l.partial[:i+1], []byte("\n")) {
+		if len(line) > 0 {
 			b.WriteString(l.prefix)
-			l.start = false
-		}
-		b.WriteRune(c)
-		if c == '\n' {
-			l.start = true
+			b.Write(line)
 		}
 	}
-	if _, err := io.WriteString(l.w, b.String()); err != nil {
+	l.partial = append(l.partial[:0], l.partial[i+1:]...)
+	if _, err := l.w.Write(b.Bytes()); err != nil {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// flush writes the last line when it has no newline, with one.
+func (l *linePrefixer) flush() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.partial) > 0 {
+		_, _ = l.w.Write(append(append([]byte(l.prefix), l.partial...), '\n'))
+		l.partial = nil
+	}
 }
 
 func buildArgs(o buildOptions) (map[string]string, error) {
