@@ -59,7 +59,10 @@ type imageRow struct {
 	ReadOnly     bool      `json:"readonly"`
 	// History is Buildah's names history, which kiln does not keep.
 	History []string `json:"history"`
-	labels  map[string]string
+	// Platform is OS/ARCH[/VARIANT] from the image's config, filled only
+	// when --format names it (reading every config costs).
+	Platform string `json:"-"`
+	labels   map[string]string
 }
 
 func runImages(cmd *cobra.Command, o imagesOptions, args []string) error {
@@ -128,10 +131,22 @@ func runImages(cmd *cobra.Command, o imagesOptions, args []string) error {
 	items := make([]any, 0, len(rows)+1)
 	if strings.HasPrefix(format, "table ") {
 		format = strings.TrimPrefix(format, "table ")
-		h := imageRow{Name: "REPOSITORY", Tag: "TAG", ID: "IMAGE ID", CreatedAt: "CREATED", Size: "SIZE", Digest: "DIGEST"}
+		h := imageRow{Name: "REPOSITORY", Tag: "TAG", ID: "IMAGE ID", CreatedAt: "CREATED", Size: "SIZE", Digest: "DIGEST", Platform: "PLATFORM"}
 		items = append(items, h)
 	}
+	platforms := map[string]string{}
+	for _, img := range imgs {
+		if !strings.Contains(format, ".Platform") {
+			break
+		}
+		p, err := images.ImagePlatform(st, img)
+		if err != nil {
+			return err
+		}
+		platforms[img.ID] = platformString(p)
+	}
 	for _, r := range rows {
+		r.Platform = platforms[r.ID]
 		r.ID = trunc(r.ID, o.NoTrunc)
 		items = append(items, r)
 	}

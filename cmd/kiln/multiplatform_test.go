@@ -149,6 +149,9 @@ func TestMultiPlatformBuild(t *testing.T) {
 	if got := e.mustKiln("inspect", "--format", "{{.OCIv1.Architecture}}", id); got != "arm64" {
 		t.Errorf("inspect of the pulled arm64 image: architecture %q", got)
 	}
+	if got := e.mustKiln("images", "--format", "{{.Platform}}", id); got != "linux/arm64" {
+		t.Errorf("images --format {{.Platform}} of the pulled arm64 image: %q", got)
+	}
 	c := e.mustKiln("from", "--tls-verify=false", "--platform", "linux/arm64", "docker://"+base)
 	if got := e.mustKiln("run", c, "--", "sh", "-c", "uname -m"); got != "aarch64" {
 		t.Errorf("run in an arm64 container printed %q", got)
