@@ -14,6 +14,7 @@ func init() { register(newConfigCommand) }
 func newConfigCommand() *cobra.Command {
 	var o container.ConfigOptions
 	var strs = map[string]**string{}
+	var unset struct{ labels, env, annotations []string }
 	cmd := &cobra.Command{
 		Use:   "config [options] CONTAINER",
 		Short: "Update image configuration settings of a working container",
@@ -26,6 +27,16 @@ func newConfigCommand() *cobra.Command {
 					v, _ := f.GetString(name)
 					*dst = &v
 				}
+			}
+			// --unsetX K is --X K-, as Buildah's config reads it.
+			for _, k := range unset.labels {
+				o.Labels = append(o.Labels, k+"-")
+			}
+			for _, k := range unset.env {
+				o.Env = append(o.Env, k+"-")
+			}
+			for _, k := range unset.annotations {
+				o.Annotations = append(o.Annotations, k+"-")
 			}
 			setDuration(f, "healthcheck-interval", &o.HealthInterval)
 			setDuration(f, "healthcheck-timeout", &o.HealthTimeout)
@@ -63,7 +74,7 @@ func newConfigCommand() *cobra.Command {
 		"entrypoint": &o.Entrypoint, "cmd": &o.Cmd, "shell": &o.Shell, "workingdir": &o.WorkingDir,
 		"user": &o.User, "stop-signal": &o.StopSignal, "author": &o.Author, "created-by": &o.CreatedBy,
 		"comment": &o.Comment, "history-comment": &o.HistoryComment, "arch": &o.Arch, "os": &o.OS,
-		"variant": &o.Variant, "hostname": &o.Hostname, "domainname": &o.Domain, "healthcheck": &o.Healthcheck,
+		"variant": &o.Variant, "os-version": &o.OSVersion, "hostname": &o.Hostname, "domainname": &o.Domain, "healthcheck": &o.Healthcheck,
 	} {
 		f.String(name, "", "set the image's "+name)
 		strs[name] = dst
@@ -72,7 +83,11 @@ func newConfigCommand() *cobra.Command {
 	f.Duration("healthcheck-timeout", 0, "time a health check may take")
 	f.Duration("healthcheck-start-period", 0, "grace period before health checks count")
 	f.Int("healthcheck-retries", 0, "failures before unhealthy")
-	addIgnoredFlags(f, "add-history", "os-feature", "os-version", "unsetlabel", "unsetenv", "unsetannotation")
+	f.StringArrayVar(&o.OSFeatures, "os-feature", nil, "add an OS feature the image requires (FEATURE- removes)")
+	f.StringArrayVar(&unset.labels, "unsetlabel", nil, "remove this label (also one the base image set)")
+	f.StringArrayVar(&unset.env, "unsetenv", nil, "remove this environment variable")
+	f.StringArrayVar(&unset.annotations, "unsetannotation", nil, "remove this annotation")
+	addUnsupportedFlags(f, "add-history!")
 	return optionsFirst(cmd)
 }
 

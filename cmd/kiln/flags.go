@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -176,14 +177,66 @@ func parsePlatform(s string) (transport.Platform, error) {
 	return p, nil
 }
 
-// addIgnoredFlags accepts Buildah flags that have no meaning in kiln, so
-// that scripts written for Buildah still run.
-func addIgnoredFlags(f *pflag.FlagSet, names ...string) {
+// refusedFlag is a flag Buildah has and kiln does not implement: giving
+// it is an error naming it (exit 125), never a value silently dropped. A
+// boolean one may be given as false, its default.
+type refusedFlag struct {
+	reason string
+	isBool bool
+}
+
+func (r refusedFlag) String() string { return "" }
+func (r refusedFlag) Type() string {
+	if r.isBool {
+		return "bool"
+	}
+	return "string"
+}
+
+func (r refusedFlag) Set(v string) error {
+	if r.isBool && v == "false" {
+		return nil
+	}
+	return errors.New("not supported by kiln: " + r.reason)
+}
+
+// refusedFlags are the flags of Buildah's verbs kiln refuses, by name,
+// with the reason given to whoever passes one.
+var refusedFlags = map[string]string{
+	"encryption-key":          "encrypted images are not supported",
+	"decryption-key":          "encrypted images are not supported",
+	"encrypt-layer":           "encrypted images are not supported",
+	"dest-decompress":         "decompressing layers on the way is not implemented",
+	"dest-precompute-digests": "kiln always computes digests before it writes",
+	"preserve-digests":        "kiln keeps the source's blobs unless a compression is asked for; it cannot promise digests otherwise",
+	"image-parallel-copies":   "kiln chooses how many blobs it copies at once",
+	"checksum":                "checking a source's digest is not implemented",
+	"add-compression":         "images with several compressions per layer are not supported",
+	"rm":                      "removing a manifest list after pushing it is not implemented: run manifest rm after it",
+	"certs-dir":               "use --cert-dir",
+	"add-history":             "history entries for config changes are not implemented",
+	"force-compression":       "manifest push sends each image's blobs as stored; push an image alone with --force-compression",
+	"annotation":              "set a list's annotations with manifest annotate",
+}
+
+// addUnsupportedFlags adds the named Buildah flags (keys of refusedFlags,
+// booleans marked with a "!" suffix) as hidden flags that fail when given.
+func addUnsupportedFlags(f *pflag.FlagSet, names ...string) {
 	for _, n := range names {
-		if f.Lookup(n) == nil {
-			f.StringArray(n, nil, "accepted for compatibility with Buildah")
-			_ = f.MarkHidden(n)
+		isBool := strings.HasSuffix(n, "!")
+		n = strings.TrimSuffix(n, "!")
+		if f.Lookup(n) != nil {
+			continue
 		}
+		reason, ok := refusedFlags[n]
+		if !ok {
+			panic("addUnsupportedFlags: no reason for --" + n)
+		}
+		f.Var(refusedFlag{reason: reason, isBool: isBool}, n, "not supported: "+reason)
+		if isBool {
+			f.Lookup(n).NoOptDefVal = "true"
+		}
+		_ = f.MarkHidden(n)
 	}
 }
 

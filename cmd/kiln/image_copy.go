@@ -53,7 +53,7 @@ func newImageCopyCommand() *cobra.Command {
 	f.StringVar(&o.Policy, "policy", "", "signature policy file the source must meet (default /etc/containers/policy.json)")
 	f.StringVar(&o.Policy, "signature-policy", "", "the same as --policy")
 	f.StringVar(&o.Src.RegistriesDir, "registries.d", "", "directory of registries.d files that say where signatures are stored")
-	addIgnoredFlags(f, "encryption-key", "decryption-key", "preserve-digests", "dest-decompress", "dest-precompute-digests", "image-parallel-copies")
+	addUnsupportedFlags(f, "encryption-key", "decryption-key", "preserve-digests!", "dest-decompress!", "dest-precompute-digests!", "image-parallel-copies")
 	return cmd
 }
 

@@ -48,6 +48,6 @@ func newManifestCreateCommand() *cobra.Command {
 	f.BoolVar(&o.All, "all", false, "when an IMAGE is a manifest list, add every image it lists")
 	o.registryFlags.add(f)
 	f.BoolVar(&amend, "amend", false, "use the list of that name if there is one")
-	addIgnoredFlags(f, "annotation")
+	addUnsupportedFlags(f, "annotation")
 	return cmd
 }

@@ -41,7 +41,7 @@ func newManifestPushCommand() *cobra.Command {
 	o.registryFlags.add(f)
 	o.retryFlags.add(f)
 	o.sign.add(f)
-	addIgnoredFlags(f, "force-compression", "add-compression")
+	addUnsupportedFlags(f, "force-compression!", "add-compression")
 	return cmd
 }
 

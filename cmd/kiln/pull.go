@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/internal/images"
+	"github.com/kiln-build/kiln/internal/store"
 	"github.com/kiln-build/kiln/internal/transport"
 )
 
@@ -13,6 +14,7 @@ type pullOptions struct {
 	Quiet            bool
 	AllTags          bool
 	RemoveSignatures bool
+	Policy           string
 	registryFlags
 	retryFlags
 	platformFlags
@@ -37,12 +39,20 @@ func newPullCommand() *cobra.Command {
 	o.retryFlags.add(f)
 	o.platformFlags.add(f)
 	f.BoolVar(&o.RemoveSignatures, "remove-signatures", false, "do not keep the image's signatures")
-	addIgnoredFlags(f, "decryption-key", "policy")
+	f.StringVar(&o.Policy, "policy", "always", "pull policy: always, missing, never or newer")
+	addUnsupportedFlags(f, "decryption-key")
 	return optionsFirst(cmd)
 }
 
 func runPull(cmd *cobra.Command, o pullOptions, ref string) error {
 	ctx := cmd.Context()
+	policy, err := images.ParsePullPolicy(o.Policy)
+	if err != nil {
+		return err
+	}
+	if err := o.registryFlags.check(); err != nil {
+		return err
+	}
 	p, err := o.platformFlags.platform()
 	if err != nil {
 		return err
@@ -63,7 +73,12 @@ func runPull(cmd *cobra.Command, o pullOptions, ref string) error {
 	for _, r := range refs {
 		prog := newCopyProgress(cmd.ErrOrStderr(), o.Quiet)
 		po.Progress = prog.progress()
-		img, err := images.Pull(ctx, st, r, po)
+		var img store.Image
+		if policy == images.PullAlways {
+			img, err = images.Pull(ctx, st, r, po)
+		} else {
+			img, err = images.Ensure(ctx, st, r, images.EnsureOptions{Policy: policy, Pull: po, Logger: logger})
+		}
 		prog.finish()
 		if err != nil {
 			return err

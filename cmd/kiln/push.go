@@ -50,7 +50,7 @@ func newPushCommand() *cobra.Command {
 	o.registryFlags.add(f)
 	o.retryFlags.add(f)
 	o.sign.add(f)
-	addIgnoredFlags(f, "encryption-key", "rm")
+	addUnsupportedFlags(f, "encryption-key", "rm!")
 	return optionsFirst(cmd)
 }
 

@@ -39,6 +39,9 @@ func newRootCommand() *cobra.Command {
 			if err := setupLogging(globals.LogLevel, globals.Debug); err != nil {
 				return err
 			}
+			if err := refuseGlobals(); err != nil {
+				return err
+			}
 			return enterUserNamespace(cmd, args)
 		},
 	}
@@ -57,10 +60,10 @@ func newRootCommand() *cobra.Command {
 	f.StringVar(&globals.ShortNameAliasConf, "short-name-alias-conf", "", "path to the short-name alias cache")
 	f.StringVar(&globals.LogLevel, "log-level", "warn", "log level: trace, debug, info, warn, error, fatal or panic")
 	f.StringVar(&globals.StorageConf, "storage-conf", "", "path to storage.conf (default /etc/kiln/storage.conf)")
-	f.StringSliceVar(&globals.UserNSUIDMap, "userns-uid-map", nil, "default uid mapping (accepted for compatibility)")
-	f.StringSliceVar(&globals.UserNSGIDMap, "userns-gid-map", nil, "default gid mapping (accepted for compatibility)")
-	f.StringVar(&globals.DefaultMountsFile, "default-mounts-file", "", "accepted for compatibility")
-	f.StringVar(&globals.CgroupManager, "cgroup-manager", "", "accepted for compatibility")
+	f.StringSliceVar(&globals.UserNSUIDMap, "userns-uid-map", nil, "default uid mapping (not supported)")
+	f.StringSliceVar(&globals.UserNSGIDMap, "userns-gid-map", nil, "default gid mapping (not supported)")
+	f.StringVar(&globals.DefaultMountsFile, "default-mounts-file", "", "file of mounts for every run (not supported)")
+	f.StringVar(&globals.CgroupManager, "cgroup-manager", "", "cgroup manager: cgroupfs, the one kiln's runs use (systemd is not supported)")
 	f.BoolVar(&globals.Debug, "debug", false, "print debugging information")
 	for _, name := range []string{"userns-uid-map", "userns-gid-map", "default-mounts-file", "cgroup-manager", "storage-conf"} {
 		_ = f.MarkHidden(name)
@@ -99,5 +102,19 @@ func setupLogging(level string, debug bool) error {
 		l = slog.LevelDebug
 	}
 	logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+	return nil
+}
+
+// refuseGlobals fails on the global flags Buildah has that kiln accepts
+// only with the meaning kiln has (exit 125, naming the flag).
+func refuseGlobals() error {
+	switch {
+	case len(globals.UserNSUIDMap) > 0 || len(globals.UserNSGIDMap) > 0:
+		return usageErrorf("--userns-uid-map, --userns-gid-map: not supported by kiln: it runs in the host's user namespace, or rootless in one made from /etc/subuid and /etc/subgid")
+	case globals.DefaultMountsFile != "":
+		return usageErrorf("--default-mounts-file: not supported by kiln: give each run its mounts with -v")
+	case globals.CgroupManager != "" && globals.CgroupManager != "cgroupfs":
+		return usageErrorf("--cgroup-manager %q: not supported by kiln: its runs use cgroupfs", globals.CgroupManager)
+	}
 	return nil
 }

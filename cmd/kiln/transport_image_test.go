@@ -165,7 +165,7 @@ func TestTransportPullPolicies(t *testing.T) {
 	if !strings.Contains(errOut, "skipped: already exists") {
 		t.Errorf("--pull=always did not pull (or did not say so): %q", errOut)
 	}
-	if errOut := e.fails("from", "--pull=sometimes", name); !strings.Contains(errOut, "unknown --pull policy") {
+	if errOut := e.fails("from", "--pull=sometimes", name); !strings.Contains(errOut, `unsupported pull policy "sometimes"`) {
 		t.Errorf("bad policy: %q", errOut)
 	}
 	if errOut := e.fails("pull", "--retry", "0", "--tls-verify=false", "docker://"+host+"/absent:1"); !strings.Contains(errOut, "absent") {

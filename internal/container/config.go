@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,6 +27,8 @@ type ConfigOptions struct {
 	Comment             *string
 	HistoryComment      *string
 	Arch, OS, Variant   *string
+	OSVersion           *string
+	OSFeatures          []string // features to add; a trailing "-" removes
 	Hostname, Domain    *string
 	Healthcheck         *string // "CMD ...", "CMD-SHELL ...", JSON, or "NONE"
 	HealthInterval      *time.Duration
@@ -84,6 +87,8 @@ func (c *Container) ApplyConfig(o ConfigOptions) error {
 	setString(&cfg.Architecture, o.Arch)
 	setString(&cfg.OS, o.OS)
 	setString(&cfg.Variant, o.Variant)
+	setString(&cfg.OSVersion, o.OSVersion)
+	cfg.OSFeatures = editList(cfg.OSFeatures, o.OSFeatures)
 	setString(&c.State.ImageCreatedBy, o.CreatedBy)
 	setString(&c.State.HistoryComment, o.HistoryComment)
 	c.State.Config = cfg
@@ -244,4 +249,17 @@ func applyHealth(cc *image.ContainerConfig, o ConfigOptions) error {
 		cc.Healthcheck.Retries = *o.HealthRetries
 	}
 	return nil
+}
+
+// editList adds each entry of edits to list, or removes it when it ends
+// in "-"; entries keep their order and are not repeated.
+func editList(list, edits []string) []string {
+	for _, e := range edits {
+		if name, ok := strings.CutSuffix(e, "-"); ok {
+			list = slices.DeleteFunc(list, func(v string) bool { return v == name })
+		} else if !slices.Contains(list, e) {
+			list = append(list, e)
+		}
+	}
+	return list
 }

@@ -41,7 +41,7 @@ func ParsePullPolicy(s string) (PullPolicy, error) {
 	case "newer", "ifnewer":
 		return PullNewer, nil
 	}
-	return 0, fmt.Errorf("unknown --pull policy %q: use missing, always, never or newer", s)
+	return 0, fmt.Errorf("unsupported pull policy %q: use missing, always, never or newer", s)
 }
 
 // String returns the policy's name.

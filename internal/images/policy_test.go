@@ -33,7 +33,7 @@ func TestParsePullPolicy(t *testing.T) {
 		{in: "false", want: PullNever},
 		{in: "newer", want: PullNewer},
 		{in: "ifnewer", want: PullNewer},
-		{in: "sometimes", wantErr: `unknown --pull policy "sometimes": use missing, always, never or newer`},
+		{in: "sometimes", wantErr: `unsupported pull policy "sometimes": use missing, always, never or newer`},
 	} {
 		got, err := ParsePullPolicy(tc.in)
 		if tc.wantErr != "" {

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestCopyContextDirIgnore: copy --contextdir reads sources relative to
+// the directory and leaves out what its .dockerignore (or --ignorefile)
+// excludes, as Buildah's copy does; --ignorefile alone is an error.
+func TestCopyContextDirIgnore(t *testing.T) {
+	e := newEnv(t, "vfs")
+	e.busybox()
+	dir := t.TempDir()
+	must(t, os.MkdirAll(filepath.Join(dir, "sub"), 0o755))
+	for _, f := range []string{"keep.txt", "drop.log", "sub/also.txt", "sub/also.log"} {
+		must(t, os.WriteFile(filepath.Join(dir, f), []byte(f), 0o644))
+	}
+	must(t, os.WriteFile(filepath.Join(dir, ".dockerignore"), []byte("*.log\nsub/*.log\n"), 0o644))
+	alt := filepath.Join(t.TempDir(), "alt.ignore")
+	must(t, os.WriteFile(alt, []byte("keep.txt\n"), 0o644))
+
+	c := e.mustKiln("from", "localhost/busybox")
+	e.mustKiln("copy", "--contextdir", dir, c, ".", "/ctx/")
+	e.mustKiln("copy", "--contextdir", dir, "--ignorefile", alt, c, ".", "/alt/")
+	mp := e.mustKiln("mount", c)
+	for path, want := range map[string]bool{
+		"ctx/keep.txt": true, "ctx/sub/also.txt": true, "ctx/drop.log": false, "ctx/sub/also.log": false,
+		"alt/keep.txt": false, "alt/drop.log": true, "alt/sub/also.log": true,
+	} {
+		_, err := os.Lstat(filepath.Join(mp, path))
+		if got := err == nil; got != want {
+			t.Errorf("/%s copied: %v, want %v", path, got, want)
+		}
+	}
+	if errOut := e.fails("copy", "--ignorefile", alt, c, dir, "/x/"); !strings.Contains(errOut, "--ignorefile option requires that you specify a context dir using --contextdir") {
+		t.Errorf("--ignorefile without --contextdir: %q", errOut)
+	}
+}
+
+// TestCopyFromPulls: copy --from an image that is not stored pulls it
+// first, with the registry flags given to copy.
+func TestCopyFromPulls(t *testing.T) {
+	e := newEnv(t, "vfs")
+	e.busybox()
+	host := plainRegistry(t)
+	e.labelled("localhost/src")
+	e.mustKiln("push", "-q", "--tls-verify=false", "localhost/src", "docker://"+host+"/src:1")
+	e.mustKiln("rmi", "localhost/src")
+	c := e.mustKiln("from", "localhost/busybox")
+	e.mustKiln("copy", "--tls-verify=false", "--from", host+"/src:1", c, "/bin/busybox", "/fetched")
+	if _, err := os.Stat(filepath.Join(e.mustKiln("mount", c), "fetched")); err != nil {
+		t.Error(err)
+	}
+	if got := e.mustKiln("images", "--format", "{{.Name}}:{{.Tag}}", host+"/src:1"); got != host+"/src:1" {
+		t.Errorf("the --from image was not kept: %q", got)
+	}
+}
+
+// TestConfigUnset: config --unsetlabel, --unsetenv and --unsetannotation
+// remove what the base image set; --os-version and --os-feature set the
+// config's os.version and os.features.
+func TestConfigUnset(t *testing.T) {
+	e := newEnv(t, "vfs")
+	e.busybox()
+	e.labelled("localhost/labelled", "--label", "a=1", "--label", "b=2", "--env", "KEEP=1", "--env", "DROP=1", "--annotation", "x=1")
+	c := e.mustKiln("from", "localhost/labelled")
+	e.mustKiln("config", "--unsetlabel", "a", "--unsetenv", "DROP", "--unsetannotation", "x", "--unsetlabel", "missing",
+		"--os-version", "10.0.1", "--os-feature", "f1", "--os-feature", "f2", c)
+	e.mustKiln("config", "--os-feature", "f1-", c)
+	e.mustKiln("commit", "-q", c, "localhost/unset")
+	got := e.mustKiln("inspect", "--format", "{{.OCIv1.Config.Labels}} {{.OCIv1.Config.Env}} {{.ImageAnnotations}} {{.OCIv1.OSVersion}} {{.OCIv1.OSFeatures}}", "localhost/unset")
+	if strings.Contains(got, "a:1") || !strings.Contains(got, "b:2") || strings.Contains(got, "DROP") || !strings.Contains(got, "KEEP=1") ||
+		strings.Contains(got, "x:1") || !strings.HasSuffix(got, "10.0.1 [f2]") {
+		t.Errorf("config after unsetting: %q", got)
+	}
+}
+
+// TestPullPolicyFlag: pull --policy as Buildah's: never fails on a
+// missing image ("image not known") and keeps a stored one, missing
+// keeps a stored one, always pulls again, and an unknown policy is
+// refused with Buildah's words.
+func TestPullPolicyFlag(t *testing.T) {
+	e := newEnv(t, "vfs")
+	e.busybox()
+	host := plainRegistry(t)
+	name := host + "/pol:1"
+	pushed := e.labelled("localhost/pol", "--label", "v=1")
+	e.mustKiln("push", "-q", "--tls-verify=false", "localhost/pol", "docker://"+name)
+
+	if errOut := e.fails("pull", "--policy", "bogus", name); !strings.Contains(errOut, `unsupported pull policy "bogus"`) {
+		t.Errorf("--policy bogus: %q", errOut)
+	}
+	if errOut := e.fails("pull", "-q", "--policy", "never", "--tls-verify=false", name); !strings.Contains(errOut, "image not known") {
+		t.Errorf("--policy never of a missing image: %q", errOut)
+	}
+	if got := e.mustKiln("pull", "-q", "--policy", "missing", "--tls-verify=false", name); got != pushed {
+		t.Errorf("--policy missing pulled %q, want %s", got, pushed)
+	}
+	// A different image under the name locally: never and missing keep
+	// it, always replaces it by the registry's.
+	local := e.labelled(name, "--label", "v=local")
+	for _, p := range []string{"never", "missing"} {
+		if got := e.mustKiln("pull", "-q", "--policy", p, "--tls-verify=false", name); got != local {
+			t.Errorf("--policy %s: %q, want the stored %s", p, got, local)
+		}
+	}
+	if got := e.mustKiln("pull", "-q", "--policy", "always", "--tls-verify=false", name); got != pushed {
+		t.Errorf("--policy always: %q, want the registry's %s", got, pushed)
+	}
+}
