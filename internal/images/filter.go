@@ -153,7 +153,11 @@ func predicate(ctx context.Context, st *store.Store, k FilterKey, v string, now 
 		if err != nil {
 			return nil, err
 		}
-		return func(i store.Image) bool { return (len(i.Names) == 0 && !inter[i.ID]) == want }, nil
+		listed, err := listedImages(ctx, st)
+		if err != nil {
+			return nil, err
+		}
+		return func(i store.Image) bool { return (len(i.Names) == 0 && !inter[i.ID] && !listed[i.ID]) == want }, nil
 	case ID:
 		return func(i store.Image) bool { return strings.HasPrefix(i.ID, strings.TrimPrefix(v, "sha256:")) }, nil
 	case Reference:
@@ -274,9 +278,13 @@ func intermediateSet(ctx context.Context, st *store.Store, imgs []store.Image) (
 	if len(entries) == 0 {
 		return out, nil
 	}
+	listed, err := listedImages(ctx, st)
+	if err != nil {
+		return nil, err
+	}
 	cached := make(map[string]bool, len(entries))
 	for _, e := range entries {
-		cached[e.ImageID] = true
+		cached[e.ImageID] = !listed[e.ImageID]
 	}
 	parents, err := st.ParentLayers(ctx)
 	if err != nil {

@@ -65,3 +65,31 @@ func SetBuiltList(ctx context.Context, st *store.Store, name string, built []Bui
 	}
 	return ListID(ml), nil
 }
+
+// listedImages are the stored images some stored manifest list lists (its
+// instances recorded by image ID): never dangling nor hidden as a build's
+// intermediate step, so that rmi --prune does not break a list (as Podman's
+// image prune did, containers/podman#25525) and `images` shows every image
+// of a multi-platform build.
+func listedImages(ctx context.Context, st *store.Store) (map[string]bool, error) {
+	names, err := st.ManifestListNames(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, n := range names {
+		ml, err := st.ManifestList(ctx, n)
+		if errors.Is(err, store.ErrManifestListUnknown) {
+			continue // removed meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, where := range ml.Instances {
+			if isFullImageID(where) {
+				out[where] = true
+			}
+		}
+	}
+	return out, nil
+}

@@ -143,7 +143,8 @@ func matchedName(img store.Image, ref string) string {
 
 // PruneDangling removes the dangling images, as `rmi --prune` does: the
 // unnamed images that are not intermediate steps of a cached build (see
-// List) and that no working container uses; then again, while removing
+// List), that no stored manifest list lists and that no working container
+// uses; then again, while removing
 // some leaves others dangling (a build step whose last child went).
 func PruneDangling(ctx context.Context, st *store.Store) ([]Removal, error) {
 	var out []Removal
@@ -157,9 +158,13 @@ func PruneDangling(ctx context.Context, st *store.Store) ([]Removal, error) {
 		if err != nil {
 			return out, err
 		}
+		listed, err := listedImages(ctx, st)
+		if err != nil {
+			return out, err
+		}
 		var refs []string
 		for _, img := range imgs {
-			if len(img.Names) > 0 || inter[img.ID] || gone[img.ID] {
+			if len(img.Names) > 0 || inter[img.ID] || listed[img.ID] || gone[img.ID] {
 				continue
 			}
 			users, err := st.ContainersUsing(ctx, img.ID)
