@@ -29,14 +29,18 @@ const (
 )
 
 // ParsePullPolicy parses Buildah's --pull values, old spellings included
-// ("ifmissing", "true", "false", ...); "" is PullMissing.
+// ("ifmissing", "true", "false", ...); "" is PullMissing. "false" is
+// PullMissing too, as Buildah 1.28 and Docker read --pull=false (don't
+// force a pull; pull what is missing), though buildah-build(1) says it
+// never pulls: `from --pull=false IMAGE` and `build --pull=false` with
+// IMAGE absent pull it.
 func ParsePullPolicy(s string) (PullPolicy, error) {
 	switch strings.ToLower(s) {
-	case "missing", "ifmissing", "notpresent", "":
+	case "missing", "ifmissing", "notpresent", "", "false":
 		return PullMissing, nil
 	case "always", "true":
 		return PullAlways, nil
-	case "never", "false":
+	case "never":
 		return PullNever, nil
 	case "newer", "ifnewer":
 		return PullNewer, nil
@@ -95,8 +99,10 @@ func Ensure(ctx context.Context, st *store.Store, ref string, o EnsureOptions) (
 	case found && o.Policy == PullNewer:
 		same, err := sameAsSource(ctx, local, ref, o.Pull)
 		if err != nil {
+			// Buildah says nothing here (a script reads the container
+			// name from the output of `from --pull=true LOCALNAME`).
 			if o.Logger != nil {
-				o.Logger.Warn("cannot tell whether the image is up to date; using the local one", "image", ref, "error", err)
+				o.Logger.Debug("cannot tell whether the image is up to date; using the local one", "image", ref, "error", err)
 			}
 			return local, nil
 		}
