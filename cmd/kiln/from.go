@@ -63,7 +63,7 @@ func newFromCommand() *cobra.Command {
 	_ = f.MarkHidden("pull-never")
 	f.BoolVarP(&o.Quiet, "quiet", "q", false, "do not print progress while pulling")
 	f.StringVarP(&o.Format, "format", "f", "oci", "format of the image's manifest and metadata")
-	f.StringVar(&o.Isolation, "isolation", "", "isolation later runs use by default: oci or chroot")
+	f.StringVar(&o.Isolation, "isolation", os.Getenv("BUILDAH_ISOLATION"), "isolation later runs use by default: oci or chroot (default $BUILDAH_ISOLATION)")
 	f.StringSliceVar(&o.CapAdd, "cap-add", nil, "add a capability to later runs")
 	f.StringSliceVar(&o.CapDrop, "cap-drop", nil, "drop a capability from later runs")
 	f.StringArrayVarP(&o.Volumes, "volume", "v", nil, "bind mount HOST:CONTAINER[:OPTIONS] in later runs")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -41,7 +42,7 @@ func newRunCommand() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.SetInterspersed(false)
-	f.StringVar(&o.Isolation, "isolation", "", "oci or chroot (default: the container's, else oci when runc is installed and kiln is not inside a container)")
+	f.StringVar(&o.Isolation, "isolation", "", "oci or chroot (default: the container's, else $BUILDAH_ISOLATION, else oci when runc is installed and kiln is not inside a container)")
 	f.StringVar(&o.Runtime, "runtime", "runc", "OCI runtime to use")
 	f.StringSliceVar(&o.RuntimeFlags, "runtime-flag", nil, "global option for the OCI runtime, without its leading dashes (debug, systemd-cgroup)")
 	f.StringVar(&o.User, "user", "", "run as USER[:GROUP] (default: the image's user)")
@@ -152,8 +153,11 @@ func runRun(cmd *cobra.Command, o runOptions, args []string) error {
 // before the run's.
 func (o runOptions) applyContainer(ro *run.Options, st container.State, f *pflag.FlagSet) error {
 	var err error
-	if st.Isolation != "" && !f.Changed("isolation") {
-		if ro.Isolation, err = run.ParseIsolation(st.Isolation); err != nil {
+	// Without --isolation: the container's (from --isolation, whose
+	// default is $BUILDAH_ISOLATION, as Buildah records it), else
+	// $BUILDAH_ISOLATION, else run.DefaultIsolation.
+	if iso := cmp.Or(st.Isolation, os.Getenv("BUILDAH_ISOLATION")); iso != "" && !f.Changed("isolation") {
+		if ro.Isolation, err = run.ParseIsolation(iso); err != nil {
 			return err
 		}
 	}
