@@ -6,6 +6,7 @@
 #
 #   scripts/buildah-tests.sh [--peer kiln|buildah] [--kiln PATH]
 #                            [--storage-driver vfs|overlay] [--filter REGEX]
+#                            [--isolation oci|chroot|default]
 #                            [FILE...]          # from, mount, ..., bud
 #   scripts/buildah-tests.sh --compare          # the last kiln and buildah runs side by side
 #
@@ -18,6 +19,12 @@
 # fail or skip for a reason outside the peer (no internet, an image that
 # cannot be made here, ...), with the reason; the runner exits 1 only
 # when a test fails that is not listed there.
+#
+# Both peers run with BUILDAH_ISOLATION=oci (--isolation: chroot, or
+# default to leave it unset): Buildah's default is oci, while kiln's is
+# chroot when it runs inside a container (as CI machines often are), and
+# the tests assume runc (cgroup limits, devices, runtime flags). Buildah's
+# own CI (.cirrus.yml) sets BUILDAH_ISOLATION per job the same way.
 #
 # CI runs it when KILN_BUILDAH_TESTS=1 (scripts/test.sh); it is also the
 # nightly script.
@@ -33,7 +40,7 @@ TARBALL_SHA256=94cc5f4979f56dc2f5f425d00fb3094784d5af847036f1a80d7c2e7354597f9e
 DEFAULT_FILES="from mount rm rmi tag images containers inspect config copy add commit run pull push"
 
 WORK=${KILN_BUILDAH_WORK:-/var/tmp/kiln-buildah-tests}
-PEER=kiln KILN="" DRIVER=vfs FILTER="" COMPARE="" FILES=()
+PEER=kiln KILN="" DRIVER=vfs FILTER="" COMPARE="" ISOLATION=oci FILES=()
 while [ $# -gt 0 ]; do
 	case $1 in
 	--peer) PEER=$2; shift ;;
@@ -42,6 +49,8 @@ while [ $# -gt 0 ]; do
 	--kiln=*) KILN=${1#*=} ;;
 	--storage-driver) DRIVER=$2; shift ;;
 	--storage-driver=*) DRIVER=${1#*=} ;;
+	--isolation) ISOLATION=$2; shift ;;
+	--isolation=*) ISOLATION=${1#*=} ;;
 	--filter) FILTER=$2; shift ;;
 	--filter=*) FILTER=${1#*=} ;;
 	--compare) COMPARE=1 ;;
@@ -73,7 +82,7 @@ fi
 [ "$(id -u)" = 0 ] || { echo "buildah-tests.sh runs as root (the tests mount and run containers)" >&2; exit 2; }
 
 # --- packages --------------------------------------------------------------
-pkgs="bats jq curl openssl git busybox-static docker-registry skopeo runc debootstrap xz-utils iproute2 podman"
+pkgs="bats jq curl openssl git busybox-static docker-registry skopeo runc debootstrap xz-utils iproute2 podman netcat-openbsd"
 [ "$PEER" != buildah ] || pkgs="$pkgs buildah"
 missing=""
 for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
@@ -103,14 +112,17 @@ if ! echo "$TARBALL_SHA256  $WORK/cache/$TARBALL" | sha256sum -c --quiet >/dev/n
 	mv "$WORK/cache/$TARBALL.tmp" "$WORK/cache/$TARBALL"
 fi
 SRC=$WORK/src-$PEER
+# The tests' scratch dirs: a short path, as podman refuses a run root
+# longer than 50 characters (TMPDIR/buildah_tests.XXXXXX/runroot).
+SCRATCH=${KILN_BUILDAH_TMP:-/var/tmp/kbt-$PEER}
 # A previous run killed halfway may have left mounts under the scratch dirs.
 unmount_under() {
 	awk -v d="$1/" 'index($2, d) == 1 {print $2}' /proc/self/mounts | sort -r |
 		xargs --no-run-if-empty -n1 umount -l 2>/dev/null || true
 }
-unmount_under "$WORK/tmp-$PEER"
-rm -rf "$SRC" "$WORK/tmp-$PEER"
-mkdir -p "$SRC/bin" "$WORK/tmp-$PEER"
+unmount_under "$SCRATCH"
+rm -rf "$SRC" "$SCRATCH"
+mkdir -p "$SRC/bin" "$SCRATCH"
 tar -xJf "$WORK/cache/$TARBALL" -C "$SRC" --strip-components=1 \
 	"golang-github-containers-buildah-${BUILDAH_VERSION}+ds1/tests"
 cp "$REPO"/scripts/buildah-tests/bin/* "$SRC/bin/"
@@ -124,7 +136,7 @@ stamp=$( (cat "$REPO/scripts/buildah-tests/images.sh"; dpkg-query -W busybox-sta
 REGISTRY_PID=""
 cleanup() {
 	[ -z "$REGISTRY_PID" ] || kill "$REGISTRY_PID" 2>/dev/null || true
-	unmount_under "$WORK/tmp-$PEER"
+	unmount_under "$SCRATCH"
 }
 trap cleanup EXIT
 for attempt in 1 2 3 4 5; do
@@ -174,7 +186,12 @@ mv "$SRC/tests/registries.conf.local" "$SRC/tests/registries.conf"
 
 # --- run -------------------------------------------------------------------
 export BUILDAH_BINARY=$BINARY COPY_BINARY=$SRC/bin/copy IMGTYPE_BINARY=$SRC/bin/imgtype
-export STORAGE_DRIVER=$DRIVER KILN_BT_PEER=$PEER KILN_BT_BINARY=$BINARY TMPDIR=$WORK/tmp-$PEER
+export STORAGE_DRIVER=$DRIVER KILN_BT_PEER=$PEER KILN_BT_BINARY=$BINARY TMPDIR=$SCRATCH
+case $ISOLATION in
+oci | chroot) export BUILDAH_ISOLATION=$ISOLATION ;;
+default) unset BUILDAH_ISOLATION ;;
+*) echo "unknown isolation $ISOLATION (oci, chroot or default)" >&2; exit 2 ;;
+esac
 RESULTS=$WORK/results/$PEER
 bats_args=(--tap)
 [ -z "$FILTER" ] || bats_args+=(--filter "$FILTER")
@@ -193,7 +210,7 @@ for f in "${FILES[@]}"; do
 	start=$SECONDS
 	(cd "$SRC/tests" && timeout --kill-after=60 4h bats "${bats_args[@]}" "$f.bats") \
 		>"$RESULTS/$f.tap" 2>&1 || true
-	unmount_under "$WORK/tmp-$PEER"
+	unmount_under "$SCRATCH"
 	read -r p fl s <<<"$(summarize "$RESULTS" "$f")"
 	exp=$(expected "$PEER" "$f")
 	# A failure is expected when the test is listed; a listed test that
