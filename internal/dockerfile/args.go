@@ -168,6 +168,14 @@ func globalArgs(df *dockerfile, target ocispec.Platform, args map[string]string,
 	lex := df.lexer()
 	for _, a := range df.metaArgs {
 		for _, kv := range a.Args {
+			if _, auto := pa[kv.Key]; auto {
+				// "ARG TARGETARCH" only declares an automatic arg: it keeps
+				// its value (or --build-arg's), and a default is only a
+				// fallback for an arg that is unset, which these never are,
+				// as in current BuildKit (docker/buildx#4013). Buildah 1.28
+				// needs the line to expand TARGETARCH in FROM.
+				continue
+			}
 			v, err := argValue(lex, kv, g, nil, args, u)
 			if err != nil {
 				return nil, err

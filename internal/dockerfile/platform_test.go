@@ -37,6 +37,32 @@ func TestPlatformKey(t *testing.T) {
 	}
 }
 
+// TestGlobalPlatformArgs: a global ARG naming an automatic platform arg
+// keeps its value, with or without a default, as current BuildKit does
+// (Buildah 1.28 needs the line to use TARGETARCH in FROM); --build-arg
+// sets it.
+func TestGlobalPlatformArgs(t *testing.T) {
+	tests := []struct {
+		name, df string
+		args     map[string]string
+		want     string
+	}{
+		{"automatic", "FROM scratch\n", nil, "arm64"},
+		{"declared", "ARG TARGETARCH\nFROM scratch\n", nil, "arm64"},
+		{"default", "ARG TARGETARCH=riscv64\nFROM scratch\n", nil, "arm64"},
+		{"build arg", "ARG TARGETARCH\nFROM scratch\n", map[string]string{"TARGETARCH": "s390x"}, "s390x"},
+	}
+	for _, tt := range tests {
+		df, err := parseDockerfile("Dockerfile", []byte(tt.df))
+		must(t, err)
+		g, err := globalArgs(df, arm64, tt.args, &usage{})
+		must(t, err)
+		if got := g.values["TARGETARCH"]; got != tt.want {
+			t.Errorf("%s: TARGETARCH = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
+
 var (
 	amd64 = ocispec.Platform{OS: "linux", Architecture: "amd64"}
 	arm64 = ocispec.Platform{OS: "linux", Architecture: "arm64"}
