@@ -56,8 +56,11 @@ func (c *Container) ApplyConfig(o ConfigOptions) error {
 	if cc.Env, err = editEnv(cc.Env, o.Env); err != nil {
 		return err
 	}
-	cc.ExposedPorts = editSet(cc.ExposedPorts, o.Ports, normalizePort)
-	cc.Volumes = editSet(cc.Volumes, o.Volumes, func(s string) string { return s })
+	// Ports are kept as given ("12345" stays "12345", as Buildah keeps
+	// it; EXPOSE in a build adds "/tcp"); an entry starting with "-"
+	// clears them, a lone "-" clears the volumes.
+	cc.ExposedPorts = editSet(cc.ExposedPorts, o.Ports, func(e string) bool { return strings.HasPrefix(e, "-") })
+	cc.Volumes = editSet(cc.Volumes, o.Volumes, func(e string) bool { return e == "-" })
 	cc.OnBuild = append(cc.OnBuild, o.OnBuild...)
 	if o.Entrypoint != nil {
 		if cc.Entrypoint, err = parseCommand(*o.Entrypoint, "entrypoint", shellOf(cfg)); err != nil {
@@ -187,25 +190,23 @@ func lookupEnv(env []string, k string) string {
 	return ""
 }
 
-func editSet(m map[string]struct{}, edits []string, norm func(string) string) map[string]struct{} {
+// editSet applies Buildah's edits of a set: "X" adds X, "X-" removes it,
+// an entry clears says clears removes every one.
+func editSet(m map[string]struct{}, edits []string, clears func(string) bool) map[string]struct{} {
 	for _, e := range edits {
-		if strings.HasSuffix(e, "-") {
-			delete(m, norm(strings.TrimSuffix(e, "-")))
-			continue
-		}
-		if m == nil {
+		switch {
+		case clears(e):
 			m = map[string]struct{}{}
+		case strings.HasSuffix(e, "-"):
+			delete(m, strings.TrimSuffix(e, "-"))
+		default:
+			if m == nil {
+				m = map[string]struct{}{}
+			}
+			m[e] = struct{}{}
 		}
-		m[norm(e)] = struct{}{}
 	}
 	return m
-}
-
-func normalizePort(p string) string {
-	if !strings.Contains(p, "/") {
-		return p + "/tcp"
-	}
-	return p
 }
 
 func applyHealth(cc *image.ContainerConfig, o ConfigOptions) error {
