@@ -225,7 +225,7 @@ func TestTransportManifestList(t *testing.T) {
 	if got := e.mustKiln("pull", "-q", "--tls-verify=false", "--arch", runtime.GOARCH, dest); got != idAmd {
 		t.Errorf("pull --arch %s = %s, want %s", runtime.GOARCH, got, idAmd)
 	}
-	if errOut := e.fails("pull", "-q", "--tls-verify=false", "--arch", "s390x", dest); !strings.Contains(errOut, "no image for the platform") {
+	if errOut := e.fails("pull", "-q", "--tls-verify=false", "--arch", "s390x", dest); !strings.Contains(errOut, "no image found in manifest list for the platform: linux/s390x") {
 		t.Errorf("pull of a missing platform: %q", errOut)
 	}
 

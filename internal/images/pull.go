@@ -84,7 +84,8 @@ func RepositoryTags(ctx context.Context, ref string, sys *transport.SystemContex
 		return nil, err
 	}
 	if r.Transport() != transport.TransportDocker {
-		return nil, fmt.Errorf("--all-tags needs a registry repository, not %s", r)
+		// Buildah's words, which scripts match.
+		return nil, fmt.Errorf("pulling all tags is not supported for %s transport: --all-tags needs a registry repository, not %s", r.Transport(), r)
 	}
 	if pr, err := image.ParseReference(strings.TrimPrefix(ref, "docker://")); err == nil && (pr.Tag != "" || pr.Digest != "") {
 		return nil, fmt.Errorf("--all-tags needs a repository without a tag or digest, not %q", ref)

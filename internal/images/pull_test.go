@@ -133,8 +133,9 @@ func TestRepositoryTags(t *testing.T) {
 		t.Errorf("tags (-want +got):\n%s", diff)
 	}
 	for ref, want := range map[string]string{
-		"docker://" + repo + ":a": `--all-tags needs a repository without a tag or digest, not "docker://` + repo + `:a"`,
-		"oci:/tmp/layout":         "--all-tags needs a registry repository, not oci:/tmp/layout",
+		"docker://" + repo + ":a":   `--all-tags needs a repository without a tag or digest, not "docker://` + repo + `:a"`,
+		"oci:/tmp/layout":           "pulling all tags is not supported for oci transport: --all-tags needs a registry repository, not oci:/tmp/layout",
+		"docker-archive:/tmp/a.tar": "pulling all tags is not supported for docker-archive transport: --all-tags needs a registry repository, not docker-archive:/tmp/a.tar",
 	} {
 		if _, err := RepositoryTags(ctx, ref, testSystem(t)); errString(err) != want {
 			t.Errorf("RepositoryTags(%s) = %v, want %q", ref, err, want)

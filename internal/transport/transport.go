@@ -213,7 +213,8 @@ var (
 	// ErrUnsupported reports an operation a transport cannot do.
 	ErrUnsupported = errors.New("not supported by this transport")
 	// ErrNoMatchingPlatform reports an index without the requested platform.
-	ErrNoMatchingPlatform = errors.New("no image for the platform")
+	// Its words start as containers/image's do, which scripts match.
+	ErrNoMatchingPlatform = errors.New("no image found in manifest list for the platform")
 	// ErrBlocked reports a registry blocked in registries.conf.
 	ErrBlocked = errors.New("registry is blocked in registries.conf")
 	// ErrShortName reports a short name that cannot be resolved.
