@@ -26,3 +26,26 @@ func TestIsolationFromEnvironment(t *testing.T) {
 		t.Errorf("run of a chroot container with BUILDAH_ISOLATION=bogus: exit %d, %q, %q", code, out, errOut)
 	}
 }
+
+// TestContainersFormatWholeIDs: `containers --format` gets whole IDs, as
+// Buildah's (only its table truncates them), so that a script compares
+// them with commit's .Docker.Container and inspect's ContainerID.
+func TestContainersFormatWholeIDs(t *testing.T) {
+	e := newEnv(t, "vfs")
+	e.busybox()
+	c := e.mustKiln("from", "-q", "localhost/busybox")
+	id := e.mustKiln("inspect", "--format", "{{.ContainerID}}", c)
+	if len(id) != 64 {
+		t.Fatalf("inspect ContainerID = %q", id)
+	}
+	if got := e.mustKiln("containers", "--format", "{{.ContainerID}}"); got != id {
+		t.Errorf("containers --format {{.ContainerID}} = %q, want %q", got, id)
+	}
+	if got := e.mustKiln("containers", "--noheading"); !strings.HasPrefix(got, id[:12]+" ") && !strings.HasPrefix(got, id[:12]+"\t") {
+		t.Errorf("containers table row = %q, want it to start with the short ID %s", got, id[:12])
+	}
+	e.mustKiln("commit", "-q", "--format", "docker", c, "localhost/committed")
+	if got := e.mustKiln("inspect", "--type", "image", "--format", "{{.Docker.Container}}", "localhost/committed"); got != id {
+		t.Errorf(".Docker.Container = %q, want the container's ID %q", got, id)
+	}
+}

@@ -65,6 +65,9 @@ func newContainersCommand() *cobra.Command {
 			}
 			format := o.Format
 			var items []any
+			// Buildah truncates IDs in its table only: a --format
+			// template gets whole ones.
+			trunc := format == "" && !o.NoTrunc
 			if format == "" {
 				format = "{{.ContainerID}}\t{{.BuilderMark}}\t{{.ImageID}}\t{{.ImageName}}\t{{.ContainerName}}"
 				if !o.NoHeading {
@@ -72,7 +75,7 @@ func newContainersCommand() *cobra.Command {
 				}
 			}
 			for _, r := range rows {
-				if !o.NoTrunc {
+				if trunc {
 					r.ID, r.ImageID = shortID(r.ID), shortID(r.ImageID)
 				}
 				items = append(items, map[string]any{"ContainerID": r.ID, "Builder": r.Builder, "BuilderMark": "   *", "ImageID": r.ImageID, "ImageName": r.ImageName, "ContainerName": r.ContainerName, "ID": r.ID})
