@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -128,6 +129,10 @@ func (bc *buildContext) digestWith(root string, srcs []string, sum func(string, 
 }
 
 func (bc *buildContext) hashTree(h io.Writer, root, top string, confine bool, fileSum func(string, fs.FileInfo) (string, error)) error {
+	// One line per entry, as fmt.Fprintf(h, "%s %o", rel, mode) and so
+	// on would write it, appended to one buffer (a context of 20,000
+	// files spent a tenth of its key in fmt).
+	var line []byte
 	return filepath.WalkDir(top, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -143,23 +148,28 @@ func (bc *buildContext) hashTree(h io.Writer, root, top string, confine bool, fi
 		if err != nil {
 			return err
 		}
-		rel, _ := filepath.Rel(root, p)
-		fmt.Fprintf(h, "%s %o", rel, fi.Mode())
+		rel, ok := strings.CutPrefix(p, root+"/")
+		if !ok || rel == "" {
+			rel, _ = filepath.Rel(root, p)
+		}
+		line = append(append(line[:0], rel...), ' ')
+		line = strconv.AppendUint(line, uint64(fi.Mode()), 8)
 		switch {
 		case fi.Mode()&fs.ModeSymlink != 0:
 			target, err := os.Readlink(p)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(h, " -> %s", target)
+			line = append(append(line, " -> "...), target...)
 		case fi.Mode().IsRegular():
 			sum, err := fileSum(p, fi)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(h, " %d %s", fi.Size(), sum)
+			line = append(strconv.AppendInt(append(line, ' '), fi.Size(), 10), ' ')
+			line = append(line, sum...)
 		}
-		_, err = io.WriteString(h, "\n")
+		_, err = h.Write(append(line, '\n'))
 		return err
 	})
 }
@@ -205,12 +215,15 @@ func (bc *buildContext) waitRemembered() error {
 
 // save stores the digests computed in this build.
 func (bc *buildContext) save(ctx context.Context, st *store.Store) error {
+	if bc.dir == "" {
+		return nil // nothing loads them
+	}
 	if err := bc.waitRemembered(); err != nil {
 		return err
 	}
 	bc.mu.Lock()
 	defer bc.mu.Unlock()
-	return st.PutFileHashes(ctx, bc.fresh)
+	return st.PutFileHashes(ctx, bc.dir, bc.fresh)
 }
 
 // fileSum is a file's content digest, remembered by path, size, mtime,

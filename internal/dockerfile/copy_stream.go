@@ -90,11 +90,12 @@ func (r *stageRun) streamCopy(ctx context.Context, sp copySpec, from copyFrom, u
 	// What the copy writes, worked out from the walk of its sources; the
 	// key takes the stat data of that walk, and the digests the build
 	// context remembers (on a cold build, those the tar's one pass takes).
+	start := time.Now()
 	u, err := r.planCopy(ctx, lower, ops)
 	if err != nil {
 		return err
 	}
-	return r.storeCopy(ctx, &plannedCopy{sp: sp, from: from, srcs: srcs, used: used, staged: staged, u: u})
+	return r.storeCopy(ctx, &plannedCopy{sp: sp, from: from, srcs: srcs, used: used, staged: staged, u: u, walked: time.Since(start)})
 }
 
 // plannedCopy is a COPY worked out on a virtual upper directory.
@@ -105,6 +106,7 @@ type plannedCopy struct {
 	used   map[string]struct{}
 	staged string
 	u      *upper
+	walked time.Duration // planning: the walk of the sources
 }
 
 // keys are the step's cache key and, for --link, its key without the
@@ -145,11 +147,16 @@ func (r *stageRun) storeCopy(ctx context.Context, c *plannedCopy) error {
 	if !known {
 		sums = r.b.bctx
 	}
-	l, err := r.writeCopyLayer(ctx, r.cur.TopLayer, c.u, sums)
+	keyed := time.Now()
+	l, err := r.writeCopyLayer(ctx, r.cur.TopLayer, c, sums)
 	if errors.Is(err, store.ErrBlobUnknown) {
 		// Another build of this process made the same layer's files and
 		// dropped the blob before this one recorded it: write it again.
-		l, err = r.writeCopyLayer(ctx, r.cur.TopLayer, c.u, sums)
+		l, err = r.writeCopyLayer(ctx, r.cur.TopLayer, c, sums)
+	}
+	if err == nil && r.b.o.Logger != nil {
+		r.b.o.Logger.Debug("copy streamed into a layer", "step", r.lastText, "bytes", l.Size,
+			"walked", c.walked, "keyed", keyed.Sub(c.u.now)-c.walked, "written", time.Since(keyed))
 	}
 	if err != nil {
 		return err
@@ -330,18 +337,14 @@ func (r *stageRun) planCopy(ctx context.Context, lower string, ops []copyOp) (*u
 	return u, nil
 }
 
-// writeCopyLayer stores the tar of what u holds as a layer on parent.
-func (r *stageRun) writeCopyLayer(ctx context.Context, parent string, u *upper, sums fileSums) (store.Layer, error) {
-	start := time.Now()
-	items := u.items(r.b.o.Commit.Timestamp)
+// writeCopyLayer stores the tar of what c's upper directory holds as a
+// layer on parent.
+func (r *stageRun) writeCopyLayer(ctx context.Context, parent string, c *plannedCopy, sums fileSums) (store.Layer, error) {
+	items := c.u.items(r.b.o.Commit.Timestamp)
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(writeTar(ctx, pw, items, sums)) }()
 	l, err := r.b.st.AddTarLayer(ctx, parent, pr)
 	pr.CloseWithError(io.ErrClosedPipe)
-	if err == nil && r.b.o.Logger != nil {
-		r.b.o.Logger.Debug("copy streamed into a layer", "step", r.lastText, "entries", len(items), "bytes", l.Size,
-			"planned", start.Sub(u.now), "written", time.Since(start))
-	}
 	return l, err
 }
 

@@ -357,3 +357,96 @@ func TestStreamedCopyWithoutLayers(t *testing.T) {
 		}
 	}
 }
+
+// TestRebuildTakesRememberedDigests: a rebuild takes the digest the store
+// remembers for a file whose stat data did not change, without reading
+// it, and reads only the file that changed. A remembered digest is made
+// wrong on purpose: the key built with it misses the cache, and it is
+// still there after a rebuild that read the changed file.
+func TestRebuildTakesRememberedDigests(t *testing.T) {
+	ctx := context.Background()
+	st := testStore(t)
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	must(t, err)
+	must(t, os.MkdirAll(filepath.Join(dir, "files"), 0o755))
+	for i := range 100 {
+		must(t, os.WriteFile(filepath.Join(dir, "files", fmt.Sprintf("f%03d", i)), []byte(fmt.Sprintf("file %d\n", i)), 0o644))
+	}
+	df := "FROM busybox\nCOPY files/ /data/\n"
+	first, out, err := buildIn(t, st, dir, df, nil)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	known, err := st.FileHashes(ctx, dir)
+	must(t, err)
+	if len(known) != 100 {
+		t.Fatalf("%d digests remembered after the first build, want 100", len(known))
+	}
+	same := filepath.Join(dir, "files", "f007")
+	wrong := known[same]
+	wrong.Sum = strings.Repeat("0", 64)
+	must(t, st.PutFileHashes(ctx, dir, map[string]store.FileHash{same: wrong}))
+
+	again, out, err := buildIn(t, st, dir, df, nil)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if again.ID == first.ID || strings.Contains(out, "Using cache") {
+		t.Errorf("nothing changed but a remembered digest, and the rebuild hit the cache: the file was read instead\n%s", out)
+	}
+
+	changed := filepath.Join(dir, "files", "f042")
+	must(t, os.WriteFile(changed, []byte("changed\n"), 0o644))
+	if _, out, err = buildIn(t, st, dir, df, nil); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	known, err = st.FileHashes(ctx, dir)
+	must(t, err)
+	if got := known[same].Sum; got != wrong.Sum {
+		t.Errorf("digest of the unchanged file after a rebuild: %s, want the remembered one (not read again)", got)
+	}
+	if got, want := known[changed].Sum, digest.FromString("changed\n").Encoded(); got != want {
+		t.Errorf("digest of the changed file: %s, want %s", got, want)
+	}
+}
+
+// TestHashTreeLines: the lines a COPY's key hashes are those of the
+// fmt-based writer the cache keys were made with (keys of older builds
+// stay valid): path relative to the root, mode in octal, then the link
+// target or the size and content digest.
+func TestHashTreeLines(t *testing.T) {
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	must(t, err)
+	must(t, os.MkdirAll(filepath.Join(dir, "a", "b"), 0o750))
+	writeFiles(t, dir, map[string]string{"a/one": "1\n", "a/b/two": "22\n", "top": ""})
+	must(t, os.Symlink("../top", filepath.Join(dir, "a", "link")))
+	must(t, os.Chmod(filepath.Join(dir, "a", "one"), 0o4755))
+	bc, err := newBuildContext(dir, nil)
+	must(t, err)
+	for _, tc := range []struct{ root, top string }{{dir, dir}, {dir, filepath.Join(dir, "a")}, {filepath.Join(dir, "a"), filepath.Join(dir, "a", "one")}} {
+		var got strings.Builder
+		must(t, bc.hashTree(&got, tc.root, tc.top, true, bc.fileSum))
+		var want strings.Builder
+		must(t, filepath.WalkDir(tc.top, func(p string, d fs.DirEntry, err error) error {
+			must(t, err)
+			fi, err := d.Info()
+			must(t, err)
+			rel, _ := filepath.Rel(tc.root, p)
+			fmt.Fprintf(&want, "%s %o", rel, fi.Mode())
+			switch {
+			case fi.Mode()&fs.ModeSymlink != 0:
+				target, _ := os.Readlink(p)
+				fmt.Fprintf(&want, " -> %s", target)
+			case fi.Mode().IsRegular():
+				sum, err := bc.fileSum(p, fi)
+				must(t, err)
+				fmt.Fprintf(&want, " %d %s", fi.Size(), sum)
+			}
+			want.WriteString("\n")
+			return nil
+		}))
+		if diff := cmp.Diff(want.String(), got.String()); diff != "" {
+			t.Errorf("hashTree(%s, %s) (-fmt +got):\n%s", tc.root, tc.top, diff)
+		}
+	}
+}
