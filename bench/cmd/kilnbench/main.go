@@ -124,6 +124,7 @@ func (b *bench) runAll(ctx context.Context, n, nFast int, only string, debian, n
 	for _, bc := range b.buildCases() {
 		ws = append(ws, b.buildWorkload(bc, n, berr == nil))
 	}
+	ws = append(ws, b.multiPlatformWorkload(n))
 	var selected []*workload
 	for _, w := range ws {
 		if re.MatchString(w.name) {
