@@ -160,34 +160,38 @@ func TestMultiPlatformBuild(t *testing.T) {
 }
 
 // TestNoEmulator: without an emulator registered (an empty binfmt_misc in
-// kiln's own mount namespace), a RUN of arm64 binaries fails before it
-// starts, naming the architecture and Debian's package.
+// kiln's own mount namespace), a RUN of arm64 binaries and kiln run in an
+// arm64 container fail before they start, naming the architecture and
+// Debian's package.
 func TestNoEmulator(t *testing.T) {
 	if runtime.GOARCH != "amd64" {
 		t.Skip("the foreign platform is arm64 on an amd64 host")
 	}
 	requiresRoot(t)
-	transporttest.NeedBinary(t, "unshare")
 	host := plainRegistry(t)
 	base := testbase.PushMultiArch(t, host, "amd64", "arm64")
 	e := newEnv(t, "")
 	ctxDir := t.TempDir()
 	must(t, os.WriteFile(filepath.Join(ctxDir, "Dockerfile"), []byte("FROM "+base+"\nRUN uname -m\n"), 0o644))
-	cmd := e.command("build", "--tls-verify=false", "--platform", "linux/arm64", ctxDir)
-	cmd.Args = append([]string{"unshare", "--mount", "--propagation", "private", "sh", "-c",
-		`mount -t tmpfs none /proc/sys/fs/binfmt_misc && exec "$0" "$@"`}, cmd.Args...)
-	cmd.Path = "/usr/bin/unshare"
-	if p, err := exec.LookPath("unshare"); err == nil {
-		cmd.Path = p
-	}
-	outb, err := cmd.CombinedOutput()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 125 {
-		t.Fatalf("build of an arm64 RUN without an emulator: %v, want exit 125\n%s", err, outb)
-	}
-	for _, w := range []string{"arm64", "qemu-user-static", "binfmt_misc"} {
-		if !strings.Contains(string(outb), w) {
-			t.Errorf("the error does not say %q:\n%s", w, outb)
+	c := e.mustKiln("from", "--tls-verify=false", "--platform", "linux/arm64", "docker://"+base)
+	for _, args := range [][]string{
+		{"build", "--tls-verify=false", "--platform", "linux/arm64", ctxDir},
+		{"run", c, "--", "sh", "-c", "uname -m"},
+	} {
+		cmd := e.command(args...)
+		cmd.Args = append([]string{"unshare", "--mount", "--propagation", "private", "sh", "-c",
+			`mount -t tmpfs none /proc/sys/fs/binfmt_misc && exec "$0" "$@"`}, cmd.Args...)
+		cmd.Path = transporttest.NeedBinary(t, "unshare")
+		outb, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 125 {
+			t.Fatalf("kiln %s of arm64 binaries without an emulator: %v, want exit 125\n%s", args[0], err, outb)
+		}
+		for _, w := range []string{"arm64", "qemu-user-static", "binfmt_misc"} {
+			if !strings.Contains(string(outb), w) {
+				t.Errorf("kiln %s: the error does not say %q:\n%s", args[0], w, outb)
+			}
 		}
 	}
+	e.mustKiln("rm", c)
 }
