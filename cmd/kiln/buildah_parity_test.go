@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -47,5 +49,42 @@ func TestContainersFormatWholeIDs(t *testing.T) {
 	e.mustKiln("commit", "-q", "--format", "docker", c, "localhost/committed")
 	if got := e.mustKiln("inspect", "--type", "image", "--format", "{{.Docker.Container}}", "localhost/committed"); got != id {
 		t.Errorf(".Docker.Container = %q, want the container's ID %q", got, id)
+	}
+}
+
+// TestCopySymlinkSource: a source given on the command line that is a
+// symlink is followed, as Buildah does: a link to a file copies the
+// file's content under the link's name (also one named like an archive,
+// which copy does not unpack), a link to a directory copies the
+// directory's content.
+func TestCopySymlinkSource(t *testing.T) {
+	e := newEnv(t, "vfs")
+	dir := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(dir, "randomfile"), []byte("random content"), 0o644))
+	must(t, os.Symlink(filepath.Join(dir, "randomfile"), filepath.Join(dir, "link-randomfile")))
+	must(t, os.Symlink(filepath.Join(dir, "randomfile"), filepath.Join(dir, "link-randomfile.tar.gz")))
+	must(t, os.Mkdir(filepath.Join(dir, "d"), 0o755))
+	must(t, os.WriteFile(filepath.Join(dir, "d", "inner"), []byte("inner"), 0o644))
+	must(t, os.Symlink("d", filepath.Join(dir, "link-d")))
+
+	c := e.mustKiln("from", "scratch")
+	e.mustKiln("config", "--workingdir", "/", c)
+	e.mustKiln("copy", c, filepath.Join(dir, "link-randomfile"))
+	e.mustKiln("copy", c, filepath.Join(dir, "link-randomfile.tar.gz"))
+	e.mustKiln("copy", c, filepath.Join(dir, "link-d"), "/linked-dir")
+	e.mustKiln("commit", "-q", c, "localhost/new-image")
+	n := e.mustKiln("from", "-q", "localhost/new-image")
+	root := e.mustKiln("mount", n)
+	for path, want := range map[string]string{
+		"link-randomfile": "random content", "link-randomfile.tar.gz": "random content", "linked-dir/inner": "inner",
+	} {
+		fi, err := os.Lstat(filepath.Join(root, path))
+		if err != nil || !fi.Mode().IsRegular() {
+			t.Errorf("/%s: %v, %v; want a regular file", path, fi, err)
+			continue
+		}
+		if got, _ := os.ReadFile(filepath.Join(root, path)); string(got) != want {
+			t.Errorf("/%s = %q, want %q", path, got, want)
+		}
 	}
 }

@@ -230,6 +230,14 @@ func (cp copier) copySource(ctx context.Context, src, name, dest string, intoDir
 	if err != nil {
 		return fmt.Errorf("copy source %q: %w", src, err)
 	}
+	// A source that is itself a symlink is followed, as Buildah does:
+	// its target's content is copied under the link's name (a source in
+	// a container or image was resolved inside its root already).
+	if lfi, err := os.Lstat(src); err == nil && lfi.Mode()&os.ModeSymlink != 0 {
+		if src, err = filepath.EvalSymlinks(src); err != nil {
+			return fmt.Errorf("copy source %q: %w", src, err)
+		}
+	}
 	if fi.IsDir() {
 		return cp.copyTree(ctx, src, dest)
 	}
