@@ -88,3 +88,26 @@ func TestCopySymlinkSource(t *testing.T) {
 		}
 	}
 }
+
+// TestBuildahShorthandsAndWords: config takes Buildah's -u (--user) and
+// -a (--annotation); run without a command says Buildah's "command must
+// be specified" (exit 125), whatever the image's entrypoint and cmd; run
+// --user of a user the image lacks says "unknown user error".
+func TestBuildahShorthandsAndWords(t *testing.T) {
+	e := newEnv(t, "vfs")
+	e.busybox()
+	c := e.mustKiln("from", "-q", "localhost/busybox")
+	e.mustKiln("config", "-u", "app", "-a", "note=yes", c)
+	if got := e.mustKiln("inspect", "--format", `{{.Config.Config.User}} {{index .ImageAnnotations "note"}}`, c); got != "app yes" {
+		t.Errorf("config -u app -a note=yes: user and annotation %q", got)
+	}
+	e.mustKiln("config", "-u", "", "--entrypoint", "/bin/echo", c)
+	for _, args := range [][]string{{"run", c}, {"run", c, "--"}} {
+		if _, errOut, code := e.kiln(args...); code != 125 || !strings.Contains(errOut, "command must be specified") {
+			t.Errorf("kiln %v: exit %d, %q", args, code, errOut)
+		}
+	}
+	if _, errOut, code := e.kiln("run", "--user", "noexist", c, "true"); code != 125 || !strings.Contains(errOut, `unknown user error looking up user "noexist"`) {
+		t.Errorf("run --user noexist: exit %d, %q", code, errOut)
+	}
+}

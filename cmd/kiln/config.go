@@ -65,18 +65,19 @@ func newConfigCommand() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringArrayVarP(&o.Labels, "label", "l", nil, "add image label KEY=VALUE (KEY- removes)")
-	f.StringArrayVar(&o.Annotations, "annotation", nil, "add manifest annotation KEY=VALUE (KEY- removes)")
+	f.StringArrayVarP(&o.Annotations, "annotation", "a", nil, "add manifest annotation KEY=VALUE (KEY- removes)")
 	f.StringArrayVarP(&o.Env, "env", "e", nil, "add environment variable KEY=VALUE (KEY- removes)")
 	f.StringArrayVarP(&o.Ports, "port", "p", nil, "expose a port (PORT[/PROTO]; trailing - removes)")
 	f.StringArrayVarP(&o.Volumes, "volume", "v", nil, "add a volume mount point (trailing - removes)")
 	f.StringArrayVar(&o.OnBuild, "onbuild", nil, "add an ONBUILD trigger (docker format only)")
+	shorthands := map[string]string{"user": "u"} // Buildah's
 	for name, dst := range map[string]**string{
 		"entrypoint": &o.Entrypoint, "cmd": &o.Cmd, "shell": &o.Shell, "workingdir": &o.WorkingDir,
 		"user": &o.User, "stop-signal": &o.StopSignal, "author": &o.Author, "created-by": &o.CreatedBy,
 		"comment": &o.Comment, "history-comment": &o.HistoryComment, "arch": &o.Arch, "os": &o.OS,
 		"variant": &o.Variant, "os-version": &o.OSVersion, "hostname": &o.Hostname, "domainname": &o.Domain, "healthcheck": &o.Healthcheck,
 	} {
-		f.String(name, "", "set the image's "+name)
+		f.StringP(name, shorthands[name], "", "set the image's "+name)
 		strs[name] = dst
 	}
 	f.Duration("healthcheck-interval", 0, "time between health checks")

@@ -3,7 +3,6 @@ package main
 import (
 	"cmp"
 	"errors"
-	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -76,7 +75,8 @@ func runRun(cmd *cobra.Command, o runOptions, args []string) error {
 		args = append(args[:1:1], args[2:]...)
 	}
 	if len(args) < 2 {
-		return fmt.Errorf("run needs a command after the container")
+		// Buildah's words; the image's entrypoint and cmd are not used.
+		return errors.New("command must be specified: run needs a command after the container")
 	}
 	ro, err := runSpec(o)
 	if err != nil {

@@ -54,7 +54,8 @@ func resolveUser(root *os.File, spec string) (execUser, error) {
 	if matched == nil {
 		id, err := parseID(userPart)
 		if err != nil {
-			return execUser{}, fmt.Errorf("resolving user %q: no user %q in the image's /etc/passwd: %w", spec, userPart, ErrUnknownUser)
+			// Buildah's words, which scripts match.
+			return execUser{}, fmt.Errorf("%w error looking up user %q: not in the image's /etc/passwd", ErrUnknownUser, userPart)
 		}
 		u.UID = id
 		for i := range passwd {

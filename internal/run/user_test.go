@@ -53,6 +53,11 @@ func TestResolveUser(t *testing.T) {
 			t.Errorf("resolveUser(%q) (-want +got):\n%s", tt.spec, diff)
 		}
 	}
+	// Buildah's words for a user the image lacks, which scripts match.
+	_, err = resolveUser(root, "mallory")
+	if want := `unknown user error looking up user "mallory": not in the image's /etc/passwd`; err == nil || err.Error() != want {
+		t.Errorf("resolveUser(mallory) error = %v, want %q", err, want)
+	}
 }
 
 // TestResolveUserSymlinkStaysInRoot: an /etc/passwd that is a symlink to
