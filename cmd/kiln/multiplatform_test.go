@@ -143,6 +143,12 @@ func TestMultiPlatformBuild(t *testing.T) {
 	if got, want := tagged.arches(), listed.arches(); !slices.Equal(got, want) || tagged.Manifests[0].Digest != listed.Manifests[0].Digest {
 		t.Errorf("-t list: %+v, want the --manifest list's images %+v", tagged, listed)
 	}
+	e.mustKiln("push", "-q", "--tls-verify=false", "localhost/tagged", "docker://"+host+"/out/tagged:1")
+	var pushedTagged indexOf
+	decodeJSON(t, runPeer(t, "skopeo", "inspect", "--raw", "--tls-verify=false", "docker://"+host+"/out/tagged:1"), &pushedTagged)
+	if got := pushedTagged.arches(); !slices.Equal(got, []string{"linux/amd64", "linux/arm64"}) {
+		t.Errorf("kiln push of the -t list: skopeo reads %v", got)
+	}
 
 	// The base's arm64 instance: pulled by platform, inspected, run.
 	id := e.mustKiln("pull", "-q", "--tls-verify=false", "--platform", "linux/arm64", "docker://"+base)
