@@ -149,6 +149,13 @@ func runBuild(cmd *cobra.Command, o buildOptions, args []string) error {
 			return err
 		}
 	}
+	if len(platforms) > 1 {
+		for _, out := range outputs {
+			if out.tar {
+				return usageErrorf("--output %s: a tar of several platforms is not supported: use type=local, which writes a directory per platform", out.dest)
+			}
+		}
+	}
 	bo.Resolve = func(ctx context.Context, ref string, p ocispec.Platform) (store.Image, error) {
 		prog := newCopyProgress(bio.errOut, o.Quiet || bio.out == nil)
 		defer prog.finish()
@@ -373,13 +380,26 @@ func buildDone(cmd *cobra.Command, o buildOptions, st *store.Store, bo dockerfil
 		fmt.Fprintln(bio.stdout, id)
 	}
 	if o.IIDFile != "" {
-		if err := os.WriteFile(o.IIDFile, []byte("sha256:"+id), 0o644); err != nil {
+		// The image's ID, not the list's: Buildah writes it as it commits.
+		if err := os.WriteFile(o.IIDFile, []byte("sha256:"+built[0].res.ImageID), 0o644); err != nil {
 			return err
 		}
 	}
 	for _, out := range outputs {
-		if err := writeOutput(ctx, st, id, out, bio.stdout); err != nil {
-			return err
+		if len(built) == 1 {
+			if err := writeOutput(ctx, st, built[0].res.ImageID, out, bio.stdout); err != nil {
+				return err
+			}
+			continue
+		}
+		// Several platforms: a directory each, named as BuildKit names
+		// them (linux_arm64, linux_arm_v7).
+		for _, b := range built {
+			pout := out
+			pout.dest = filepath.Join(out.dest, strings.ReplaceAll(platformString(b.platform), "/", "_"))
+			if err := writeOutput(ctx, st, b.res.ImageID, pout, bio.stdout); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -129,9 +129,19 @@ func TestMultiPlatformBuild(t *testing.T) {
 
 	// Again with -t: every step of both platforms is a cache hit, and the
 	// tag names a list of the same two images.
-	out, errOut, code = e.kiln("build", "--tls-verify=false", "--layers", "--platform", "linux/amd64,linux/arm64", "-t", "localhost/tagged", ctxDir)
+	outDir := t.TempDir()
+	out, errOut, code = e.kiln("build", "--tls-verify=false", "--layers", "--platform", "linux/amd64,linux/arm64", "-t", "localhost/tagged", "--output", "type=local,dest="+outDir, ctxDir)
 	if code != 0 {
 		t.Fatalf("kiln build -t: exit %d\n%s\n%s", code, out, errOut)
+	}
+	// --output: a directory per platform, as BuildKit writes them.
+	for arch, uname := range map[string]string{"amd64": "x86_64\n", "arm64": "aarch64\n"} {
+		if got := readFile(t, filepath.Join(outDir, "linux_"+arch, "uname")); got != uname {
+			t.Errorf("--output linux_%s/uname = %q, want %q", arch, got, uname)
+		}
+	}
+	if errOut := e.fails("build", "--platform", "linux/amd64,linux/arm64", "--output", "type=tar,dest="+filepath.Join(outDir, "x.tar"), ctxDir); !strings.Contains(errOut, "a tar of several platforms") {
+		t.Errorf("--output type=tar with two platforms: %q", errOut)
 	}
 	for _, p := range []string{"linux/amd64", "linux/arm64"} {
 		if n := strings.Count(out, "["+p+"] --> Using cache"); n != 4 {
