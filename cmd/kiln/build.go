@@ -245,12 +245,15 @@ func buildEach(ctx context.Context, o buildOptions, st *store.Store, bo dockerfi
 		return []builtImage{{res: res, platform: platforms[0], opts: bo}}, err
 	}
 	bo.Tags, bo.CommitName = nil, ""
-	if bo.Run.Rusage != nil {
-		bo.Run.Rusage = &syncWriter{w: bo.Run.Rusage}
-	}
 	shared := bio.out
 	if shared != nil {
 		shared = &syncWriter{w: shared}
+	}
+	switch {
+	case bo.Run.Rusage != nil && bo.Run.Rusage == bio.out:
+		bo.Run.Rusage = shared
+	case bo.Run.Rusage != nil:
+		bo.Run.Rusage = &syncWriter{w: bo.Run.Rusage}
 	}
 	jobs := o.Jobs
 	if jobs <= 0 {
@@ -259,12 +262,11 @@ func buildEach(ctx context.Context, o buildOptions, st *store.Store, bo dockerfi
 	sem := make(chan struct{}, jobs)
 	bctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	built := make([]builtImage, len(platforms))
-	errs := make([]error, len(platforms))
-	var wg sync.WaitGroup
+	// Every platform's options and output first: a log file that cannot
+	// be opened fails the build before any platform starts.
+	opts := make([]dockerfile.Options, len(platforms))
 	for i, p := range platforms {
-		pbo, pio := bo, bio
-		pbo.Platform = p
+		pio := bio
 		pio.out = shared
 		if o.Logfile != "" && o.LogSplit {
 			var err error
@@ -273,9 +275,15 @@ func buildEach(ctx context.Context, o buildOptions, st *store.Store, bo dockerfi
 			}
 			defer pio.close()
 		}
-		prefix := "[" + platformString(p) + "] "
-		lines := prefixWriter(pio.out, prefix)
-		pbo.Out, pbo.Logger = lines, pio.logger
+		opts[i] = bo
+		opts[i].Platform = p
+		opts[i].Out, opts[i].Logger = prefixWriter(pio.out, "["+platformString(p)+"] "), pio.logger
+	}
+	built := make([]builtImage, len(platforms))
+	errs := make([]error, len(platforms))
+	var wg sync.WaitGroup
+	for i, p := range platforms {
+		pbo := opts[i]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -287,11 +295,11 @@ func buildEach(ctx context.Context, o buildOptions, st *store.Store, bo dockerfi
 			}
 			defer func() { <-sem }()
 			res, err := dockerfile.Build(bctx, st, pbo)
-			if lp, ok := lines.(*linePrefixer); ok {
+			if lp, ok := pbo.Out.(*linePrefixer); ok {
 				lp.flush()
 			}
 			if err != nil {
-				errs[i] = fmt.Errorf("%s: %w", strings.TrimSpace(prefix), err)
+				errs[i] = fmt.Errorf("[%s]: %w", platformString(p), err)
 				cancel()
 				return
 			}

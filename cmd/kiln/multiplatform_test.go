@@ -160,6 +160,14 @@ func TestMultiPlatformBuild(t *testing.T) {
 		t.Errorf("kiln push of the -t list: skopeo reads %v", got)
 	}
 
+	// A platform that fails: its RUN's status, its platform named.
+	failDir := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(failDir, "Dockerfile"), []byte("FROM "+base+"\nRUN test \"$(uname -m)\" = x86_64\n"), 0o644))
+	_, errOut, code = e.kiln("build", "--tls-verify=false", "--platform", "linux/amd64,linux/arm64", failDir)
+	if code != 1 || !strings.Contains(errOut, "[linux/arm64]: building at STEP") {
+		t.Errorf("build whose arm64 RUN fails: exit %d, stderr %q; want 1 naming [linux/arm64]", code, errOut)
+	}
+
 	// The base's arm64 instance: pulled by platform, inspected, run.
 	id := e.mustKiln("pull", "-q", "--tls-verify=false", "--platform", "linux/arm64", "docker://"+base)
 	if got := e.mustKiln("inspect", "--format", "{{.OCIv1.Architecture}}", id); got != "arm64" {
