@@ -135,7 +135,9 @@ func TestResolveDigestAndImageName(t *testing.T) {
 		{"docker-daemon:busybox:latest", "docker.io/library/busybox:latest"},
 		{"docker-archive:/x.tar:foo/bar:2", "docker.io/foo/bar:2"},
 		{"oci:/dir:tag", "docker.io/library/tag:latest"},
-		{"oci:/dir", ""},
+		{"oci:/var/tmp/dir", "localhost/var/tmp/dir:latest"},
+		{"oci:/var/tmp/dir/", "localhost/var/tmp/dir:latest"},
+		{"oci:/tmp/Upper", ""},
 		{"oci-archive:/x.tar", ""},
 	} {
 		if got := ImageName(mustParse(t, c.ref), idx); got != c.want {

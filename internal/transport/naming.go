@@ -3,6 +3,8 @@ package transport
 import (
 	"context"
 	"fmt"
+	"path/filepath"
+	"strings"
 
 	"github.com/kiln-build/kiln/internal/image"
 	"github.com/opencontainers/go-digest"
@@ -13,7 +15,8 @@ import (
 // from, as "host/repo:tag" (or "@digest"), or "" when there is none:
 // the registry name of a docker:// source (a short name as resolved),
 // NAME:TAG of docker-daemon:, the tag of a docker-archive: (the one in
-// the reference, else the archive's first), the NAME of oci:DIR:NAME and
+// the reference, else the archive's first), the NAME of oci:DIR:NAME,
+// localhost/DIR of oci:DIR, and
 // the ref.name annotation of an oci-archive: image. Names are not
 // normalized.
 func ImageName(ref Ref, src Source) string {
@@ -32,7 +35,17 @@ func ImageName(ref Ref, src Source) string {
 	case *ociRef:
 		// As Buildah names what it pulls from a layout: oci:DIR:NAME by
 		// NAME, oci-archive: by the ref.name annotation of the image read.
+		// oci:DIR alone by its absolute path under localhost, as
+		// Buildah 1.28 names it ("localhost/DIR:latest"; none when the
+		// path is not a valid name).
 		if !r.archive {
+			if r.ref == "" {
+				abs, err := filepath.Abs(r.path)
+				if err != nil {
+					return ""
+				}
+				return qualify("localhost/" + strings.TrimLeft(abs, "/"))
+			}
 			return qualify(r.ref)
 		}
 		if d, ok := src.(interface{ Descriptor() ocispec.Descriptor }); ok {
