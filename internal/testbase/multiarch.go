@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/kiln-build/kiln/internal/testenv"
 )
 
@@ -45,6 +47,16 @@ func BusyboxFor(t testing.TB, arch string) string {
 	if _, err := os.Stat(bin); err == nil {
 		return bin
 	}
+	// Test binaries run at once (go test ./...): one downloads, the others
+	// wait for it (apt-get takes its own locks and fails instead).
+	mustT(t, os.MkdirAll(dir, 0o755))
+	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	mustT(t, err)
+	defer lock.Close()
+	mustT(t, unix.Flock(int(lock.Fd()), unix.LOCK_EX))
+	if _, err := os.Stat(bin); err == nil {
+		return bin
+	}
 	testenv.NeedRoot(t, "adding a dpkg architecture to download busybox-static:"+deb)
 	for _, b := range []string{"dpkg", "apt-get", "apt-cache", "dpkg-deb"} {
 		testenv.NeedBinary(t, b)
@@ -73,7 +85,6 @@ func BusyboxFor(t testing.TB, arch string) string {
 	tool(t, "dpkg-deb", "-x", debs[0], root)
 	data, err := os.ReadFile(filepath.Join(root, "bin/busybox"))
 	mustT(t, err)
-	mustT(t, os.MkdirAll(dir, 0o755))
 	tmp, err := os.CreateTemp(dir, ".busybox-*")
 	mustT(t, err)
 	defer os.Remove(tmp.Name())
