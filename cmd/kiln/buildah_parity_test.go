@@ -2,9 +2,12 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestIsolationFromEnvironment: BUILDAH_ISOLATION is the default of from
@@ -109,5 +112,30 @@ func TestBuildahShorthandsAndWords(t *testing.T) {
 	}
 	if _, errOut, code := e.kiln("run", "--user", "noexist", c, "true"); code != 125 || !strings.Contains(errOut, `unknown user error looking up user "noexist"`) {
 		t.Errorf("run --user noexist: exit %d, %q", code, errOut)
+	}
+}
+
+// TestFullDiskWords: a store on a filesystem with no room left fails
+// (exit 125) saying "no space left on device", as Buildah does, also when
+// what failed first is the store's database ("database or disk is
+// full").
+func TestFullDiskWords(t *testing.T) {
+	requiresRoot(t)
+	dir := t.TempDir()
+	must(t, unix.Mount("tmpfs", dir, "tmpfs", 0, "size=2m"))
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	f, err := os.Create(filepath.Join(dir, "full"))
+	must(t, err)
+	chunk := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			break
+		}
+	}
+	f.Close()
+	e := &env{t: t, root: t.TempDir()}
+	_, errOut, code := e.kiln("--root", filepath.Join(dir, "root"), "images")
+	if code != 125 || !strings.Contains(errOut, "no space left on device") {
+		t.Errorf("kiln on a full filesystem: exit %d, %q", code, errOut)
 	}
 }

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"syscall"
+
+	"modernc.org/sqlite"
 
 	"github.com/kiln-build/kiln/internal/store"
 )
@@ -64,3 +67,20 @@ func (l errorList) Error() string {
 }
 
 func (l errorList) Unwrap() []error { return l }
+
+// sqliteFull is SQLite's SQLITE_FULL, "database or disk is full".
+const sqliteFull = 13
+
+// fullDisk says a filesystem that filled up in Buildah's words, which
+// scripts match: an error that means it (SQLite's "database or disk is
+// full", when the store's database could not even be opened or grew no
+// more) but does not say "no space left on device" gets it in front.
+// Other errors, and kiln's own refusal below min_free_space, are returned
+// as they are.
+func fullDisk(err error) error {
+	var sqlErr *sqlite.Error
+	if errors.As(err, &sqlErr) && sqlErr.Code()&0xff == sqliteFull && !errors.Is(err, syscall.ENOSPC) {
+		return fmt.Errorf("%w: %w", syscall.ENOSPC, err)
+	}
+	return err
+}

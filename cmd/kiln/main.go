@@ -71,6 +71,7 @@ func execute(args []string) int {
 	if err == nil {
 		return 0
 	}
+	err = fullDisk(err)
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.err != nil && ee.err.Error() != "" {
