@@ -160,6 +160,17 @@ func TestMultiPlatformBuild(t *testing.T) {
 		t.Errorf("kiln push of the -t list: skopeo reads %v", got)
 	}
 
+	// --all-platforms: the platforms of the base list, from the cache.
+	out, errOut, code = e.kiln("build", "--tls-verify=false", "--layers", "--all-platforms", "--manifest", "localhost/all", ctxDir)
+	if code != 0 {
+		t.Fatalf("kiln build --all-platforms: exit %d\n%s\n%s", code, out, errOut)
+	}
+	var all indexOf
+	decodeJSON(t, e.mustKiln("manifest", "inspect", "localhost/all"), &all)
+	if got := all.arches(); !slices.Equal(got, []string{"linux/amd64", "linux/arm64"}) || strings.Count(out, "Using cache") != 8 {
+		t.Errorf("--all-platforms made a list of %v with %d cache hits (want both platforms, 8):\n%s", got, strings.Count(out, "Using cache"), out)
+	}
+
 	// A platform that fails: its RUN's status, its platform named.
 	failDir := t.TempDir()
 	must(t, os.WriteFile(filepath.Join(failDir, "Dockerfile"), []byte("FROM "+base+"\nRUN test \"$(uname -m)\" = x86_64\n"), 0o644))
