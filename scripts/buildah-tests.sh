@@ -120,7 +120,13 @@ unmount_under() {
 	awk -v d="$1/" 'index($2, d) == 1 {print $2}' /proc/self/mounts | sort -r |
 		xargs --no-run-if-empty -n1 umount -l 2>/dev/null || true
 }
+# A few tests mount a tmpfs at this fixed path and leave it when they fail.
+clean_fixed_paths() {
+	if mountpoint -q /tmp/buildah-test 2>/dev/null; then umount -l /tmp/buildah-test || true; fi
+	rm -rf /tmp/buildah-test
+}
 unmount_under "$SCRATCH"
+clean_fixed_paths
 rm -rf "$SRC" "$SCRATCH"
 mkdir -p "$SRC/bin" "$SCRATCH"
 tar -xJf "$WORK/cache/$TARBALL" -C "$SRC" --strip-components=1 \
@@ -211,6 +217,7 @@ for f in "${FILES[@]}"; do
 	(cd "$SRC/tests" && timeout --kill-after=60 4h bats "${bats_args[@]}" "$f.bats") \
 		>"$RESULTS/$f.tap" 2>&1 || true
 	unmount_under "$SCRATCH"
+	clean_fixed_paths
 	read -r p fl s <<<"$(summarize "$RESULTS" "$f")"
 	exp=$(expected "$PEER" "$f")
 	# A failure is expected when the test is listed; a listed test that

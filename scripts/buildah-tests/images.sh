@@ -20,7 +20,9 @@
 #   quay.io/libpod/testimage:{20221018,20210610}, registry.k8s.io/pause
 #                               busybox-based
 #   quay.io/libpod/registry:2.8 Debian's docker-registry with an
-#                               /entrypoint.sh as the real image has
+#                               /entrypoint.sh as the real image has;
+#                               :volume_omitted without the directory of
+#                               its volume /var/lib/registry
 
 img_epoch=1666051200 # 2022-10-18, the date of Buildah's SAFEIMAGE
 img_created=2022-10-18T00:00:00Z
@@ -314,6 +316,10 @@ EOF
 	chmod 755 "$r/entrypoint.sh"
 	img_single "$r" '{"Env":['"$img_path_env"'],"Entrypoint":["/entrypoint.sh"],"Cmd":["/etc/docker/registry/config.yml"],"ExposedPorts":{"5000/tcp":{}},"Volumes":{"/var/lib/registry":{}}}'
 	img_publish quay.io/libpod/registry:2.8
+	# The same with its volume's directory left out of the layer.
+	rm -rf "$r/var/lib/registry"
+	img_single "$r" '{"Env":['"$img_path_env"'],"Entrypoint":["/entrypoint.sh"],"Cmd":["/etc/docker/registry/config.yml"],"ExposedPorts":{"5000/tcp":{}},"Volumes":{"/var/lib/registry":{}}}'
+	img_publish quay.io/libpod/registry:volume_omitted
 
 	if img_debian_rootfs "$r"; then
 		img_single "$r" "{\"Env\":[$img_path_env],\"Cmd\":[\"bash\"]}"
