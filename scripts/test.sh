@@ -16,3 +16,10 @@ go vet ./...
 go test -count=1 -p 2 -timeout 40m ./...
 # A short run of every fuzzer; scripts/fuzz.sh alone is the long run.
 bash scripts/fuzz.sh 5s
+# Opt-in: Buildah 1.28's own system tests against kiln, the verbs' files
+# (KILN_BUILDAH_TESTS_FILES="bud" or a list to change which);
+# docs/buildah-parity.md.
+if [ "${KILN_BUILDAH_TESTS:-0}" = 1 ]; then
+	# shellcheck disable=SC2086
+	bash scripts/buildah-tests.sh ${KILN_BUILDAH_TESTS_FILES:-}
+fi
