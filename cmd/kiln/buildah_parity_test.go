@@ -139,3 +139,17 @@ func TestFullDiskWords(t *testing.T) {
 		t.Errorf("kiln on a full filesystem: exit %d, %q", code, errOut)
 	}
 }
+
+// TestRunHostsNamesContainer: the generated /etc/hosts gives the
+// hostname's address the working container's name too, as Buildah's does
+// (its from-image-by-id test looks for ID-working-container there).
+func TestRunHostsNamesContainer(t *testing.T) {
+	e := newEnv(t, "vfs")
+	e.busybox()
+	c := e.mustKiln("from", "-q", "localhost/busybox")
+	id := e.mustKiln("inspect", "--format", "{{.ContainerID}}", c)
+	hosts := e.mustKiln("run", c, "cat", "/etc/hosts")
+	if want := "127.0.1.1\t" + id[:12] + " " + c; !strings.Contains(hosts, want) {
+		t.Errorf("/etc/hosts = %q, want a line %q", hosts, want)
+	}
+}

@@ -64,7 +64,8 @@ func (p *plan) hostsFile() []byte {
 		b = append(b, '\n')
 	}
 	if !hostsHasName(base, p.hostname) {
-		b = append(b, fmt.Sprintf("127.0.1.1\t%s\n", p.hostname)...)
+		names := append([]string{p.hostname}, p.o.HostAliases...)
+		b = append(b, fmt.Sprintf("127.0.1.1\t%s\n", strings.Join(names, " "))...)
 	}
 	for _, h := range p.o.Settings.AddHosts {
 		if name, ip, err := ParseHost(h); err == nil {

@@ -203,6 +203,10 @@ type Options struct {
 	WorkingDir string
 	// Hostname defaults to the first 12 characters of ContainerID.
 	Hostname string
+	// HostAliases are more names the hostname's line of the generated
+	// /etc/hosts gives the container (`kiln run`: the working container's
+	// name, as Buildah's /etc/hosts has it).
+	HostAliases []string
 	// Network selects the network namespace.
 	Network Network
 	// Mounts are extra mounts (bind and tmpfs), see ParseVolume and ParseMount.
