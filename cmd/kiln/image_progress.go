@@ -26,6 +26,11 @@ type copyProgress struct {
 	mu   sync.Mutex
 	bars map[digest.Digest]*mpb.Bar
 	p    *mpb.Progress
+
+	// announce orders "Getting image source signatures" before the
+	// first blob line of each copy; announced says it was printed.
+	announce  sync.Mutex
+	announced bool
 }
 
 // newCopyProgress returns the progress display for w (the command's
@@ -52,14 +57,27 @@ func (c *copyProgress) progress() images.Progress {
 	return c
 }
 
-// Event shows a blob event of the copy.
-func (c *copyProgress) Event(e transport.ProgressEvent) { c.event(e) }
+// Event shows a blob event of the copy, the first after the line
+// containers/image starts every copy with (Buildah prints it, and
+// scripts look for it to tell that an image was pulled).
+func (c *copyProgress) Event(e transport.ProgressEvent) {
+	c.announce.Lock()
+	if !c.announced {
+		c.announced = true
+		c.printf("Getting image source signatures\n")
+	}
+	c.announce.Unlock()
+	c.event(e)
+}
 
 // Trying says which image a pull is about to copy, as Buildah does.
 func (c *copyProgress) Trying(name string) { c.printf("Trying to pull %s...\n", name) }
 
 // Done stops the bars and says that the manifest was written.
 func (c *copyProgress) Done(err error) {
+	c.announce.Lock()
+	c.announced = false
+	c.announce.Unlock()
 	c.finish()
 	if err == nil {
 		c.printf("Writing manifest to image destination\n")

@@ -34,7 +34,8 @@ func progressEvents(p *copyProgress) {
 func TestTransportProgress(t *testing.T) {
 	var plain bytes.Buffer
 	progressEvents(newCopyProgress(&plain, false))
-	want := "Copying blob " + digest.FromString("skipped").String() + " skipped: already exists\n" +
+	want := "Getting image source signatures\n" +
+		"Copying blob " + digest.FromString("skipped").String() + " skipped: already exists\n" +
 		"Copying config " + digest.FromString("config").String() + " done\n" +
 		"Copying blob " + digest.FromString("layer").String() + " done\n" +
 		"Writing manifest to image destination\n"
@@ -53,7 +54,7 @@ func TestTransportProgress(t *testing.T) {
 	p.useBars(mpb.New(mpb.WithOutput(&tty), mpb.WithWidth(80), mpb.WithAutoRefresh()))
 	progressEvents(p)
 	out := tty.String()
-	for _, s := range []string{"Copying blob sha256:" + digest.FromString("layer").Encoded()[:12], "Copying config sha256:", "done", "skipped: already exists", "Writing manifest"} {
+	for _, s := range []string{"Getting image source signatures", "Copying blob sha256:" + digest.FromString("layer").Encoded()[:12], "Copying config sha256:", "done", "skipped: already exists", "Writing manifest"} {
 		if !strings.Contains(out, s) {
 			t.Errorf("bars lack %q:\n%s", s, out)
 		}
