@@ -157,17 +157,20 @@ const (
 	NetworkPrivate
 )
 
-// ParseNetwork parses "host", "none" or "private" ("" means host).
+// ParseNetwork parses "host", "none" or "private" ("" means host;
+// "container", Buildah's other name for a namespace of the container's
+// own, is private). Anything else Buildah would look up as a named
+// network, which kiln has none of; the error says so in Buildah's words.
 func ParseNetwork(s string) (Network, error) {
 	switch strings.ToLower(s) {
 	case "", "host":
 		return NetworkHost, nil
 	case "none":
 		return NetworkNone, nil
-	case "private":
+	case "private", "container":
 		return NetworkPrivate, nil
 	}
-	return 0, fmt.Errorf("unknown network mode %q: use host, none or private", s)
+	return 0, fmt.Errorf("unable to find network with name or ID %s: network not found (kiln's networks: host, none, private)", s)
 }
 
 // String returns "host", "none" or "private".

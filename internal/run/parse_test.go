@@ -2,6 +2,7 @@ package run
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -98,8 +99,12 @@ func TestParseEnums(t *testing.T) {
 			t.Errorf("ParseNetwork(%q) = %v, %v", s, n, err)
 		}
 	}
-	if _, err := ParseNetwork("bridge"); err == nil {
-		t.Error("ParseNetwork(bridge) succeeded")
+	if n, err := ParseNetwork("container"); err != nil || n != NetworkPrivate {
+		t.Errorf("ParseNetwork(container) = %v, %v; want private", n, err)
+	}
+	// Buildah's words for a network it cannot find, which scripts match.
+	if _, err := ParseNetwork("bogus"); err == nil || !strings.HasPrefix(err.Error(), "unable to find network with name or ID bogus: network not found") {
+		t.Errorf("ParseNetwork(bogus) error = %v", err)
 	}
 }
 
