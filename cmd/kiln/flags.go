@@ -217,6 +217,8 @@ var refusedFlags = map[string]string{
 	"add-history":             "history entries for config changes are not implemented",
 	"force-compression":       "manifest push sends each image's blobs as stored; push an image alone with --force-compression",
 	"annotation":              "set a list's annotations with manifest annotate",
+	"cni-config-dir":          "kiln has no CNI networks (its networks are host, none and private)",
+	"cni-plugin-path":         "kiln has no CNI networks (its networks are host, none and private)",
 }
 
 // addUnsupportedFlags adds the named Buildah flags (keys of refusedFlags,

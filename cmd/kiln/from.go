@@ -77,6 +77,7 @@ func newFromCommand() *cobra.Command {
 	f.StringVar(&o.UIDMapUser, "userns-uid-map-user", "", "name of /etc/subuid entries for a user namespace (not supported)")
 	f.StringVar(&o.GIDMapGroup, "userns-gid-map-group", "", "name of /etc/subgid entries for a user namespace (not supported)")
 	o.runSettingsFlags.add(f)
+	addUnsupportedFlags(f, "cni-config-dir", "cni-plugin-path")
 	o.registryFlags.add(f)
 	o.retryFlags.add(f)
 	o.platformFlags.add(f)

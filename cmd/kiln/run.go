@@ -65,6 +65,7 @@ func newRunCommand() *cobra.Command {
 	f.StringVar(&o.Cgroupns, "cgroupns", "", "private or host: the cgroup namespace (default: the container's)")
 	f.StringVar(&o.UserNS, "userns", "", "user namespace: host (others are not supported)")
 	_ = f.MarkHidden("userns")
+	addUnsupportedFlags(f, "cni-config-dir", "cni-plugin-path")
 	f.SetNormalizeFunc(buildahAliases)
 	return cmd
 }
