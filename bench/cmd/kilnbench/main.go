@@ -72,6 +72,7 @@ func main() {
 		lg.Printf("wrote %s", *out)
 	}
 	if err != nil {
+		b.stop(context.WithoutCancel(ctx)) // os.Exit runs no deferred call
 		os.Exit(1)
 	}
 }
