@@ -249,10 +249,8 @@ func buildEach(ctx context.Context, o buildOptions, st *store.Store, bo dockerfi
 	if shared != nil {
 		shared = &syncWriter{w: shared}
 	}
-	switch {
-	case bo.Run.Rusage != nil && bo.Run.Rusage == bio.out:
-		bo.Run.Rusage = shared
-	case bo.Run.Rusage != nil:
+	rusageToOut := bo.Run.Rusage != nil && bo.Run.Rusage == bio.out
+	if bo.Run.Rusage != nil && !rusageToOut {
 		bo.Run.Rusage = &syncWriter{w: bo.Run.Rusage}
 	}
 	jobs := o.Jobs
@@ -278,6 +276,9 @@ func buildEach(ctx context.Context, o buildOptions, st *store.Store, bo dockerfi
 		opts[i] = bo
 		opts[i].Platform = p
 		opts[i].Out, opts[i].Logger = prefixWriter(pio.out, "["+platformString(p)+"] "), pio.logger
+		if rusageToOut {
+			opts[i].Run.Rusage = opts[i].Out // its lines prefixed too
+		}
 	}
 	built := make([]builtImage, len(platforms))
 	errs := make([]error, len(platforms))
