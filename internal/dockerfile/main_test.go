@@ -23,7 +23,9 @@ func TestMain(m *testing.M) {
 	if run.IsReexec() {
 		os.Exit(run.Reexec())
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	testbase.Cleanup() // the layouts MultiArchLayout made
+	os.Exit(code)
 }
 
 const testPasswd = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:App:/home/app:/bin/sh\n"
