@@ -3,6 +3,7 @@ package images
 import (
 	"context"
 	"fmt"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -20,7 +21,11 @@ const (
 	Dangling FilterKey = iota
 	// ID keeps images whose ID starts with the value ("sha256:" allowed).
 	ID
-	// Reference keeps images one of whose names contains the value.
+	// Reference keeps the image the value names, and images one of whose
+	// names matches the value as a shell pattern (path.Match), whole or
+	// in part as Buildah's libimage cuts it: "host/repo:tag", "host/repo",
+	// "repo:tag", "repo", "name:tag" or "name" ("pause*" matches
+	// registry.k8s.io/pause:3.5).
 	Reference
 	// Before and Since keep images created before or after the image the
 	// value names.
@@ -68,10 +73,15 @@ type Filter struct {
 	preds []func(store.Image) bool
 }
 
-// ParseFilter reads --filter KEY=VALUE flags. Before and since look their
-// image up now; label reads each image's config when matched.
+// ParseFilter reads --filter KEY=VALUE flags. An image must pass the
+// filters of every key given; repeats of id, reference and label are
+// alternatives, as in Buildah (reference=a* --filter reference=b* keeps
+// the images either keeps), repeats of the others must all pass. Before
+// and since look their image up now; label reads each image's config
+// when matched.
 func ParseFilter(ctx context.Context, st *store.Store, specs []string, o FilterOptions) (Filter, error) {
 	var f Filter
+	alternatives := map[FilterKey]int{} // key -> index of its predicate in f.preds
 	for _, spec := range specs {
 		k, v, ok := strings.Cut(spec, "=")
 		if !ok {
@@ -84,6 +94,14 @@ func ParseFilter(ctx context.Context, st *store.Store, specs []string, o FilterO
 		p, err := predicate(ctx, st, key, v, o.Now)
 		if err != nil {
 			return Filter{}, err
+		}
+		if key == ID || key == Reference || key == Label {
+			if i, ok := alternatives[key]; ok {
+				prev := f.preds[i]
+				f.preds[i] = func(img store.Image) bool { return prev(img) || p(img) }
+				continue
+			}
+			alternatives[key] = len(f.preds)
 		}
 		f.preds = append(f.preds, p)
 	}
@@ -161,9 +179,16 @@ func predicate(ctx context.Context, st *store.Store, k FilterKey, v string, now 
 	case ID:
 		return func(i store.Image) bool { return strings.HasPrefix(i.ID, strings.TrimPrefix(v, "sha256:")) }, nil
 	case Reference:
+		var named string
+		if img, err := st.LookupImage(ctx, v); err == nil {
+			named = img.ID
+		}
 		return func(i store.Image) bool {
+			if i.ID == named {
+				return true
+			}
 			for _, n := range i.Names {
-				if strings.Contains(n, v) {
+				if referenceMatches(v, n) {
 					return true
 				}
 			}
@@ -191,6 +216,31 @@ func predicate(ctx context.Context, st *store.Store, k FilterKey, v string, now 
 		return func(i store.Image) bool { return i.Created.Before(t) }, nil
 	}
 	return nil, fmt.Errorf("unknown --filter key %q", k)
+}
+
+// referenceMatches reports whether pattern (path.Match syntax) matches
+// the stored name n or one of its parts: without the tag or digest,
+// without the domain, without either, its last component with or without
+// the tag or digest.
+func referenceMatches(pattern, n string) bool {
+	candidates := []string{n}
+	if r, err := image.ParseReference(n); err == nil {
+		suffix := ""
+		switch {
+		case r.Tag != "":
+			suffix = ":" + r.Tag
+		case r.Digest != "":
+			suffix = "@" + r.Digest.String()
+		}
+		last := path.Base(r.Path)
+		candidates = append(candidates, r.Name(), r.Path+suffix, r.Path, last+suffix, last)
+	}
+	for _, c := range candidates {
+		if ok, _ := path.Match(pattern, c); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // hasLabel matches images whose config has the label KEY, or KEY=VALUE.

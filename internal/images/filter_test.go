@@ -38,8 +38,21 @@ func TestFilter(t *testing.T) {
 		{keys: ListKeys, specs: []string{"dangling=true"}, want: []string{dangling.ID}},
 		{keys: ListKeys, specs: []string{"dangling=false"}, want: []string{mid.ID, old.ID}},
 		{keys: ListKeys, specs: []string{"id=sha256:" + mid.ID[:8]}, want: []string{mid.ID}},
-		{keys: ListKeys, specs: []string{"reference=app/"}, want: []string{mid.ID, old.ID}},
-		{keys: ListKeys, specs: []string{"reference=app/", "reference=other"}, want: []string{mid.ID}},
+		{keys: ListKeys, specs: []string{"reference=app/*"}, want: []string{mid.ID, old.ID}},
+		{keys: ListKeys, specs: []string{"reference=app/"}, want: []string{}},
+		{keys: ListKeys, specs: []string{"reference=ol*"}, want: []string{old.ID}},
+		{keys: ListKeys, specs: []string{"reference=*/other:2"}, want: []string{mid.ID}},
+		{keys: ListKeys, specs: []string{"reference=localhost/app/old:1"}, want: []string{old.ID}},
+		{keys: ListKeys, specs: []string{"reference=app/mid:1"}, want: []string{mid.ID}},
+		{keys: ListKeys, specs: []string{"reference=" + dangling.ID[:12]}, want: []string{dangling.ID}},
+		// Repeats of reference, id and label are alternatives (Buildah's
+		// images filter test: pause* or u* keeps pause); keys apart must
+		// all pass.
+		{keys: ListKeys, specs: []string{"reference=ol*", "reference=u*"}, want: []string{old.ID}},
+		{keys: ListKeys, specs: []string{"reference=ol*", "reference=other"}, want: []string{mid.ID, old.ID}},
+		{keys: ListKeys, specs: []string{"label=tier=app", "label=tier=base"}, want: []string{mid.ID, old.ID}},
+		{keys: ListKeys, specs: []string{"reference=app/*", "label=tier=app"}, want: []string{mid.ID}},
+		{keys: ListKeys, specs: []string{"id=" + mid.ID[:8], "id=" + old.ID[:8]}, want: []string{mid.ID, old.ID}},
 		{keys: ListKeys, specs: []string{"before=localhost/other:2"}, want: []string{old.ID}},
 		{keys: ListKeys, specs: []string{"since=" + old.ID[:12]}, want: []string{dangling.ID, mid.ID}},
 		{keys: ListKeys, specs: []string{"label=tier"}, want: []string{mid.ID, old.ID}},
@@ -73,7 +86,7 @@ func TestFilter(t *testing.T) {
 			t.Errorf("%q: Func() nil is %v", tc.specs, f.Func() == nil)
 		}
 	}
-	f, err := ParseFilter(ctx, st, []string{"reference=app/"}, FilterOptions{Keys: ListKeys})
+	f, err := ParseFilter(ctx, st, []string{"reference=app/*"}, FilterOptions{Keys: ListKeys})
 	must(t, err)
 	got, err := List(ctx, st, ListOptions{Filter: f.Only(old)})
 	must(t, err)
