@@ -12,6 +12,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+
+	"github.com/kiln-build/kiln/internal/image"
 )
 
 // BinfmtDir is where the kernel's binfmt_misc registrations are read.
@@ -94,8 +96,13 @@ type Emulator struct {
 // matches them. Otherwise the error wraps ErrNoEmulator and says which
 // Debian package provides one. A registration without the F flag is
 // refused too, since its interpreter is not found inside a container.
+//
+// The architecture is normalized first ("x86_64" is amd64, "aarch64"
+// arm64); one kiln knows no ELF machine for passes unchecked, and its
+// binaries run or fail as the kernel says.
 func CheckEmulator(dir, arch string) error {
-	if RunsNatively(arch) {
+	_, arch, _ = image.NormalizePlatform("linux", arch, "")
+	if _, known := elfMachines[arch]; !known || RunsNatively(arch) {
 		return nil
 	}
 	_, err := FindEmulator(dir, arch)

@@ -66,7 +66,10 @@ func TestCheckEmulator(t *testing.T) {
 		{"disabled", "disabled", map[string]string{"qemu-aarch64": aarch64Entry}, "arm64", "binfmt_misc is disabled"},
 		{"entry disabled", "enabled", map[string]string{"qemu-aarch64": strings.Replace(aarch64Entry, "enabled", "disabled", 1)}, "arm64", "no emulator registered for arm64"},
 		{"without F", "enabled", map[string]string{"qemu-aarch64": strings.Replace(aarch64Entry, "flags: PF", "flags: P", 1)}, "arm64", "without the F flag"},
-		{"unknown arch", "enabled", nil, "sparc64", "kiln knows no emulator"},
+		{"unknown arch passes", "enabled", nil, "sparc64", ""},
+		{"x86_64 is amd64", "", nil, "x86_64", ""},
+		{"aarch64 is arm64", "enabled", map[string]string{"qemu-aarch64": aarch64Entry}, "aarch64", ""},
+		{"aarch64 without emulator", "enabled", nil, "aarch64", "install Debian's qemu-user-static"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
