@@ -1,11 +1,14 @@
 package main
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -151,5 +154,49 @@ func TestRunHostsNamesContainer(t *testing.T) {
 	hosts := e.mustKiln("run", c, "cat", "/etc/hosts")
 	if want := "127.0.1.1\t" + id[:12] + " " + c; !strings.Contains(hosts, want) {
 		t.Errorf("/etc/hosts = %q, want a line %q", hosts, want)
+	}
+}
+
+// TestCopyContextDirAndURL: with --contextdir, copy's sources are inside
+// the context directory as Buildah's are ("/" is the directory itself,
+// an absolute path under it is taken relative to it) and its ignore file
+// applies; copy (not only add) fetches an http(s) URL, keeping the
+// server's Last-Modified as the file's time.
+func TestCopyContextDirAndURL(t *testing.T) {
+	e := newEnv(t, "vfs")
+	e.busybox()
+	ctxDir := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(ctxDir, "test_file"), []byte("kept"), 0o644))
+	must(t, os.WriteFile(filepath.Join(ctxDir, "excluded_test_file"), []byte("left out"), 0o644))
+	must(t, os.WriteFile(filepath.Join(ctxDir, ".dockerignore"), []byte("excluded_test_file\n.dockerignore\n"), 0o644))
+	c := e.mustKiln("from", "-q", "localhost/busybox")
+	e.mustKiln("copy", "--contextdir", ctxDir, c, "/", "/opt/")
+	e.mustKiln("copy", "--contextdir", ctxDir, c, filepath.Join(ctxDir, "test_file"), "/abs/")
+	mp := e.mustKiln("mount", c)
+	entries, err := os.ReadDir(filepath.Join(mp, "opt"))
+	must(t, err)
+	var names []string
+	for _, en := range entries {
+		names = append(names, en.Name())
+	}
+	if strings.Join(names, ",") != "test_file" {
+		t.Errorf("copy --contextdir DIR / /opt/ copied %v, want [test_file]", names)
+	}
+	if got, err := os.ReadFile(filepath.Join(mp, "abs", "test_file")); err != nil || string(got) != "kept" {
+		t.Errorf("absolute source under --contextdir: %q, %v", got, err)
+	}
+
+	modified := time.Date(2019, 10, 31, 1, 23, 45, 0, time.UTC)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.ServeContent(w, r, "randomfile", modified, strings.NewReader("from the server"))
+	}))
+	defer srv.Close()
+	e.mustKiln("copy", c, srv.URL+"/randomfile", "/urlfile")
+	fi, err := os.Stat(filepath.Join(mp, "urlfile"))
+	if err != nil {
+		t.Fatalf("copy of a URL: %v", err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(mp, "urlfile")); string(got) != "from the server" || !fi.ModTime().Equal(modified) {
+		t.Errorf("copy of a URL: %q, mtime %v; want the server's content and %v", got, fi.ModTime(), modified)
 	}
 }

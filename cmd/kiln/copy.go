@@ -80,11 +80,19 @@ func runCopy(ctx context.Context, o copyOptions, add bool, args []string) error 
 	if len(srcs) > 1 {
 		srcs, dest = args[1:len(args)-1], args[len(args)-1]
 	}
-	co := container.CopyOptions{Sources: srcs, Dest: dest, Chown: o.Chown, Chmod: o.Chmod, Add: add, ContextDir: o.ContextDir}
+	// As Buildah's: copy fetches URLs too; with --contextdir, sources
+	// are inside it ("/" is the context directory itself).
+	co := container.CopyOptions{Sources: srcs, Dest: dest, Chown: o.Chown, Chmod: o.Chmod, Add: add, FetchURLs: true, ContextDir: o.ContextDir}
 	if co.ContextDir == "" {
 		co.ContextDir, _ = os.Getwd()
-	} else if co.Exclude, err = ignoreRules(o.IgnoreFile, co.ContextDir); err != nil {
-		return err
+	} else {
+		if co.ContextDir, err = filepath.Abs(co.ContextDir); err != nil {
+			return err
+		}
+		co.Confine = true
+		if co.Exclude, err = ignoreRules(o.IgnoreFile, co.ContextDir); err != nil {
+			return err
+		}
 	}
 	if o.From != "" {
 		root, release, err := mountSource(ctx, st, o.From, o.pullOptions())

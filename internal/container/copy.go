@@ -23,7 +23,8 @@ import (
 // CopyOptions describe a copy or add into the container.
 type CopyOptions struct {
 	// Sources are paths (globs allowed) relative to ContextDir, or inside
-	// From's root when From is set; with Add, also http(s) URLs.
+	// From's root when From is set; with Add or FetchURLs, also http(s)
+	// URLs.
 	Sources []string
 	// Dest is a path in the container, relative to its working directory.
 	Dest       string
@@ -37,8 +38,13 @@ type CopyOptions struct {
 	FromRoot string
 	// Add extracts local tar archives and fetches URLs.
 	Add bool
+	// FetchURLs fetches http(s) sources without Add's extraction, as
+	// Buildah's copy does (a Dockerfile's COPY takes no URL).
+	FetchURLs bool
 	// Confine resolves Sources inside ContextDir as FromRoot sources are
 	// resolved inside FromRoot: ".." and symlinks never lead out of it.
+	// An absolute source that names a path under ContextDir is taken
+	// relative to it, as Buildah's copy --contextdir takes it.
 	Confine bool
 	// Exclude, when set, is asked about every file and directory a source
 	// expands to: top is the source directory being walked (or the base
@@ -122,7 +128,7 @@ func hasGlobMeta(p string) bool { return strings.ContainsAny(p, `*?[\`) }
 func expandSources(o CopyOptions) ([]source, error) {
 	var out []source
 	for _, s := range o.Sources {
-		if o.Add && (strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://")) {
+		if (o.Add || o.FetchURLs) && (strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://")) {
 			out = append(out, source{path: s})
 			continue
 		}
@@ -131,6 +137,11 @@ func expandSources(o CopyOptions) ([]source, error) {
 			base = o.FromRoot
 		}
 		confined := o.FromRoot != "" || o.Confine
+		if o.FromRoot == "" && o.Confine && filepath.IsAbs(s) && base != "" {
+			if rel, err := filepath.Rel(base, s); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+				s = rel
+			}
+		}
 		var full string
 		if confined {
 			p, err := cfs.RootPath(base, s)
