@@ -212,6 +212,10 @@ func editSet(m map[string]struct{}, edits []string, clears func(string) bool) ma
 func applyHealth(cc *image.ContainerConfig, o ConfigOptions) error {
 	if o.Healthcheck != nil {
 		t := strings.TrimSpace(*o.Healthcheck)
+		if err := checkQuotes(t); err != nil {
+			// Buildah's words, which scripts match.
+			return fmt.Errorf("%w: parsing --healthcheck %q: %v", ErrBadConfig, *o.Healthcheck, err)
+		}
 		switch {
 		case t == "":
 			cc.Healthcheck = nil
@@ -256,6 +260,10 @@ func applyHealth(cc *image.ContainerConfig, o ConfigOptions) error {
 // in "-"; entries keep their order and are not repeated.
 func editList(list, edits []string) []string {
 	for _, e := range edits {
+		if e == "-" { // Buildah's: a lone "-" clears the list
+			list = nil
+			continue
+		}
 		if name, ok := strings.CutSuffix(e, "-"); ok {
 			list = slices.DeleteFunc(list, func(v string) bool { return v == name })
 		} else if !slices.Contains(list, e) {
@@ -263,4 +271,29 @@ func editList(list, edits []string) []string {
 		}
 	}
 	return list
+}
+
+// checkQuotes reports a command line whose quotes do not close (Buildah
+// splits --healthcheck as a shell would and refuses such a line).
+func checkQuotes(s string) error {
+	var quote rune
+	escaped := false
+	for _, r := range s {
+		switch {
+		case escaped:
+			escaped = false
+		case r == '\\' && quote != '\'':
+			escaped = true
+		case quote != 0:
+			if r == quote {
+				quote = 0
+			}
+		case r == '"' || r == '\'':
+			quote = r
+		}
+	}
+	if quote != 0 || escaped {
+		return errors.New("invalid command line string")
+	}
+	return nil
 }

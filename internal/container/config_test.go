@@ -1,6 +1,7 @@
 package container
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -51,5 +52,32 @@ func TestConfigPortsAndVolumes(t *testing.T) {
 				t.Errorf("volumes (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestConfigOSFeaturesAndHealthcheckQuotes: a lone "-" clears the OS
+// features (Buildah's config test: dynamic, -, removed, removed-, win32k
+// leaves win32k); a --healthcheck whose quotes do not close is refused in
+// Buildah's words and changes nothing.
+func TestConfigOSFeaturesAndHealthcheckQuotes(t *testing.T) {
+	c := &Container{State: State{Config: &image.Config{}}}
+	if err := c.ApplyConfig(ConfigOptions{OSFeatures: []string{"dynamic", "-", "removed", "removed-", "win32k"}}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"win32k"}, c.State.Config.OSFeatures); diff != "" {
+		t.Errorf("OS features (-want +got):\n%s", diff)
+	}
+	bad := `AB "CD`
+	err := c.ApplyConfig(ConfigOptions{Healthcheck: &bad})
+	if want := `parsing --healthcheck "AB \"CD": invalid command line string`; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("--healthcheck %q: error %v, want one containing %q", bad, err, want)
+	}
+	if c.State.Config.Config.Healthcheck != nil {
+		t.Errorf("a refused --healthcheck changed the config: %+v", c.State.Config.Config.Healthcheck)
+	}
+	for _, good := range []string{`CMD curl -f "http://localhost/"`, `["CMD", "true"]`, `echo 'it''s'`, `echo \"`} {
+		if err := c.ApplyConfig(ConfigOptions{Healthcheck: &good}); err != nil {
+			t.Errorf("--healthcheck %q: %v", good, err)
+		}
 	}
 }
