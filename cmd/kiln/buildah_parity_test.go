@@ -200,3 +200,23 @@ func TestCopyContextDirAndURL(t *testing.T) {
 		t.Errorf("copy of a URL: %q, mtime %v; want the server's content and %v", got, fi.ModTime(), modified)
 	}
 }
+
+// TestDockerContainerConfig: a Docker-format commit records its config as
+// container_config too, as Buildah does, so that .Docker.ContainerConfig
+// (its health check, say) reads as Buildah's images have it, also in an
+// image built on one.
+func TestDockerContainerConfig(t *testing.T) {
+	e := newEnv(t, "vfs")
+	e.busybox()
+	c := e.mustKiln("from", "-q", "localhost/busybox")
+	e.mustKiln("config", "--healthcheck", "CMD curl --fail http://localhost:3000 || exit 1", c)
+	e.mustKiln("commit", "-q", "--format", "docker", c, "localhost/health")
+	c2 := e.mustKiln("from", "-q", "localhost/health")
+	e.mustKiln("commit", "-q", "--format", "docker", c2, "localhost/health2")
+	for _, img := range []string{"localhost/health", "localhost/health2"} {
+		got := e.mustKiln("inspect", "--type", "image", "--format", "{{.Docker.ContainerConfig.Healthcheck.Test}}", img)
+		if !strings.Contains(got, "localhost:3000") {
+			t.Errorf("%s: .Docker.ContainerConfig.Healthcheck.Test = %q", img, got)
+		}
+	}
+}

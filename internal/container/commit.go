@@ -57,6 +57,13 @@ func (c *Container) finish(cfg *image.Config, o CommitOptions) {
 		cfg.History = nil
 	}
 	cfg.Container, cfg.Parent = "", "" // the base image's, inherited
+	if o.Format == image.FormatDocker {
+		// Buildah's container_config is the image's config (Docker's was
+		// the config of the container that made the last layer); scripts
+		// read .Docker.ContainerConfig.Healthcheck and the like.
+		cc := cfg.Config
+		cfg.ContainerConfig = &cc
+	}
 	if o.Format == image.FormatDocker && o.Timestamp == nil {
 		cfg.Container = c.rec.ID
 		if c.State.FromImageID != "" && !o.Squash {
