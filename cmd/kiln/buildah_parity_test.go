@@ -220,3 +220,19 @@ func TestDockerContainerConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestCopyNoDestination: copy or add without a destination copies into
+// the working directory, made as a directory when it is missing, as
+// Buildah's does (kiln made a file of that name).
+func TestCopyNoDestination(t *testing.T) {
+	e := newEnv(t, "vfs")
+	src := filepath.Join(t.TempDir(), "randomfile")
+	must(t, os.WriteFile(src, []byte("random"), 0o644))
+	c := e.mustKiln("from", "scratch")
+	e.mustKiln("config", "--workingdir", "/cwd", c)
+	e.mustKiln("add", c, src)
+	mp := e.mustKiln("mount", c)
+	if got, err := os.ReadFile(filepath.Join(mp, "cwd", "randomfile")); err != nil || string(got) != "random" {
+		t.Errorf("/cwd/randomfile: %q, %v", got, err)
+	}
+}

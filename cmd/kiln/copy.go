@@ -76,7 +76,8 @@ func runCopy(ctx context.Context, o copyOptions, add bool, args []string) error 
 	if err != nil {
 		return err
 	}
-	srcs, dest := args[1:], "."
+	// No destination: into the working directory, made when missing.
+	srcs, dest := args[1:], "./"
 	if len(srcs) > 1 {
 		srcs, dest = args[1:len(args)-1], args[len(args)-1]
 	}
