@@ -41,7 +41,9 @@ func resolveUser(root *os.File, spec string) (execUser, error) {
 	}
 	passwd, err := readPasswd(root)
 	if err != nil {
-		return execUser{}, err
+		// An /etc/passwd that cannot be read (a symlink loop, one
+		// leading out of the root) names no user: Buildah's words.
+		return execUser{}, fmt.Errorf("%w error looking up user %q: %w", ErrUnknownUser, userPart, err)
 	}
 	u := execUser{Home: "/"}
 	var matched *passwdEntry

@@ -75,6 +75,19 @@ func TestResolveUserSymlinkStaysInRoot(t *testing.T) {
 	if _, err := resolveUser(root, "root"); err == nil {
 		t.Errorf("resolveUser read the host's /etc/passwd: err = %v", err)
 	}
+	// An /etc/passwd that is a symlink to itself names no user, as
+	// Buildah says ("unknown user").
+	loop := t.TempDir()
+	os.MkdirAll(filepath.Join(loop, "etc"), 0o755)
+	os.Symlink("/etc/passwd", filepath.Join(loop, "etc/passwd"))
+	lroot, err := openRoot(loop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lroot.Close()
+	if _, err := resolveUser(lroot, "jimbo:jimbogroup"); !errors.Is(err, ErrUnknownUser) {
+		t.Errorf("resolveUser with a looping /etc/passwd: err = %v, want ErrUnknownUser", err)
+	}
 }
 
 func TestEnsureAndRemoveInRoot(t *testing.T) {
