@@ -274,10 +274,43 @@ func (s *Store) DeleteContainer(ctx context.Context, id string) error {
 	}); err != nil {
 		return err
 	}
+	if err := s.finishPromotions(ctx, id); err != nil {
+		return err
+	}
 	if err := s.removeContainerFiles(ctx, id); err != nil {
 		return err
 	}
 	return s.GC(ctx)
+}
+
+// finishPromotions completes a commit of the container that failed after
+// it began moving the container's writes into a layer (its context was
+// cancelled, the disk filled), as recovery would: the layer's record
+// names the container until then, and once the container's files are
+// gone nothing could finish it and every later Open failed recovering it.
+func (s *Store) finishPromotions(ctx context.Context, id string) error {
+	rows, err := s.db.sql.QueryContext(ctx, `SELECT id, state FROM layers WHERE promote_from=? AND state != 'complete'`, id)
+	if err != nil {
+		return err
+	}
+	var pending [][2]string
+	for rows.Next() {
+		var l, state string
+		if err := rows.Scan(&l, &state); err != nil {
+			rows.Close()
+			return err
+		}
+		pending = append(pending, [2]string{l, state})
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return err
+	}
+	for _, p := range pending {
+		if err := s.recoverLayer(ctx, p[0], p[1], id); err != nil {
+			return fmt.Errorf("finishing the commit of container %s into layer %s: %w", id, p[0], err)
+		}
+	}
+	return nil
 }
 
 func (s *Store) removeContainerFiles(ctx context.Context, id string) error {
@@ -359,6 +392,10 @@ func (s *Store) CommitLayer(ctx context.Context, id string, o CommitOptions) (La
 	if err := s.driver.Promote(ctx, id, l.ID); err != nil {
 		return Layer{}, s.noSpace(ctx, err) // recovery finishes the promotion
 	}
+	// The writes have moved: the commit is finished even when ctx is
+	// cancelled now (an interrupted build), or the container would point
+	// at a layer that is not complete.
+	ctx = context.WithoutCancel(ctx)
 	done, err := s.completeLayer(ctx, l.ID, l.Size)
 	if err != nil {
 		return Layer{}, err
