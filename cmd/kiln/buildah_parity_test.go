@@ -236,3 +236,15 @@ func TestCopyNoDestination(t *testing.T) {
 		t.Errorf("/cwd/randomfile: %q, %v", got, err)
 	}
 }
+
+// TestRunPrimaryGroupInGroups: run --user UID:GID has GID among its
+// supplementary groups too, as Buildah's run does.
+func TestRunPrimaryGroupInGroups(t *testing.T) {
+	e := newEnv(t, "vfs")
+	e.busybox()
+	c := e.mustKiln("from", "-q", "localhost/busybox")
+	status := e.mustKiln("run", "--user", "1000:1000", c, "cat", "/proc/self/status")
+	if !strings.Contains(status, "Groups:\t1000 ") {
+		t.Errorf("run --user 1000:1000: /proc/self/status has no 'Groups:\\t1000 ':\n%s", status)
+	}
+}

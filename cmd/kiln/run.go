@@ -106,6 +106,7 @@ func runRun(cmd *cobra.Command, o runOptions, args []string) error {
 	cfg := c.Config().Config
 	ro.ContainerID, ro.Rootfs = c.ID(), root
 	ro.HostAliases = []string{c.Name()}
+	ro.PrimaryGroupInGroups = true
 	ro.Architecture = c.Config().Architecture
 	ro.RunDir = c.RunDir()
 	ro.Args = args[1:]

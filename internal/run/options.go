@@ -206,6 +206,10 @@ type Options struct {
 	WorkingDir string
 	// Hostname defaults to the first 12 characters of ContainerID.
 	Hostname string
+	// PrimaryGroupInGroups puts the user's group among its supplementary
+	// groups too, as Buildah's run does (`kiln run --user 1000:1000`
+	// shows "Groups: 1000"); Docker's RUN does not.
+	PrimaryGroupInGroups bool
 	// HostAliases are more names the hostname's line of the generated
 	// /etc/hosts gives the container (`kiln run`: the working container's
 	// name, as Buildah's /etc/hosts has it).

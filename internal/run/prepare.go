@@ -89,6 +89,9 @@ func prepare(o Options) (p *plan, err error) {
 	if p.user, err = resolveUser(root, o.User); err != nil {
 		return p, err
 	}
+	if o.PrimaryGroupInGroups && !containsID(p.user.Groups, p.user.GID) {
+		p.user.Groups = append([]uint32{p.user.GID}, p.user.Groups...)
+	}
 	p.hostname = o.Hostname
 	if p.hostname == "" {
 		p.hostname = shortID(o.ContainerID)
