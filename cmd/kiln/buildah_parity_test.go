@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/testenv"
 )
 
 // TestIsolationFromEnvironment: BUILDAH_ISOLATION is the default of from
@@ -246,5 +248,18 @@ func TestRunPrimaryGroupInGroups(t *testing.T) {
 	status := e.mustKiln("run", "--user", "1000:1000", c, "cat", "/proc/self/status")
 	if !strings.Contains(status, "Groups:\t1000 ") {
 		t.Errorf("run --user 1000:1000: /proc/self/status has no 'Groups:\\t1000 ':\n%s", status)
+	}
+}
+
+// TestRunRuntimeDebug: run --runtime-flag debug shows the runtime's debug
+// log, as Buildah's run does (kiln kept it in the bundle's log file).
+func TestRunRuntimeDebug(t *testing.T) {
+	e := newEnv(t, "vfs")
+	e.busybox()
+	testenv.NeedBinary(t, "runc")
+	c := e.mustKiln("from", "-q", "localhost/busybox")
+	_, errOut, code := e.kiln("run", "--isolation", "oci", "--runtime", "runc", "--runtime-flag", "debug", c, "true")
+	if code != 0 || !strings.Contains(errOut, "level") {
+		t.Errorf("run --runtime-flag debug: exit %d, stderr %q; want runc's debug log", code, errOut)
 	}
 }

@@ -90,6 +90,13 @@ func runOCI(ctx context.Context, p *plan) (int, error) {
 	kill := func() { deleteContainer(rt, stateRoot, p.id) }
 	code, err := startAndWait(ctx, cmd, kill)
 	kill()
+	// Asked for (--runtime-flag debug), the runtime's own log is shown,
+	// as Buildah shows it.
+	if slices.Contains(p.o.Settings.RuntimeArgs, "--debug") && p.o.Stderr != nil {
+		if b, rerr := os.ReadFile(logFile); rerr == nil {
+			p.o.Stderr.Write(b)
+		}
+	}
 	if err != nil {
 		return code, fmt.Errorf("running %s: %w", filepath.Base(rt), err)
 	}
