@@ -263,3 +263,23 @@ func TestRunRuntimeDebug(t *testing.T) {
 		t.Errorf("run --runtime-flag debug: exit %d, stderr %q; want runc's debug log", code, errOut)
 	}
 }
+
+// TestRunMakesImageVolumes: run makes the image's volume directories that
+// its layers lack, as Buildah's run does (Buildah's
+// run-builtin-volume-omitted test).
+func TestRunMakesImageVolumes(t *testing.T) {
+	e := newEnv(t, "vfs")
+	e.busybox()
+	c := e.mustKiln("from", "-q", "localhost/busybox")
+	e.mustKiln("config", "--volume", "/var/lib/registry", c)
+	mp := e.mustKiln("mount", c)
+	if _, err := os.Stat(filepath.Join(mp, "var/lib/registry")); err == nil {
+		t.Fatal("the volume's directory is there before the run")
+	}
+	if out := e.mustKiln("run", c, "ls", "-1", "/var/lib"); !strings.Contains(out, "registry") {
+		t.Errorf("ls /var/lib in the run: %q, want registry", out)
+	}
+	if fi, err := os.Stat(filepath.Join(mp, "var/lib/registry")); err != nil || !fi.IsDir() {
+		t.Errorf("the volume's directory after the run: %v, %v", fi, err)
+	}
+}

@@ -3,6 +3,8 @@ package main
 import (
 	"cmp"
 	"errors"
+	"fmt"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -104,6 +106,13 @@ func runRun(cmd *cobra.Command, o runOptions, args []string) error {
 		return err
 	}
 	cfg := c.Config().Config
+	// The image's volumes are made when missing, as Buildah's run makes
+	// them (they stay in the container, as in Buildah).
+	for _, v := range slices.Sorted(maps.Keys(cfg.Volumes)) {
+		if _, err := c.MkdirAll(ctx, v, ""); err != nil {
+			return fmt.Errorf("making volume %s: %w", v, err)
+		}
+	}
 	ro.ContainerID, ro.Rootfs = c.ID(), root
 	ro.HostAliases = []string{c.Name()}
 	ro.PrimaryGroupInGroups = true
