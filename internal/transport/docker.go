@@ -46,7 +46,8 @@ func endpoints(ref name.Reference, sys *SystemContext, pull bool) ([]name.Refere
 		return []name.Reference{r}, err
 	}
 	if rc.Blocked {
-		return nil, fmt.Errorf("accessing %s: %w", full, ErrBlocked)
+		// Buildah's words: "registry docker.io is blocked in ...".
+		return nil, fmt.Errorf("accessing %s: registry %s is %w", full, rc.Prefix, ErrBlocked)
 	}
 	var out []name.Reference
 	_, byDigest := ref.(name.Digest)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -100,5 +101,37 @@ blocked = true
 	_, err := mustParse(t, "blocked.example/x").NewSource(t.Context(), sys)
 	if !errors.Is(err, ErrBlocked) {
 		t.Errorf("blocked registry: %v, want ErrBlocked", err)
+	}
+}
+
+// TestRegistriesConfV1: registries.conf in its version 1 form is read as
+// Buildah reads it: [registries.search] is the unqualified-search list,
+// [registries.insecure] and [registries.block] mark hosts; a blocked
+// host is refused in Buildah's words.
+func TestRegistriesConfV1(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "registries.conf")
+	os.WriteFile(conf, []byte(`
+[registries.search]
+registries = ['docker.io', 'registry.fedoraproject.org']
+[registries.insecure]
+registries = ['insecure.example:5000']
+[registries.block]
+registries = ['docker.io']
+`), 0o644)
+	sys := &SystemContext{RegistriesConf: conf, RegistriesConfDir: filepath.Join(dir, "none")}
+	c, err := LoadRegistriesConf(sys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"docker.io", "registry.fedoraproject.org"}, c.UnqualifiedSearchRegistries); diff != "" {
+		t.Errorf("search registries (-want +got):\n%s", diff)
+	}
+	if r := c.FindRegistry("insecure.example:5000/x"); r == nil || !r.Insecure || r.Blocked {
+		t.Errorf("insecure.example:5000: %+v", r)
+	}
+	_, err = mustParse(t, "docker.io/alpine").NewSource(t.Context(), sys)
+	if !errors.Is(err, ErrBlocked) || !strings.Contains(err.Error(), "registry docker.io is blocked in") {
+		t.Errorf("pulling from a v1-blocked registry: %v", err)
 	}
 }

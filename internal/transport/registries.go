@@ -19,12 +19,48 @@ const (
 )
 
 // RegistriesConf is registries.conf (version 2), merged from the main file,
-// the drop-in directory and the short-name alias file.
+// the drop-in directory and the short-name alias file. A file in the
+// version 1 form ([registries.search], [registries.insecure],
+// [registries.block]) is read as the version 2 tables it stands for.
 type RegistriesConf struct {
 	UnqualifiedSearchRegistries []string          `toml:"unqualified-search-registries"`
 	ShortNameMode               string            `toml:"short-name-mode"`
 	Aliases                     map[string]string `toml:"aliases"`
 	Registries                  []RegistryConf    `toml:"registry"`
+	V1                          registriesV1      `toml:"registries"`
+}
+
+// registriesV1 is registries.conf version 1: lists of registry hosts.
+type registriesV1 struct {
+	Search   struct{ Registries []string } `toml:"search"`
+	Insecure struct{ Registries []string } `toml:"insecure"`
+	Block    struct{ Registries []string } `toml:"block"`
+}
+
+// fromV1 turns the version 1 lists into version 2 settings: the search
+// list is the unqualified-search registries, each insecure or blocked
+// host a [[registry]] of its own.
+func (c *RegistriesConf) fromV1() {
+	v := c.V1
+	if len(v.Search.Registries) > 0 && c.UnqualifiedSearchRegistries == nil {
+		c.UnqualifiedSearchRegistries = v.Search.Registries
+	}
+	entry := func(host string) *RegistryConf {
+		for i := range c.Registries {
+			if c.Registries[i].Prefix == host {
+				return &c.Registries[i]
+			}
+		}
+		c.Registries = append(c.Registries, RegistryConf{Prefix: host, Location: host})
+		return &c.Registries[len(c.Registries)-1]
+	}
+	for _, h := range v.Insecure.Registries {
+		entry(h).Insecure = true
+	}
+	for _, h := range v.Block.Registries {
+		entry(h).Blocked = true
+	}
+	c.V1 = registriesV1{}
 }
 
 // RegistryConf is one [[registry]] table.
@@ -72,6 +108,7 @@ func LoadRegistriesConf(sys *SystemContext) (*RegistriesConf, error) {
 		} else if err != nil {
 			return nil, fmt.Errorf("reading registries configuration %s: %w", f, err)
 		}
+		c.fromV1()
 		conf.merge(&c)
 	}
 	return conf, nil

@@ -216,7 +216,7 @@ var (
 	// Its words start as containers/image's do, which scripts match.
 	ErrNoMatchingPlatform = errors.New("no image found in manifest list for the platform")
 	// ErrBlocked reports a registry blocked in registries.conf.
-	ErrBlocked = errors.New("registry is blocked in registries.conf")
+	ErrBlocked = errors.New("blocked in registries.conf")
 	// ErrShortName reports a short name that cannot be resolved.
 	ErrShortName = errors.New("short name cannot be resolved")
 	// ErrNotLoggedIn reports a registry without stored credentials.
