@@ -283,3 +283,29 @@ func TestRunMakesImageVolumes(t *testing.T) {
 		t.Errorf("the volume's directory after the run: %v, %v", fi, err)
 	}
 }
+
+// TestRegistrySourcesCLI: BUILD_REGISTRY_SOURCES keeps registries out of
+// pull, push and commit, in Buildah's words.
+func TestRegistrySourcesCLI(t *testing.T) {
+	e := newEnv(t, "vfs")
+	e.busybox()
+	c := e.mustKiln("from", "-q", "localhost/busybox")
+	blocked := []string{`BUILD_REGISTRY_SOURCES={"blockedRegistries": ["registry.example.com"]}`}
+	allowed := []string{`BUILD_REGISTRY_SOURCES={"allowedRegistries": ["some-other-registry.example.com"]}`}
+	for _, tc := range []struct {
+		env  []string
+		args []string
+		want string
+	}{
+		{blocked, []string{"commit", c, "docker://registry.example.com/busierbox"}, `commit to registry at "registry.example.com" denied by policy: it is in the blocked registries list`},
+		{allowed, []string{"commit", c, "docker://registry.example.com/busierbox"}, `commit to registry at "registry.example.com" denied by policy: not in allowed registries list`},
+		{allowed, []string{"push", "localhost/busybox", "docker://registry.example.com/evenbusierbox"}, `registry "registry.example.com" denied by policy: not in allowed registries list`},
+		{blocked, []string{"pull", "registry.example.com/busybox"}, `registry "registry.example.com" denied by policy: it is in the blocked registries list`},
+		{[]string{"BUILD_REGISTRY_SOURCES={bad"}, []string{"pull", "registry.example.com/busybox"}, `$BUILD_REGISTRY_SOURCES: parsing registry sources`},
+	} {
+		_, errOut, code := e.run("", tc.env, tc.args...)
+		if code != 125 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("kiln %v with %v: exit %d, %q; want 125 and %q", tc.args, tc.env, code, errOut, tc.want)
+		}
+	}
+}

@@ -155,6 +155,11 @@ func runCommit(ctx context.Context, cmd *cobra.Command, o commitOptions, args []
 	img, err := images.Commit(ctx, st, c, target, co)
 	prog.finish()
 	if err != nil {
+		// Buildah's words for a registry BUILD_REGISTRY_SOURCES keeps out.
+		var d *transport.DeniedError
+		if errors.As(err, &d) {
+			return fmt.Errorf("commit to registry at %q denied by policy: %s", d.Registry, d.Reason)
+		}
 		return fmt.Errorf("committing container %q to %q: %w", c.Name(), dest, err)
 	}
 	if o.Manifest != "" {

@@ -38,6 +38,9 @@ func (r *registryFlags) add(f *pflag.FlagSet) {
 // check refuses what Buildah refuses before it does anything: an
 // --authfile that does not exist.
 func (r registryFlags) check() error {
+	if _, err := transport.ParseRegistrySources(os.Getenv("BUILD_REGISTRY_SOURCES")); err != nil {
+		return fmt.Errorf("$BUILD_REGISTRY_SOURCES: %w", err)
+	}
 	if r.AuthFile == "" {
 		return nil
 	}
@@ -75,6 +78,9 @@ func (r registryFlags) systemContext() *transport.SystemContext {
 	if sys.DaemonHost == "" {
 		sys.DaemonHost = os.Getenv("DOCKER_HOST")
 	}
+	// Buildah's limit on the registries images come from and go to; a
+	// malformed value is reported by check.
+	sys.Sources, _ = transport.ParseRegistrySources(os.Getenv("BUILD_REGISTRY_SOURCES"))
 	if r.TLSVerify.set {
 		v := r.TLSVerify.value
 		sys.TLSVerify = &v

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -40,9 +41,18 @@ func endpoints(ref name.Reference, sys *SystemContext, pull bool) ([]name.Refere
 		return nil, err
 	}
 	full := dockerName(ref)
+	var sources RegistrySources
+	if sys != nil {
+		sources = sys.Sources
+	}
+	host, _, _ := cutHost(full)
+	if err := sources.check(host); err != nil {
+		return nil, err
+	}
+	insecure := slices.Contains(sources.Insecure, host)
 	rc := conf.FindRegistry(full)
 	if rc == nil {
-		r, err := reparse(full, sys, false)
+		r, err := reparse(full, sys, insecure)
 		return []name.Reference{r}, err
 	}
 	if rc.Blocked {
@@ -63,7 +73,7 @@ func endpoints(ref name.Reference, sys *SystemContext, pull bool) ([]name.Refere
 			}
 		}
 	}
-	r, err := reparse(rc.rewrite(full), sys, rc.Insecure)
+	r, err := reparse(rc.rewrite(full), sys, rc.Insecure || insecure)
 	if err != nil {
 		return nil, err
 	}

@@ -135,3 +135,29 @@ registries = ['docker.io']
 		t.Errorf("pulling from a v1-blocked registry: %v", err)
 	}
 }
+
+// TestRegistrySources: BUILD_REGISTRY_SOURCES's JSON is read, and a
+// registry it blocks, or does not allow, is refused in Buildah's words
+// before anything is sent to it.
+func TestRegistrySources(t *testing.T) {
+	if _, err := ParseRegistrySources(`{"blockedRegistries": ["a"], "bogus": 1}`); err == nil {
+		t.Error("an unknown key was accepted")
+	}
+	for _, tc := range []struct {
+		json, ref, want string
+	}{
+		{`{"blockedRegistries": ["docker.io"]}`, "docker.io/library/busybox", `registry "docker.io" denied by policy: it is in the blocked registries list`},
+		{`{"allowedRegistries": ["some-other-registry.example.com"]}`, "registry.example.com/busierbox", `registry "registry.example.com" denied by policy: not in allowed registries list`},
+		{`{"allowedRegistries": ["registry.example.com"]}`, "127.0.0.1:1/x", `registry "127.0.0.1:1" denied by policy: not in allowed registries list`},
+	} {
+		rs, err := ParseRegistrySources(tc.json)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sys := &SystemContext{Sources: rs, RegistriesConf: filepath.Join(t.TempDir(), "none.conf"), Retry: -1}
+		_, err = mustParse(t, tc.ref).NewSource(t.Context(), sys)
+		if !errors.Is(err, ErrDenied) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s with %s: %v, want %q", tc.ref, tc.json, err, tc.want)
+		}
+	}
+}

@@ -196,6 +196,10 @@ type SystemContext struct {
 	// Env replaces the process environment for credential lookups
 	// (REGISTRY_AUTH_FILE, XDG_RUNTIME_DIR, HOME); nil means os.Getenv.
 	Env func(string) string
+	// Sources are the registries an image may come from or go to, as
+	// Buildah's BUILD_REGISTRY_SOURCES gives them (the caller reads the
+	// variable; see ParseRegistrySources).
+	Sources RegistrySources
 	// Rootless says kiln runs for an unprivileged user: the default
 	// lookaside store is then ~/.local/share/containers/sigstore, as
 	// containers/image has it, not root's /var/lib/containers/sigstore.
