@@ -309,3 +309,17 @@ func TestRegistrySourcesCLI(t *testing.T) {
 		}
 	}
 }
+
+// TestPullLocalShortName: a short name that a stored image has is pulled
+// by that name (localhost/image:latest), not looked for in the search
+// registries, as Buildah resolves it; the error names the source as
+// containers/image does.
+func TestPullLocalShortName(t *testing.T) {
+	e := newEnv(t, "vfs")
+	e.busybox()
+	e.mustKiln("tag", "localhost/busybox", "localhost/image")
+	_, errOut, code := e.kiln("pull", "--policy=always", "image")
+	if code != 125 || !strings.Contains(errOut, "initializing source docker://localhost/image:latest") {
+		t.Errorf("pull --policy=always image: exit %d, %q", code, errOut)
+	}
+}

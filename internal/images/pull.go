@@ -39,6 +39,7 @@ func (o PullOptions) system() *transport.SystemContext {
 // oci-archive:'s ref.name annotation), normalized; an image from a dir:
 // or an unnamed layout has no name and is known by its ID.
 func Pull(ctx context.Context, st *store.Store, ref string, o PullOptions) (store.Image, error) {
+	ref = localName(ctx, st, ref)
 	r, err := transport.ParseReference(ref)
 	if err != nil {
 		return store.Image{}, err
@@ -103,4 +104,25 @@ func RepositoryTags(ctx context.Context, ref string, sys *transport.SystemContex
 		out = append(out, "docker://"+repo+":"+t)
 	}
 	return out, nil
+}
+
+// localName is the stored name a short name (no registry, no transport)
+// names, when a stored image has it: Buildah pulls "image" as
+// localhost/image:latest when that is stored, without searching the
+// registries. Any other ref is returned as it is.
+func localName(ctx context.Context, st *store.Store, ref string) string {
+	if IsTransportRef(ref) || IsImageID(ref) {
+		return ref
+	}
+	if r, err := image.ParseReference(ref); err != nil || r.Domain != "" {
+		return ref
+	}
+	img, err := st.LookupImage(ctx, ref)
+	if err != nil {
+		return ref
+	}
+	if n := matchedName(img, ref); n != "" {
+		return n
+	}
+	return ref
 }

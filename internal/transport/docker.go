@@ -132,7 +132,8 @@ func newRegistrySource(ctx context.Context, ref name.Reference, sys *SystemConte
 		}
 		errs = append(errs, err)
 	}
-	return nil, fmt.Errorf("opening %s: %w", dockerName(ref), errors.Join(errs...))
+	// containers/image's words, which scripts match.
+	return nil, fmt.Errorf("initializing source docker://%s: %w", dockerName(ref), errors.Join(errs...))
 }
 
 func openRegistrySource(ctx context.Context, ref name.Reference, sys *SystemContext) (*cachedSource, error) {
