@@ -323,3 +323,18 @@ func TestPullLocalShortName(t *testing.T) {
 		t.Errorf("pull --policy=always image: exit %d, %q", code, errOut)
 	}
 }
+
+// TestConfigHealthcheckDurationWords: a bad health check duration is
+// refused in Buildah's words.
+func TestConfigHealthcheckDurationWords(t *testing.T) {
+	e := newEnv(t, "vfs")
+	c := e.mustKiln("from", "scratch")
+	_, errOut, code := e.kiln("config", "--healthcheck-interval", "ABCD", c)
+	if code != 125 || !strings.Contains(errOut, `parsing --healthcheck-interval "ABCD": time: invalid duration "ABCD"`) {
+		t.Errorf("config --healthcheck-interval ABCD: exit %d, %q", code, errOut)
+	}
+	e.mustKiln("config", "--healthcheck", "CMD true", "--healthcheck-interval", "5s", c)
+	if got := e.mustKiln("inspect", "--format", "{{.Config.Config.Healthcheck.Interval}}", c); got != "5000000000" && got != "5s" {
+		t.Errorf("health check interval = %q, want 5s", got)
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -38,9 +39,14 @@ func newConfigCommand() *cobra.Command {
 			for _, k := range unset.annotations {
 				o.Annotations = append(o.Annotations, k+"-")
 			}
-			setDuration(f, "healthcheck-interval", &o.HealthInterval)
-			setDuration(f, "healthcheck-timeout", &o.HealthTimeout)
-			setDuration(f, "healthcheck-start-period", &o.HealthStartPeriod)
+			for name, dst := range map[string]**time.Duration{
+				"healthcheck-interval": &o.HealthInterval, "healthcheck-timeout": &o.HealthTimeout,
+				"healthcheck-start-period": &o.HealthStartPeriod,
+			} {
+				if err := setDuration(f, name, dst); err != nil {
+					return err
+				}
+			}
 			if f.Changed("healthcheck-retries") {
 				v, _ := f.GetInt("healthcheck-retries")
 				o.HealthRetries = &v
@@ -80,9 +86,9 @@ func newConfigCommand() *cobra.Command {
 		f.StringP(name, shorthands[name], "", "set the image's "+name)
 		strs[name] = dst
 	}
-	f.Duration("healthcheck-interval", 0, "time between health checks")
-	f.Duration("healthcheck-timeout", 0, "time a health check may take")
-	f.Duration("healthcheck-start-period", 0, "grace period before health checks count")
+	f.String("healthcheck-interval", "", "time between health checks")
+	f.String("healthcheck-timeout", "", "time a health check may take")
+	f.String("healthcheck-start-period", "", "grace period before health checks count")
 	f.Int("healthcheck-retries", 0, "failures before unhealthy")
 	f.StringArrayVar(&o.OSFeatures, "os-feature", nil, "add an OS feature the image requires (FEATURE- removes)")
 	f.StringArrayVar(&unset.labels, "unsetlabel", nil, "remove this label (also one the base image set)")
@@ -92,9 +98,17 @@ func newConfigCommand() *cobra.Command {
 	return optionsFirst(cmd)
 }
 
-func setDuration(f *pflag.FlagSet, name string, dst **time.Duration) {
-	if f.Changed(name) {
-		v, _ := f.GetDuration(name)
-		*dst = &v
+// setDuration reads duration flag name into dst when it was given; a bad
+// value is refused in Buildah's words.
+func setDuration(f *pflag.FlagSet, name string, dst **time.Duration) error {
+	if !f.Changed(name) {
+		return nil
 	}
+	s, _ := f.GetString(name)
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("parsing --%s %q: %w", name, s, err)
+	}
+	*dst = &v
+	return nil
 }

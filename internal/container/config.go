@@ -129,7 +129,56 @@ func parseCommand(v, what string, shell []string) ([]string, error) {
 	if shell != nil {
 		return append(append([]string{}, shell...), v), nil
 	}
-	return strings.Fields(v), nil
+	words, err := splitWords(v)
+	if err != nil {
+		// Buildah's words, which scripts match.
+		return nil, fmt.Errorf("%w: parsing --%s %q: %v", ErrBadConfig, what, v, err)
+	}
+	return words, nil
+}
+
+// splitWords splits a command line into words as a shell would, without
+// expanding anything: blanks separate words, quotes group them, a
+// backslash escapes the next character (not inside single quotes). A
+// quote left open is an error.
+func splitWords(s string) ([]string, error) {
+	if err := checkQuotes(s); err != nil {
+		return nil, err
+	}
+	var words []string
+	var cur strings.Builder
+	inWord, escaped := false, false
+	var quote rune
+	for _, r := range s {
+		switch {
+		case escaped:
+			cur.WriteRune(r)
+			escaped = false
+		case r == '\\' && quote != '\'':
+			escaped, inWord = true, true
+		case quote != 0:
+			if r == quote {
+				quote = 0
+			} else {
+				cur.WriteRune(r)
+			}
+		case r == '"' || r == '\'':
+			quote, inWord = r, true
+		case r == ' ' || r == '\t' || r == '\n':
+			if inWord {
+				words = append(words, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		default:
+			cur.WriteRune(r)
+			inWord = true
+		}
+	}
+	if inWord {
+		words = append(words, cur.String())
+	}
+	return words, nil
 }
 
 func editMap(m map[string]string, edits []string, what string) (map[string]string, error) {
@@ -161,9 +210,10 @@ func editEnv(env, edits []string) ([]string, error) {
 			return nil, fmt.Errorf("%w: --env %q has no name", ErrBadConfig, e)
 		}
 		if !ok {
-			v, ok = os.LookupEnv(k)
-			if !ok {
-				continue
+			// NAME alone takes kiln's own value, as Buildah's does;
+			// none is an error in Buildah's words.
+			if v = os.Getenv(k); v == "" {
+				return nil, fmt.Errorf("%w: setting env %q: no value given", ErrBadConfig, k)
 			}
 		}
 		env = append(removeEnv(env, k), k+"="+os.Expand(v, func(name string) string { return lookupEnv(env, name) }))

@@ -81,3 +81,35 @@ func TestConfigOSFeaturesAndHealthcheckQuotes(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigCommandWords: --cmd and --shell in shell form are split as a
+// shell splits words (quotes group, backslashes escape), as Buildah's
+// config does; a quote left open is refused in Buildah's words; --env
+// NAME without a value and none in the environment is refused.
+func TestConfigCommandWords(t *testing.T) {
+	c := &Container{State: State{Config: &image.Config{}}}
+	cmd := `echo "a b" 'c d' e\ f`
+	if err := c.ApplyConfig(ConfigOptions{Cmd: &cmd}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"echo", "a b", "c d", "e f"}, c.State.Config.Config.Cmd); diff != "" {
+		t.Errorf("--cmd %q (-want +got):\n%s", cmd, diff)
+	}
+	for _, what := range []string{"cmd", "shell"} {
+		bad := `AB "CD`
+		o := ConfigOptions{}
+		if what == "cmd" {
+			o.Cmd = &bad
+		} else {
+			o.Shell = &bad
+		}
+		err := c.ApplyConfig(o)
+		if want := `parsing --` + what + ` "AB \"CD": invalid command line string`; err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("--%s %q: %v, want %q", what, bad, err, want)
+		}
+	}
+	err := c.ApplyConfig(ConfigOptions{Env: []string{"KILN_TEST_SURELY_UNSET_VARIABLE"}})
+	if want := `setting env "KILN_TEST_SURELY_UNSET_VARIABLE": no value given`; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("--env NAME without a value: %v, want %q", err, want)
+	}
+}
