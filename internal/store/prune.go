@@ -102,6 +102,12 @@ func (s *Store) pruneImages(ctx context.Context, o PruneOptions) ([]Image, error
 	for _, c := range in.cache {
 		used[c.ImageID] = true
 	}
+	// A stored manifest list uses the local images it lists (a
+	// multi-platform build's are unnamed): pruning them would leave a
+	// list that cannot be pushed (as Podman's did, containers/podman#25525).
+	if err := s.addListedImages(ctx, used); err != nil {
+		return nil, err
+	}
 	var removed []Image
 	var blobs []digest.Digest
 	defer func() { s.removeUnusedBlobs(ctx, blobs) }() // layers: the caller's GC
@@ -120,6 +126,27 @@ func (s *Store) pruneImages(ctx context.Context, o PruneOptions) ([]Image, error
 		removed = append(removed, img)
 	}
 	return removed, nil
+}
+
+// addListedImages marks the local images stored manifest lists list.
+func (s *Store) addListedImages(ctx context.Context, used map[string]bool) error {
+	names, err := s.ManifestListNames(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		ml, err := s.ManifestList(ctx, n)
+		if errors.Is(err, ErrManifestListUnknown) {
+			continue // removed meanwhile
+		}
+		if err != nil {
+			return err
+		}
+		for _, where := range ml.Instances {
+			used[where] = true // an image ID, or a reference no image has
+		}
+	}
+	return nil
 }
 
 func (o PruneOptions) prunable(img Image, used map[string]bool) bool {

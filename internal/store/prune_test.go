@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	digest "github.com/opencontainers/go-digest"
 )
 
 // imageOn records an image whose own layer holds size bytes on parent.
@@ -98,5 +99,31 @@ func TestPruneBuildCacheBudget(t *testing.T) {
 	}
 	if rep, err := s.Check(ctx, CheckOptions{BlobGrace: -1}); err != nil || len(rep.Problems) != 0 {
 		t.Errorf("check after prune: %+v, %v", rep.Problems, err)
+	}
+}
+
+// TestPruneKeepsListedImages: an unnamed image a stored manifest list
+// lists (as a multi-platform build leaves them) is in use, also for
+// prune --all; one that no list names goes.
+func TestPruneKeepsListedImages(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, t.TempDir())
+	defer s.Close()
+	listed := imageOn(t, s, "", 10)
+	loose := imageOn(t, s, "", 20)
+	d := digest.FromString("instance")
+	if err := s.CreateManifestList(ctx, ManifestList{
+		Name: "localhost/multi:latest", MediaType: "application/vnd.oci.image.index.v1+json",
+		Index: []byte(`{"schemaVersion":2,"manifests":[]}`), Instances: map[digest.Digest]string{d: listed.ID},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, all := range []bool{false, true} {
+		if _, err := s.Prune(ctx, PruneOptions{All: all, BlobGrace: -1}); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]string{listed.ID}, imageIDs(t, s)); diff != "" {
+			t.Errorf("all=%v: images left (-want +got):\n%s (the loose one was %s)", all, diff, loose.ID)
+		}
 	}
 }
