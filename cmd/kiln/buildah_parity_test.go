@@ -338,3 +338,22 @@ func TestConfigHealthcheckDurationWords(t *testing.T) {
 		t.Errorf("health check interval = %q, want 5s", got)
 	}
 }
+
+// TestRunContainerEnv: a run sees /run/.containerenv naming the engine,
+// the container and its image, as Buildah's runs do; the file (and a /run
+// the image lacked) is not left in the container.
+func TestRunContainerEnv(t *testing.T) {
+	e := newEnv(t, "vfs")
+	e.busybox()
+	c := e.mustKiln("from", "-q", "localhost/busybox")
+	out := e.mustKiln("run", c, "cat", "/run/.containerenv")
+	for _, want := range []string{`engine="kiln-`, `name="` + c + `"`, `image="localhost/busybox:latest"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("/run/.containerenv = %q, want %s in it", out, want)
+		}
+	}
+	mp := e.mustKiln("mount", c)
+	if _, err := os.Lstat(filepath.Join(mp, "run")); err == nil {
+		t.Error("the run left /run in the container")
+	}
+}

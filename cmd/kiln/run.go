@@ -18,6 +18,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/kiln-build/kiln/internal/container"
+	"github.com/kiln-build/kiln/internal/idmap"
 	"github.com/kiln-build/kiln/internal/run"
 )
 
@@ -116,6 +117,12 @@ func runRun(cmd *cobra.Command, o runOptions, args []string) error {
 	ro.ContainerID, ro.Rootfs = c.ID(), root
 	ro.HostAliases = []string{c.Name()}
 	ro.PrimaryGroupInGroups = true
+	rootless := 0
+	if idmap.Rootless() {
+		rootless = 1
+	}
+	ro.ContainerEnv = fmt.Sprintf("engine=%q\nname=%q\nid=%q\nimage=%q\nimageid=%q\nrootless=%d\n",
+		"kiln-"+version, c.Name(), c.ID(), c.State.FromImage, c.State.FromImageID, rootless)
 	ro.Architecture = c.Config().Architecture
 	ro.RunDir = c.RunDir()
 	ro.Args = args[1:]

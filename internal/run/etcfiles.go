@@ -34,6 +34,12 @@ func (p *plan) writeEtcFiles() error {
 	if p.o.Settings.NoHosts {
 		files = files[1:]
 	}
+	if p.o.ContainerEnv != "" {
+		files = append(files, struct {
+			dest    string
+			content []byte
+		}{"/run/.containerenv", []byte(p.o.ContainerEnv)})
+	}
 	var mounts []specs.Mount
 	for _, f := range files {
 		if slices.ContainsFunc(p.o.Mounts, func(m specs.Mount) bool { return path.Clean(m.Destination) == f.dest }) {

@@ -206,6 +206,10 @@ type Options struct {
 	WorkingDir string
 	// Hostname defaults to the first 12 characters of ContainerID.
 	Hostname string
+	// ContainerEnv, when set, is bound into the run as /run/.containerenv
+	// (`kiln run`: the engine, container and image, as Buildah writes
+	// it); the file a missing target needed goes after the run.
+	ContainerEnv string
 	// PrimaryGroupInGroups puts the user's group among its supplementary
 	// groups too, as Buildah's run does (`kiln run --user 1000:1000`
 	// shows "Groups: 1000"); Docker's RUN does not.
