@@ -357,3 +357,26 @@ func TestRunContainerEnv(t *testing.T) {
 		t.Error("the run left /run in the container")
 	}
 }
+
+// TestFromBaseAnnotations: a commit of a working container carries the
+// base image's digest and name as OCI annotations, as Buildah's from
+// records them; a container from scratch has none.
+func TestFromBaseAnnotations(t *testing.T) {
+	e := newEnv(t, "vfs")
+	e.busybox()
+	c := e.mustKiln("from", "-q", "localhost/busybox")
+	digest := e.mustKiln("inspect", "--format", "{{.FromImageDigest}}", c)
+	e.mustKiln("commit", "-q", c, "localhost/derived")
+	for key, want := range map[string]string{
+		"org.opencontainers.image.base.digest": digest,
+		"org.opencontainers.image.base.name":   "localhost/busybox:latest",
+	} {
+		if got := e.mustKiln("inspect", "--format", `{{index .ImageAnnotations "`+key+`"}}`, "localhost/derived"); got != want || want == "" {
+			t.Errorf("%s = %q, want %q", key, got, want)
+		}
+	}
+	s := e.mustKiln("from", "-q", "scratch")
+	if got := e.mustKiln("inspect", "--format", "{{.ImageAnnotations}}", s); got != "map[]" {
+		t.Errorf("a container from scratch has annotations %s", got)
+	}
+}

@@ -29,6 +29,11 @@ type NewOptions struct {
 	// Temporary marks the container as this process's (a build step's):
 	// if the process dies, RemoveAbandoned removes it.
 	Temporary bool
+	// BaseAnnotations records the base image's manifest digest and full
+	// name as the image annotations org.opencontainers.image.base.digest
+	// and .name, which commits in OCI format then carry, as Buildah's
+	// from records them (the name only when it has a registry).
+	BaseAnnotations bool
 	// SecurityOpts are recorded for later runs (State.SecurityOpts).
 	SecurityOpts []string
 	// CapAdd, CapDrop, Volumes, Isolation, Network, RunSettings and
@@ -77,6 +82,12 @@ func New(ctx context.Context, st *store.Store, o NewOptions) (*Container, error)
 		state.FromImage = baseName(spec, img.Names)
 		state.FromImageID = img.ID
 		state.FromImageDigest = string(img.ManifestDigest)
+		if o.BaseAnnotations && state.FromImageDigest != "" {
+			state.ImageAnnotations = map[string]string{ocispec.AnnotationBaseImageDigest: state.FromImageDigest}
+			if r, err := image.ParseReference(state.FromImage); err == nil && r.Domain != "" {
+				state.ImageAnnotations[ocispec.AnnotationBaseImageName] = state.FromImage
+			}
+		}
 	}
 	name := o.Name
 	if name == "" {

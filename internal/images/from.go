@@ -32,6 +32,7 @@ func From(ctx context.Context, st *store.Store, ref string, o FromOptions) (*con
 			o.Container.Image = img.ID
 		}
 	}
+	o.Container.BaseAnnotations = true
 	c, err := container.New(ctx, st, o.Container)
 	if err != nil {
 		return nil, fmt.Errorf("creating working container from %q: %w", ref, err)
