@@ -80,6 +80,32 @@ func endpoints(ref name.Reference, sys *SystemContext, pull bool) ([]name.Refere
 	return append(out, r), nil
 }
 
+// pushEndpoint is where a push of ref goes: ref's own registry. As in
+// containers/image (containers-registries.conf(5)), registries.conf's
+// location and mirrors apply to pulls only, so `push IMAGE` to a name
+// whose pulls are redirected does not write to the redirect; the
+// registry's insecure setting and the registry sources still apply.
+func pushEndpoint(ref name.Reference, sys *SystemContext) (name.Reference, error) {
+	conf, err := LoadRegistriesConf(sys)
+	if err != nil {
+		return nil, err
+	}
+	full := dockerName(ref)
+	var sources RegistrySources
+	if sys != nil {
+		sources = sys.Sources
+	}
+	host, _, _ := cutHost(full)
+	if err := sources.check(host); err != nil {
+		return nil, err
+	}
+	insecure := slices.Contains(sources.Insecure, host)
+	if rc := conf.FindRegistry(full); rc != nil {
+		insecure = insecure || rc.Insecure
+	}
+	return reparse(full, sys, insecure)
+}
+
 func trimPrefix(s, prefix string) string {
 	if len(s) >= len(prefix) && s[:len(prefix)] == prefix {
 		return s[len(prefix):]
@@ -180,11 +206,10 @@ func (s *cachedSource) Blob(ctx context.Context, d digest.Digest) (io.ReadCloser
 }
 
 func newRegistryDestination(ctx context.Context, ref name.Reference, sys *SystemContext) (Destination, error) {
-	eps, err := endpoints(ref, sys, false)
+	ep, err := pushEndpoint(ref, sys)
 	if err != nil {
 		return nil, err
 	}
-	ep := eps[len(eps)-1]
 	opts, err := registryOptions(ep.Context(), sys)
 	if err != nil {
 		return nil, err

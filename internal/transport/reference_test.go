@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-containerregistry/pkg/name"
 )
 
 func TestParseReference(t *testing.T) {
@@ -159,5 +160,38 @@ func TestRegistrySources(t *testing.T) {
 		if !errors.Is(err, ErrDenied) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s with %s: %v, want %q", tc.ref, tc.json, err, tc.want)
 		}
+	}
+}
+
+// TestPushIgnoresLocation: registries.conf's location redirects pulls
+// only; a push goes to the registry the name says, as containers/image
+// does it.
+func TestPushIgnoresLocation(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "registries.conf")
+	os.WriteFile(conf, []byte(`
+[[registry]]
+prefix = "registry.invalid"
+location = "127.0.0.1:1/elsewhere"
+insecure = true
+`), 0o644)
+	sys := &SystemContext{RegistriesConf: conf, RegistriesConfDir: filepath.Join(dir, "none")}
+	ref, err := name.ParseReference("registry.invalid/team/app:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, err := pushEndpoint(ref, sys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ep.Context().RegistryStr() + "/" + ep.Context().RepositoryStr(); got != "registry.invalid/team/app" {
+		t.Errorf("push endpoint = %s, want registry.invalid/team/app", got)
+	}
+	if ep.Context().Scheme() != "http" {
+		t.Errorf("push endpoint scheme %s: the registry's insecure setting was not kept", ep.Context().Scheme())
+	}
+	eps, err := endpoints(ref, sys, true)
+	if err != nil || eps[len(eps)-1].Context().RegistryStr() != "127.0.0.1:1" {
+		t.Errorf("pull endpoints = %v, %v; want the location 127.0.0.1:1", eps, err)
 	}
 }
