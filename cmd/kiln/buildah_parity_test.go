@@ -380,3 +380,19 @@ func TestFromBaseAnnotations(t *testing.T) {
 		t.Errorf("a container from scratch has annotations %s", got)
 	}
 }
+
+// TestPullDefaultPolicyMissing: pull's default policy is missing, as
+// Buildah's: an image the store has is not looked for again, so a
+// registry BUILD_REGISTRY_SOURCES keeps out is not contacted for it.
+func TestPullDefaultPolicyMissing(t *testing.T) {
+	e := newEnv(t, "vfs")
+	e.busybox()
+	id := e.mustKiln("images", "-q", "--no-trunc", "localhost/busybox")
+	out := e.mustRun("", []string{`BUILD_REGISTRY_SOURCES={"allowedRegistries": ["some-other-registry.example.com"]}`}, "pull", "-q", "localhost/busybox")
+	if !strings.HasSuffix(id, out) {
+		t.Errorf("pull of a stored image = %q, want its ID %q", out, id)
+	}
+	if _, errOut, code := e.kiln("pull", "-q", "--policy", "always", "--retry", "0", "localhost/busybox"); code != 125 || !strings.Contains(errOut, "localhost/busybox") {
+		t.Errorf("pull --policy always of an image only the store has: exit %d, %q", code, errOut)
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -39,7 +40,8 @@ func newPullCommand() *cobra.Command {
 	o.retryFlags.add(f)
 	o.platformFlags.add(f)
 	f.BoolVar(&o.RemoveSignatures, "remove-signatures", false, "do not keep the image's signatures")
-	f.StringVar(&o.Policy, "policy", "always", "pull policy: always, missing, never or newer")
+	// Buildah's default: an image the store has is not pulled again.
+	f.StringVar(&o.Policy, "policy", "missing", "pull policy: missing, always, never or newer")
 	addUnsupportedFlags(f, "decryption-key")
 	return optionsFirst(cmd)
 }
@@ -77,7 +79,9 @@ func runPull(cmd *cobra.Command, o pullOptions, ref string) error {
 		if policy == images.PullAlways {
 			img, err = images.Pull(ctx, st, r, po)
 		} else {
-			img, err = images.Ensure(ctx, st, r, images.EnsureOptions{Policy: policy, Pull: po, Logger: logger})
+			// Ensure reads a registry name without its transport, as
+			// from gives it.
+			img, err = images.Ensure(ctx, st, strings.TrimPrefix(r, "docker://"), images.EnsureOptions{Policy: policy, Pull: po, Logger: logger})
 		}
 		prog.finish()
 		if err != nil {
