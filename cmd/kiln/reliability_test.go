@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -60,15 +61,19 @@ func randomImage(t *testing.T, reg, name string) {
 	src.mustKiln("push", "-q", "--tls-verify=false", "localhost/random", "docker://"+reg+"/"+name)
 }
 
-// slowProxy passes requests to host at about rate bytes a second.
+// slowProxy passes requests to host at about rate bytes a second, in all:
+// responses read at once share the rate (a pull fetches its layers in
+// parallel, and with a rate each the 36 MiB took 1.5 s, not 4.5 s, so that
+// a pull meant to be killed could finish first).
 func slowProxy(t *testing.T, host string, rate int) string {
 	t.Helper()
+	lim := &rateLimit{rate: rate}
 	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: host})
 	rp.ModifyResponse = func(resp *http.Response) error {
 		resp.Body = struct {
 			io.Reader
 			io.Closer
-		}{&slowReader{r: resp.Body, rate: rate}, resp.Body}
+		}{&slowReader{r: resp.Body, lim: lim}, resp.Body}
 		return nil
 	}
 	srv := httptest.NewServer(rp)
@@ -76,9 +81,29 @@ func slowProxy(t *testing.T, host string, rate int) string {
 	return strings.TrimPrefix(srv.URL, "http://")
 }
 
-type slowReader struct {
-	r    io.Reader
+// rateLimit spaces reads so that they add up to rate bytes a second.
+type rateLimit struct {
+	mu   sync.Mutex
+	next time.Time
 	rate int
+}
+
+// wait blocks until n more bytes fit in the rate.
+func (l *rateLimit) wait(n int) {
+	l.mu.Lock()
+	now := time.Now()
+	if l.next.Before(now) {
+		l.next = now
+	}
+	l.next = l.next.Add(time.Duration(n) * time.Second / time.Duration(l.rate))
+	until := l.next
+	l.mu.Unlock()
+	time.Sleep(time.Until(until))
+}
+
+type slowReader struct {
+	r   io.Reader
+	lim *rateLimit
 }
 
 func (s *slowReader) Read(p []byte) (int, error) {
@@ -86,7 +111,7 @@ func (s *slowReader) Read(p []byte) (int, error) {
 		p = p[:64<<10]
 	}
 	n, err := s.r.Read(p)
-	time.Sleep(time.Duration(n) * time.Second / time.Duration(s.rate))
+	s.lim.wait(n)
 	return n, err
 }
 
