@@ -19,7 +19,18 @@ func (b *bench) makeBusybox(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("busybox-static is not installed: %w", err)
 	}
-	c, err := sh(ctx, nil, b.kiln("from", "scratch")...)
+	if err := b.busyboxImage(ctx, bb, "localhost/busybox", "from", "scratch"); err != nil {
+		return err
+	}
+	return b.shareBase(ctx, "localhost/busybox")
+}
+
+// busyboxImage commits name in kiln's store: the busybox binary bb with
+// its links (made by running it, through the emulator for another
+// architecture's), a root user and /bin/sh as the command; from are the
+// arguments of `kiln from` that start it.
+func (b *bench) busyboxImage(ctx context.Context, bb, name string, from ...string) error {
+	c, err := sh(ctx, nil, b.kiln(from...)...)
 	if err != nil {
 		return err
 	}
@@ -27,7 +38,7 @@ func (b *bench) makeBusybox(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, d := range []string{"bin", "etc", "tmp", "root"} {
+	for _, d := range []string{"bin", "etc", "tmp", "root", "usr/local/bin"} {
 		if err := os.MkdirAll(filepath.Join(mp, d), 0o755); err != nil {
 			return err
 		}
@@ -47,10 +58,8 @@ func (b *bench) makeBusybox(ctx context.Context) error {
 	if _, err := sh(ctx, nil, b.kiln("config", "--cmd", "/bin/sh", c)...); err != nil {
 		return err
 	}
-	if _, err := sh(ctx, nil, b.kiln("commit", "--rm", c, "localhost/busybox")...); err != nil {
-		return err
-	}
-	return b.shareBase(ctx, "localhost/busybox")
+	_, err = sh(ctx, nil, b.kiln("commit", "--rm", c, name)...)
+	return err
 }
 
 // shareBase exports name from kiln's store as an OCI archive and loads it

@@ -141,37 +141,7 @@ func (b *bench) makeArmBase(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c, err := sh(ctx, nil, b.kiln("from", "--arch", "arm64", "scratch")...)
-	if err != nil {
-		return err
-	}
-	mp, err := sh(ctx, nil, b.kiln("mount", c)...)
-	if err != nil {
-		return err
-	}
-	for _, d := range []string{"bin", "etc", "tmp", "root", "usr/local/bin"} {
-		if err := os.MkdirAll(filepath.Join(mp, d), 0o755); err != nil {
-			return err
-		}
-	}
-	if _, err := sh(ctx, nil, "cp", bb, filepath.Join(mp, "bin/busybox")); err != nil {
-		return err
-	}
-	// The arm64 busybox installs its links through the emulator.
-	if _, err := sh(ctx, nil, "chroot", mp, "/bin/busybox", "--install", "-s", "/bin"); err != nil {
-		return err
-	}
-	files := map[string]string{"etc/passwd": "root:x:0:0:root:/root:/bin/sh\n", "etc/group": "root:x:0:\n"}
-	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(mp, name), []byte(content), 0o644); err != nil {
-			return err
-		}
-	}
-	if _, err := sh(ctx, nil, b.kiln("config", "--cmd", "/bin/sh", c)...); err != nil {
-		return err
-	}
-	_, err = sh(ctx, nil, b.kiln("commit", "--rm", c, "localhost/bench/busybox-arm64")...)
-	return err
+	return b.busyboxImage(ctx, bb, "localhost/bench/busybox-arm64", "from", "--arch", "arm64", "scratch")
 }
 
 // armBusybox downloads Debian's busybox-static for arm64 once, into the
