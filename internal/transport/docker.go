@@ -36,20 +36,10 @@ func registryOptions(repo name.Repository, sys *SystemContext) (registry.Options
 // endpoints returns where to pull ref from, in order: mirrors (when they
 // apply), then the registry's location, as parsed references.
 func endpoints(ref name.Reference, sys *SystemContext, pull bool) ([]name.Reference, error) {
-	conf, err := LoadRegistriesConf(sys)
+	conf, full, insecure, err := registryScope(ref, sys)
 	if err != nil {
 		return nil, err
 	}
-	full := dockerName(ref)
-	var sources RegistrySources
-	if sys != nil {
-		sources = sys.Sources
-	}
-	host, _, _ := cutHost(full)
-	if err := sources.check(host); err != nil {
-		return nil, err
-	}
-	insecure := slices.Contains(sources.Insecure, host)
 	rc := conf.FindRegistry(full)
 	if rc == nil {
 		r, err := reparse(full, sys, insecure)
@@ -86,9 +76,24 @@ func endpoints(ref name.Reference, sys *SystemContext, pull bool) ([]name.Refere
 // whose pulls are redirected does not write to the redirect; the
 // registry's insecure setting and the registry sources still apply.
 func pushEndpoint(ref name.Reference, sys *SystemContext) (name.Reference, error) {
-	conf, err := LoadRegistriesConf(sys)
+	conf, full, insecure, err := registryScope(ref, sys)
 	if err != nil {
 		return nil, err
+	}
+	if rc := conf.FindRegistry(full); rc != nil {
+		insecure = insecure || rc.Insecure
+	}
+	return reparse(full, sys, insecure)
+}
+
+// registryScope reads what applies to ref before registries.conf's
+// entry for it: the configuration, ref's full name, and whether the
+// registry sources (BUILD_REGISTRY_SOURCES) allow its registry and call
+// it insecure.
+func registryScope(ref name.Reference, sys *SystemContext) (*RegistriesConf, string, bool, error) {
+	conf, err := LoadRegistriesConf(sys)
+	if err != nil {
+		return nil, "", false, err
 	}
 	full := dockerName(ref)
 	var sources RegistrySources
@@ -97,13 +102,9 @@ func pushEndpoint(ref name.Reference, sys *SystemContext) (name.Reference, error
 	}
 	host, _, _ := cutHost(full)
 	if err := sources.check(host); err != nil {
-		return nil, err
+		return nil, "", false, err
 	}
-	insecure := slices.Contains(sources.Insecure, host)
-	if rc := conf.FindRegistry(full); rc != nil {
-		insecure = insecure || rc.Insecure
-	}
-	return reparse(full, sys, insecure)
+	return conf, full, slices.Contains(sources.Insecure, host), nil
 }
 
 func trimPrefix(s, prefix string) string {
