@@ -111,3 +111,24 @@ func TestPullPolicyFlag(t *testing.T) {
 		t.Errorf("--policy always: %q, want the registry's %s", got, pushed)
 	}
 }
+
+// TestCommitTimestampFileTimes: commit --timestamp 0 (and
+// --omit-timestamp) gives the committed files that time in a container of
+// the image here too, as in the pushed layer (Buildah's commit.bats:
+// "commit timestamp", ls -l /test shows 1970).
+func TestCommitTimestampFileTimes(t *testing.T) {
+	e := newEnv(t, "")
+	e.busybox()
+	for _, flag := range []string{"--timestamp=0", "--omit-timestamp"} {
+		c := e.mustKiln("from", "localhost/busybox")
+		must(t, os.WriteFile(filepath.Join(e.mustKiln("mount", c), "test"), nil, 0o644))
+		e.mustKiln("commit", "-q", flag, "--rm", c, "localhost/epoch")
+		c2 := e.mustKiln("from", "localhost/epoch")
+		fi, err := os.Stat(filepath.Join(e.mustKiln("mount", c2), "test"))
+		must(t, err)
+		if fi.ModTime().Unix() != 0 {
+			t.Errorf("commit %s: /test modified %v in a container of the image, want 1970", flag, fi.ModTime())
+		}
+		e.mustKiln("rm", c2)
+	}
+}

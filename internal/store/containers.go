@@ -345,7 +345,7 @@ func (s *Store) CommitLayer(ctx context.Context, id string, o CommitOptions) (La
 	if err != nil {
 		return Layer{}, err
 	}
-	h, meta, err := s.hashDiff(ctx, c, o)
+	h, meta, clamped, err := s.hashDiff(ctx, c, o)
 	if err != nil {
 		return Layer{}, err
 	}
@@ -382,6 +382,18 @@ func (s *Store) CommitLayer(ctx context.Context, id string, o CommitOptions) (La
 			return Layer{}, errors.Join(err, s.abandonPromotion(context.WithoutCancel(ctx), l.ID, id))
 		}
 	}
+	if len(clamped) > 0 {
+		// The layer's tar has these files at the --timestamp time: so
+		// does the snapshot (before it becomes the layer: a crash leaves
+		// the times set or the promotion not begun).
+		root, err := s.driver.Content(c.ID)
+		if err == nil {
+			err = clampTimes(root, clamped, *o.MTimeBound)
+		}
+		if err != nil {
+			return Layer{}, errors.Join(err, s.abandonPromotion(context.WithoutCancel(ctx), l.ID, id))
+		}
+	}
 	remount, err := s.quiesce(ctx, c)
 	if errors.Is(err, errBusy) {
 		return s.copyCommit(ctx, c, l, o)
@@ -409,10 +421,10 @@ func (s *Store) CommitLayer(ctx context.Context, id string, o CommitOptions) (La
 // hashDiff reads the container's changes once, as the layer tar a
 // commit makes of them, and returns its digest and size with the
 // tar-split record of that tar (nil when it could not be taken).
-func (s *Store) hashDiff(ctx context.Context, c Container, o CommitOptions) (*countingHash, *pendingTarSplit, error) {
+func (s *Store) hashDiff(ctx context.Context, c Container, o CommitOptions) (*countingHash, *pendingTarSplit, []string, error) {
 	meta, err := s.newTarSplit()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	h := newCountingHash()
 	pr, pw := io.Pipe()
@@ -420,18 +432,29 @@ func (s *Store) hashDiff(ctx context.Context, c Container, o CommitOptions) (*co
 		pw.CloseWithError(s.driver.Diff(ctx, c.ID, pw, driver.DiffOptions{ModTimeUpperBound: o.MTimeBound}))
 	}()
 	tr, rec := archive.RecordTarSplit(pr, meta.f)
-	if _, err := io.Copy(h, tr); err != nil {
+	src := io.Reader(tr)
+	var cn *clampedNames
+	var clamped []string
+	if o.MTimeBound != nil {
+		cn = &clampedNames{bound: *o.MTimeBound}
+		src = cn.tee(tr)
+	}
+	_, err = io.Copy(h, src)
+	if cn != nil {
+		clamped = cn.finish()
+	}
+	if err != nil {
 		rec.Abort()
 		pr.CloseWithError(err)
 		meta.discard()
-		return nil, nil, fmt.Errorf("reading changes of container %s: %w", c.Name, err)
+		return nil, nil, nil, fmt.Errorf("reading changes of container %s: %w", c.Name, err)
 	}
 	if err := rec.Finish(); err != nil {
 		s.log.Warn("layer tar cannot be recorded for rebuilding", "container", c.Name, "error", err)
 		meta.discard()
-		return h, nil, nil
+		return h, nil, clamped, nil
 	}
-	return h, meta, nil
+	return h, meta, clamped, nil
 }
 
 // quiesce unmounts a mounted container for a promotion and returns how
