@@ -163,6 +163,8 @@ func PushMultiArch(t testing.TB, host string, arches ...string) string {
 	return name
 }
 
+// writeBusyboxFrom writes the busybox binary bb, its applet links and a
+// root user and group into root.
 func writeBusyboxFrom(t testing.TB, root, bb string) {
 	t.Helper()
 	data, err := os.ReadFile(bb)

@@ -48,17 +48,7 @@ func RootfsTar(t testing.TB) string {
 
 func writeBusybox(t testing.TB, root string) {
 	t.Helper()
-	bb := testenv.NeedBinary(t, "busybox")
-	data, err := os.ReadFile(bb)
-	mustT(t, err)
-	mustT(t, os.MkdirAll(filepath.Join(root, "bin"), 0o755))
-	mustT(t, os.MkdirAll(filepath.Join(root, "etc"), 0o755))
-	mustT(t, os.WriteFile(filepath.Join(root, "bin/busybox"), data, 0o755))
-	for _, a := range Applets {
-		mustT(t, os.Symlink("busybox", filepath.Join(root, "bin", a)))
-	}
-	mustT(t, os.WriteFile(filepath.Join(root, "etc/passwd"), []byte(Passwd), 0o644))
-	mustT(t, os.WriteFile(filepath.Join(root, "etc/group"), []byte(Group), 0o644))
+	writeBusyboxFrom(t, root, testenv.NeedBinary(t, "busybox"))
 }
 
 // umociLayout returns an OCI layout umoci made, holding the kinds Busybox
