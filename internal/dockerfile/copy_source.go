@@ -18,6 +18,7 @@ import (
 	cfs "github.com/containerd/continuity/fs"
 	"golang.org/x/sys/unix"
 
+	"github.com/kiln-build/kiln/internal/archive"
 	"github.com/kiln-build/kiln/internal/store"
 )
 
@@ -162,37 +163,8 @@ func (f fdReader) Read(p []byte) (int, error) {
 func (f fdReader) Close() error { return unix.Close(int(f)) }
 
 func hostInfo(p string, st *syscall.Stat_t) srcInfo {
-	return srcInfo{name: filepath.Base(p), mode: fileMode(st.Mode), size: st.Size, mtime: time.Unix(st.Mtim.Unix()),
+	return srcInfo{name: filepath.Base(p), mode: archive.FileMode(st.Mode), size: st.Size, mtime: time.Unix(st.Mtim.Unix()),
 		uid: int(st.Uid), gid: int(st.Gid), nlink: uint64(st.Nlink), dev: uint64(st.Dev), ino: st.Ino, ctime: st.Ctim.Nano()}
-}
-
-// fileMode turns a stat mode into an fs.FileMode, as os.Lstat does.
-func fileMode(m uint32) fs.FileMode {
-	mode := fs.FileMode(m & 0o777)
-	switch m & unix.S_IFMT {
-	case unix.S_IFDIR:
-		mode |= fs.ModeDir
-	case unix.S_IFLNK:
-		mode |= fs.ModeSymlink
-	case unix.S_IFCHR:
-		mode |= fs.ModeDevice | fs.ModeCharDevice
-	case unix.S_IFBLK:
-		mode |= fs.ModeDevice
-	case unix.S_IFIFO:
-		mode |= fs.ModeNamedPipe
-	case unix.S_IFSOCK:
-		mode |= fs.ModeSocket
-	}
-	if m&unix.S_ISUID != 0 {
-		mode |= fs.ModeSetuid
-	}
-	if m&unix.S_ISGID != 0 {
-		mode |= fs.ModeSetgid
-	}
-	if m&unix.S_ISVTX != 0 {
-		mode |= fs.ModeSticky
-	}
-	return mode
 }
 
 // viewFS reads a stage's or image's tree through a store.PathView; its

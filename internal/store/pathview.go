@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kiln-build/kiln/internal/archive"
 	"github.com/kiln-build/kiln/internal/store/driver"
 )
 
@@ -427,7 +428,7 @@ func recordEntry(r *indexRecord, i int) PathEntry {
 // statEntry describes a file of a snapshot, with its extended attributes
 // (overlay's own excepted).
 func statEntry(full string, st *unix.Stat_t, meta bool) (PathEntry, error) {
-	e := PathEntry{Mode: unixMode(st.Mode), UID: int(st.Uid), GID: int(st.Gid), Size: st.Size,
+	e := PathEntry{Mode: archive.FileMode(st.Mode), UID: int(st.Uid), GID: int(st.Gid), Size: st.Size,
 		ModTime: time.Unix(st.Mtim.Unix()), Nlink: uint64(st.Nlink), Dev: uint64(st.Dev), Ino: st.Ino}
 	if e.Mode&fs.ModeSymlink != 0 {
 		link, err := os.Readlink(full)
@@ -448,35 +449,6 @@ func statEntry(full string, st *unix.Stat_t, meta bool) (PathEntry, error) {
 	}
 	e.Xattrs = x
 	return e, nil
-}
-
-// unixMode turns a stat mode into an fs.FileMode.
-func unixMode(m uint32) fs.FileMode {
-	mode := fs.FileMode(m & 0o777)
-	switch m & unix.S_IFMT {
-	case unix.S_IFDIR:
-		mode |= fs.ModeDir
-	case unix.S_IFLNK:
-		mode |= fs.ModeSymlink
-	case unix.S_IFCHR:
-		mode |= fs.ModeDevice | fs.ModeCharDevice
-	case unix.S_IFBLK:
-		mode |= fs.ModeDevice
-	case unix.S_IFIFO:
-		mode |= fs.ModeNamedPipe
-	case unix.S_IFSOCK:
-		mode |= fs.ModeSocket
-	}
-	if m&unix.S_ISUID != 0 {
-		mode |= fs.ModeSetuid
-	}
-	if m&unix.S_ISGID != 0 {
-		mode |= fs.ModeSetgid
-	}
-	if m&unix.S_ISVTX != 0 {
-		mode |= fs.ModeSticky
-	}
-	return mode
 }
 
 // listXattrs reads a file's extended attributes, overlay's own excepted.
