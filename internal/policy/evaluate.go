@@ -233,29 +233,7 @@ func (r *SignedBy) accept(img Image, sigs []signature.Signature, now time.Time) 
 	if err != nil {
 		return nil, err
 	}
-	var errs []error
-	var ok []signature.Verified
-	for _, s := range sigs {
-		if s.Format != signature.SimpleSigning {
-			continue
-		}
-		v, err := kr.VerifySimple(s, now)
-		if err == nil {
-			err = checkPayload(v, img, r.SignedIdentity)
-		}
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		ok = append(ok, v)
-	}
-	if len(ok) == 0 {
-		if len(errs) == 0 {
-			errs = append(errs, fmt.Errorf("no simple-signing signature"))
-		}
-		return nil, errors.Join(errs...)
-	}
-	return ok, nil
+	return acceptFormat(img, sigs, now, signature.SimpleSigning, "simple-signing", kr.VerifySimple, r.SignedIdentity)
 }
 
 func (r *SigstoreSigned) keys() (*signature.SigstoreKeys, error) {
@@ -294,15 +272,23 @@ func (r *SigstoreSigned) accept(img Image, sigs []signature.Signature, now time.
 	if err != nil {
 		return nil, err
 	}
+	return acceptFormat(img, sigs, now, signature.Sigstore, "sigstore", keys.VerifySigstore, r.SignedIdentity)
+}
+
+// acceptFormat returns the signatures of format f that verify and whose
+// payload names img as id accepts; none is an error saying why each
+// failed ("no NAME signature" when there was none of f).
+func acceptFormat(img Image, sigs []signature.Signature, now time.Time, f signature.Format, name string,
+	verify func(signature.Signature, time.Time) (signature.Verified, error), id Identity) ([]signature.Verified, error) {
 	var errs []error
 	var ok []signature.Verified
 	for _, s := range sigs {
-		if s.Format != signature.Sigstore {
+		if s.Format != f {
 			continue
 		}
-		v, err := keys.VerifySigstore(s, now)
+		v, err := verify(s, now)
 		if err == nil {
-			err = checkPayload(v, img, r.SignedIdentity)
+			err = checkPayload(v, img, id)
 		}
 		if err != nil {
 			errs = append(errs, err)
@@ -312,7 +298,7 @@ func (r *SigstoreSigned) accept(img Image, sigs []signature.Signature, now time.
 	}
 	if len(ok) == 0 {
 		if len(errs) == 0 {
-			errs = append(errs, fmt.Errorf("no sigstore signature"))
+			errs = append(errs, fmt.Errorf("no %s signature", name))
 		}
 		return nil, errors.Join(errs...)
 	}
