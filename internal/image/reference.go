@@ -176,3 +176,33 @@ func LocalCandidates(s string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// Namespaces returns the scopes a repository name ("reg/ns/repo") falls
+// in, narrowest first, as containers/image orders them for policy.json
+// and registries.d: the name, its parent namespaces, the host (without
+// port), and wildcards of the host's parent domains ("*.example.com",
+// "*.com").
+func Namespaces(repo string) []string {
+	var out []string
+	name := repo
+	for {
+		out = append(out, name)
+		i := strings.LastIndex(name, "/")
+		if i < 0 {
+			break
+		}
+		name = name[:i]
+	}
+	if i := strings.Index(name, ":"); i >= 0 {
+		name = name[:i]
+	}
+	for {
+		i := strings.Index(name, ".")
+		if i < 0 {
+			break
+		}
+		name = name[i+1:]
+		out = append(out, "*."+name)
+	}
+	return out
+}

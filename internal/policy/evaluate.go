@@ -45,27 +45,7 @@ type Result struct {
 // "reg/repo", its parent namespaces, the host, and wildcards of the
 // host's parent domains ("*.example.com", "*.com"); ref is normalized.
 func DockerScope(ref image.Reference) (scope string, namespaces []string) {
-	name := ref.Name()
-	for {
-		namespaces = append(namespaces, name)
-		i := strings.LastIndex(name, "/")
-		if i < 0 {
-			break
-		}
-		name = name[:i]
-	}
-	if i := strings.Index(name, ":"); i >= 0 {
-		name = name[:i]
-	}
-	for {
-		i := strings.Index(name, ".")
-		if i < 0 {
-			break
-		}
-		name = name[i+1:]
-		namespaces = append(namespaces, "*."+name)
-	}
-	return ref.String(), namespaces
+	return ref.String(), image.Namespaces(ref.Name())
 }
 
 // PathScope returns the scope and namespaces of an image at an absolute

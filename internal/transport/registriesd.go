@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/kiln-build/kiln/internal/image"
 )
 
 // DefaultRegistriesDir is where registries.d(5) files configure
@@ -104,28 +106,7 @@ func loadSignatureStorage(sys *SystemContext) (*signatureStorage, error) {
 // host and the host's wildcard domains: the scopes a registry image
 // falls in, narrowest first (containers/image's order).
 func dockerNamespaces(full, repo string) []string {
-	out := []string{full}
-	name := repo
-	for {
-		out = append(out, name)
-		i := strings.LastIndex(name, "/")
-		if i < 0 {
-			break
-		}
-		name = name[:i]
-	}
-	if i := strings.Index(name, ":"); i >= 0 {
-		name = name[:i]
-	}
-	for {
-		i := strings.Index(name, ".")
-		if i < 0 {
-			break
-		}
-		name = name[i+1:]
-		out = append(out, "*."+name)
-	}
-	return out
+	return append([]string{full}, image.Namespaces(repo)...)
 }
 
 // namespaceFor returns the configuration of the narrowest namespace of
