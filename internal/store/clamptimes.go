@@ -70,6 +70,19 @@ func (l *lenientWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// clampSnapshotTimes gives names in snapshot id's own content the time
+// bound; nothing to do without names.
+func (s *Store) clampSnapshotTimes(id string, names []string, bound *time.Time) error {
+	if len(names) == 0 || bound == nil {
+		return nil
+	}
+	root, err := s.driver.Content(id)
+	if err != nil {
+		return err
+	}
+	return clampTimes(root, names, *bound)
+}
+
 // clampTimes sets the modification time of each name under root to
 // bound, without following symlinks.
 func clampTimes(root string, names []string, bound time.Time) error {

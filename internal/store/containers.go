@@ -382,17 +382,11 @@ func (s *Store) CommitLayer(ctx context.Context, id string, o CommitOptions) (La
 			return Layer{}, errors.Join(err, s.abandonPromotion(context.WithoutCancel(ctx), l.ID, id))
 		}
 	}
-	if len(clamped) > 0 {
-		// The layer's tar has these files at the --timestamp time: so
-		// does the snapshot (before it becomes the layer: a crash leaves
-		// the times set or the promotion not begun).
-		root, err := s.driver.Content(c.ID)
-		if err == nil {
-			err = clampTimes(root, clamped, *o.MTimeBound)
-		}
-		if err != nil {
-			return Layer{}, errors.Join(err, s.abandonPromotion(context.WithoutCancel(ctx), l.ID, id))
-		}
+	// The layer's tar has the clamped files at the --timestamp time: so
+	// does the snapshot (before it becomes the layer: a crash leaves the
+	// times set or the promotion not begun).
+	if err := s.clampSnapshotTimes(c.ID, clamped, o.MTimeBound); err != nil {
+		return Layer{}, errors.Join(err, s.abandonPromotion(context.WithoutCancel(ctx), l.ID, id))
 	}
 	remount, err := s.quiesce(ctx, c)
 	if errors.Is(err, errBusy) {
