@@ -15,7 +15,7 @@ func init() { register(newConfigCommand) }
 func newConfigCommand() *cobra.Command {
 	var o container.ConfigOptions
 	var strs = map[string]**string{}
-	var unset struct{ labels, env, annotations []string }
+	var unset unsetFlags
 	cmd := &cobra.Command{
 		Use:   "config [options] CONTAINER",
 		Short: "Update image configuration settings of a working container",
@@ -29,16 +29,7 @@ func newConfigCommand() *cobra.Command {
 					*dst = &v
 				}
 			}
-			// --unsetX K is --X K-, as Buildah's config reads it.
-			for _, k := range unset.labels {
-				o.Labels = append(o.Labels, k+"-")
-			}
-			for _, k := range unset.env {
-				o.Env = append(o.Env, k+"-")
-			}
-			for _, k := range unset.annotations {
-				o.Annotations = append(o.Annotations, k+"-")
-			}
+			unset.apply(&o)
 			for name, dst := range map[string]**time.Duration{
 				"healthcheck-interval": &o.HealthInterval, "healthcheck-timeout": &o.HealthTimeout,
 				"healthcheck-start-period": &o.HealthStartPeriod,
@@ -100,6 +91,22 @@ func newConfigCommand() *cobra.Command {
 
 // setDuration reads duration flag name into dst when it was given; a bad
 // value is refused in Buildah's words.
+// unsetFlags are config's --unsetlabel, --unsetenv and --unsetannotation.
+type unsetFlags struct{ labels, env, annotations []string }
+
+// apply adds them to o: --unsetX K is --X K-, as Buildah's config reads it.
+func (u unsetFlags) apply(o *container.ConfigOptions) {
+	for _, k := range u.labels {
+		o.Labels = append(o.Labels, k+"-")
+	}
+	for _, k := range u.env {
+		o.Env = append(o.Env, k+"-")
+	}
+	for _, k := range u.annotations {
+		o.Annotations = append(o.Annotations, k+"-")
+	}
+}
+
 func setDuration(f *pflag.FlagSet, name string, dst **time.Duration) error {
 	if !f.Changed(name) {
 		return nil
