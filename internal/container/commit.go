@@ -32,6 +32,10 @@ type CommitOptions struct {
 	UnsetEnv []string
 	// OmitHistory writes the image with an empty history.
 	OmitHistory bool
+	// Hold keeps the image from prune until the caller releases it
+	// (store.ReleaseImages) or exits: a build's step image, unnamed until
+	// the build caches or tags it.
+	Hold bool
 	Logger      *slog.Logger
 }
 
@@ -121,16 +125,23 @@ func (c *Container) writeImage(ctx context.Context, cfg *image.Config, top strin
 	c.State.PrependedHistory = nil
 	out := cfg.Clone()
 	c.finish(out, o)
-	img, err := storeImage(ctx, c.st, out, top, o.Format, c.State.ImageAnnotations, o.Names)
+	img, err := storeImage(ctx, c.st, out, top, o.Format, imageExtras{annotations: c.State.ImageAnnotations, names: o.Names, hold: o.Hold})
 	if err != nil {
 		return store.Image{}, err
 	}
 	return img, c.Save(ctx)
 }
 
+// imageExtras are what storeImage records beside config and layers.
+type imageExtras struct {
+	annotations map[string]string // the manifest's
+	names       []string
+	hold        bool // see CommitOptions.Hold
+}
+
 // storeImage writes config cfg and a manifest for the chain ending at top
-// in format f, and records the image under names.
-func storeImage(ctx context.Context, st *store.Store, cfg *image.Config, top string, f image.Format, annotations map[string]string, names []string) (store.Image, error) {
+// in format f, and records the image with x.
+func storeImage(ctx context.Context, st *store.Store, cfg *image.Config, top string, f image.Format, x imageExtras) (store.Image, error) {
 	rawCfg, err := cfg.Marshal(f)
 	if err != nil {
 		return store.Image{}, err
@@ -139,13 +150,13 @@ func storeImage(ctx context.Context, st *store.Store, cfg *image.Config, top str
 	if err != nil {
 		return store.Image{}, err
 	}
-	manifest, err := image.NewManifest(f, image.FromBytes(f.ConfigMediaType(), rawCfg), layers, annotations)
+	manifest, err := image.NewManifest(f, image.FromBytes(f.ConfigMediaType(), rawCfg), layers, x.annotations)
 	if err != nil {
 		return store.Image{}, err
 	}
 	return st.CreateImage(ctx, store.NewImage{
 		TopLayer: top, Config: rawCfg, Manifest: manifest, MediaType: f.ManifestMediaType(),
-		Names: names, Created: *cfg.Created,
+		Names: x.names, Created: *cfg.Created, Hold: x.hold,
 	})
 }
 
@@ -186,5 +197,5 @@ func Reformat(ctx context.Context, st *store.Store, img store.Image, f image.For
 	if len(merged) == 0 {
 		merged = nil
 	}
-	return storeImage(ctx, st, cfg, img.TopLayer, f, merged, names)
+	return storeImage(ctx, st, cfg, img.TopLayer, f, imageExtras{annotations: merged, names: names})
 }

@@ -27,6 +27,7 @@ type builder struct {
 
 	mu      sync.Mutex
 	cleanup []string     // image IDs of stage results to remove after the build
+	held    []string     // image IDs the build holds from prune until it ends
 	steps   []cachedStep // step results for --cache-to
 }
 
@@ -91,6 +92,7 @@ func Build(ctx context.Context, st *store.Store, o Options) (Result, error) {
 		jobs = runtime.NumCPU()
 	}
 	b.sem = make(chan struct{}, jobs)
+	defer b.releaseImages(context.WithoutCancel(ctx))
 	img, err := b.runStages(ctx, needed, target)
 	b.removeStageImages(context.WithoutCancel(ctx), img.ID)
 	if errors.Is(err, errCacheVanished) {
@@ -223,6 +225,25 @@ func (b *builder) acquire(ctx context.Context) error {
 }
 
 func (b *builder) release() { <-b.sem }
+
+// hold notes a step image the store holds for this build (see
+// container.CommitOptions.Hold): it stays until the build ends, tagged
+// or cached by then, whatever another kiln prunes meanwhile.
+func (b *builder) hold(img store.Image) {
+	b.mu.Lock()
+	b.held = append(b.held, img.ID)
+	b.mu.Unlock()
+}
+
+func (b *builder) releaseImages(ctx context.Context) {
+	b.mu.Lock()
+	ids := b.held
+	b.held = nil
+	b.mu.Unlock()
+	if err := b.st.ReleaseImages(ctx, ids...); err != nil && b.o.Logger != nil {
+		b.o.Logger.Warn("releasing the build's images", "error", err)
+	}
+}
 
 // removeStageImages drops the unnamed images of intermediate stages that
 // the cache does not keep (builds without --layers).

@@ -372,7 +372,11 @@ func (r *stageRun) layerImage(ctx context.Context, text string, l store.Layer) (
 	cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, l.DiffID)
 	cfg.History = append(cfg.History, image.History{Created: &created, CreatedBy: createdBy(text)})
 	cfg.Created = &created
-	return container.WriteImage(ctx, r.b.st, cfg, l.ID, image.FormatDocker)
+	img, err := container.WriteImage(ctx, r.b.st, cfg, l.ID, image.FormatDocker)
+	if err == nil {
+		r.b.hold(img)
+	}
+	return img, err
 }
 
 // lookupStep is do's cache lookup: on a hit the stage moves to the

@@ -403,10 +403,14 @@ func (r *stageRun) squash(ctx context.Context) (store.Image, error) {
 	if err != nil {
 		return store.Image{}, err
 	}
-	return c.Commit(ctx, container.CommitOptions{
+	img, err := c.Commit(ctx, container.CommitOptions{
 		Format: r.b.o.Commit.Format, Timestamp: r.b.o.Commit.Timestamp,
-		CreatedBy: createdBy(r.lastText), Squash: true,
+		CreatedBy: createdBy(r.lastText), Squash: true, Hold: true,
 	})
+	if err == nil {
+		r.b.hold(img)
+	}
+	return img, err
 }
 
 // stagePlatform reads FROM --platform into the stage's platform. A

@@ -149,11 +149,12 @@ func (r *stageRun) commit(ctx context.Context, text string, layer bool) (store.I
 	}
 	img, err := c.Commit(ctx, container.CommitOptions{
 		Format: r.stepFormat(), Timestamp: r.b.o.Commit.Timestamp,
-		CreatedBy: createdBy(text), EmptyLayer: !layer,
+		CreatedBy: createdBy(text), EmptyLayer: !layer, Hold: true,
 	})
 	if err != nil {
 		return store.Image{}, err
 	}
+	r.b.hold(img)
 	r.dirty = false
 	return img, nil
 }

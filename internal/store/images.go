@@ -35,6 +35,10 @@ type NewImage struct {
 	MediaType string
 	Names     []string // full names; they move here from any other image
 	Created   time.Time
+	// Hold keeps the image from prune until this process calls
+	// ReleaseImages or exits: a build's step image is unnamed, and until
+	// the build caches or names it nothing else says it is wanted.
+	Hold bool
 }
 
 // CreateImage stores the image's config and manifest and records it under
@@ -74,6 +78,11 @@ func (s *Store) CreateImage(ctx context.Context, n NewImage) (Image, error) {
 			id, n.TopLayer, mDigest, n.MediaType, n.Created.UnixNano(), size)
 		if err != nil {
 			return err
+		}
+		if n.Hold {
+			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO image_holds(image_id, owner) VALUES(?,?)`, id, owner); err != nil {
+				return err
+			}
 		}
 		return addNames(ctx, tx, id, n.Names)
 	})

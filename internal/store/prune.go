@@ -108,6 +108,10 @@ func (s *Store) pruneImages(ctx context.Context, o PruneOptions) ([]Image, error
 	if err := s.addListedImages(ctx, used); err != nil {
 		return nil, err
 	}
+	// A build's step images, until it has cached or named them.
+	if err := s.heldImages(ctx, used); err != nil {
+		return nil, err
+	}
 	var removed []Image
 	var blobs []digest.Digest
 	defer func() { s.removeUnusedBlobs(ctx, blobs) }() // layers: the caller's GC

@@ -127,3 +127,72 @@ func TestPruneKeepsListedImages(t *testing.T) {
 		}
 	}
 }
+
+// TestPruneLeavesHeldImages: an unnamed image a live process holds (a
+// build's step image before the build caches or tags it) survives prune;
+// released, or held by a process that is gone, it goes.
+func TestPruneLeavesHeldImages(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, t.TempDir())
+	defer s.Close()
+	held := func(size int) Image {
+		t.Helper()
+		tarball := oneFileTar(t, fmt.Sprintf("held%d", size), strings.Repeat("y", size))
+		l, err := s.ApplyLayer(ctx, "", sha256Digest(tarball), bytes.NewReader(tarball))
+		must(t, err)
+		img, err := s.CreateImage(ctx, NewImage{TopLayer: l.ID, Config: []byte(`{"layer":"` + l.ID + `"}`),
+			Manifest: []byte(`{"config":"` + l.ID + `"}`), MediaType: "application/vnd.oci.image.manifest.v1+json", Hold: true})
+		must(t, err)
+		return img
+	}
+	mine, theirs := held(1), held(2)
+	prune := func() {
+		t.Helper()
+		if _, err := s.Prune(ctx, PruneOptions{All: true, BlobGrace: -1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prune()
+	if diff := cmp.Diff(sorted(mine.ID, theirs.ID), imageIDs(t, s)); diff != "" {
+		t.Fatalf("held images pruned (-want +got):\n%s", diff)
+	}
+	// theirs: as if a process now gone had held it.
+	if _, err := s.db.sql.Exec(`UPDATE image_holds SET owner=? WHERE image_id=?`, newToken(), theirs.ID); err != nil {
+		t.Fatal(err)
+	}
+	prune()
+	if diff := cmp.Diff([]string{mine.ID}, imageIDs(t, s)); diff != "" {
+		t.Errorf("after the holder died (-want +got):\n%s", diff)
+	}
+	must(t, s.ReleaseImages(ctx, mine.ID))
+	prune()
+	if ids := imageIDs(t, s); len(ids) != 0 {
+		t.Errorf("released image not pruned: %v", ids)
+	}
+}
+
+// TestClaimHoldsExistingLayer: a layer a commit finds complete already
+// (equal content made by another build) cannot be taken by GC before the
+// commit's container names it.
+func TestClaimHoldsExistingLayer(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, t.TempDir())
+	defer s.Close()
+	tarball := oneFileTar(t, "equal", "content")
+	l, err := s.ApplyLayer(ctx, "", sha256Digest(tarball), bytes.NewReader(tarball))
+	must(t, err)
+	existing, release, err := s.claimLayer(ctx, l, "")
+	must(t, err)
+	if existing == nil || existing.ID != l.ID {
+		t.Fatalf("claim of a complete layer: %v", existing)
+	}
+	must(t, s.GC(ctx))
+	if _, err := s.Layer(ctx, l.ID); err != nil {
+		t.Fatalf("GC took the claimed layer: %v", err)
+	}
+	release()
+	must(t, s.GC(ctx))
+	if _, err := s.Layer(ctx, l.ID); err == nil {
+		t.Error("the layer nothing names survived GC after release")
+	}
+}

@@ -124,7 +124,7 @@ func (s *Store) recoverLayer(ctx context.Context, id, state, promoteFrom string)
 // releaseDeadHolds drops the holds of processes that are gone and
 // reports whether there were any.
 func (s *Store) releaseDeadHolds(ctx context.Context) (bool, error) {
-	owners, err := s.db.column(ctx, `SELECT DISTINCT owner FROM layer_holds`)
+	owners, err := s.db.column(ctx, `SELECT DISTINCT owner FROM layer_holds UNION SELECT DISTINCT owner FROM image_holds`)
 	if err != nil {
 		return false, err
 	}
@@ -135,8 +135,12 @@ func (s *Store) releaseDeadHolds(ctx context.Context) (bool, error) {
 		}
 		found = true
 		if err := s.db.tx(ctx, func(tx *sql.Tx) error {
-			_, err := tx.ExecContext(ctx, `DELETE FROM layer_holds WHERE owner=?`, o)
-			return err
+			for _, q := range []string{`DELETE FROM layer_holds WHERE owner=?`, `DELETE FROM image_holds WHERE owner=?`} {
+				if _, err := tx.ExecContext(ctx, q, o); err != nil {
+					return err
+				}
+			}
+			return nil
 		}); err != nil {
 			return false, err
 		}

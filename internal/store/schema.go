@@ -69,6 +69,8 @@ var migrations = []migration{
 	{5, "a build context's remembered file digests are one record (a row per file took a tenth of a second to load or save for 20,000 files); the old rows are dropped, the digests are taken again once", `
 		CREATE TABLE IF NOT EXISTS context_file_hashes (dir TEXT PRIMARY KEY, data BLOB NOT NULL);
 		DROP TABLE IF EXISTS file_hashes;`},
+	{6, "holds on images a live process made and has yet to name or cache (a build's step images), which prune leaves alone", `
+		CREATE TABLE IF NOT EXISTS image_holds (image_id TEXT NOT NULL, owner TEXT NOT NULL, PRIMARY KEY (image_id, owner));`},
 }
 
 // schemaVersion is the version this binary writes.

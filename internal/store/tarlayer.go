@@ -42,7 +42,7 @@ func (s *Store) AddTarLayer(ctx context.Context, parent string, r io.Reader) (La
 // The new layer is held for this process until Release.
 func (s *Store) RebaseLayer(ctx context.Context, parent string, l Layer) (Layer, error) {
 	if l.Parent == parent {
-		if err := s.hold(ctx, l.ID); err != nil {
+		if _, err := s.hold(ctx, l.ID); err != nil {
 			return Layer{}, err
 		}
 		return l, nil
@@ -66,16 +66,23 @@ func (s *Store) RebaseLayer(ctx context.Context, parent string, l Layer) (Layer,
 	return nl, nil
 }
 
-// hold holds an existing complete layer for this process (see Release).
-func (s *Store) hold(ctx context.Context, id string) error {
-	return s.db.tx(ctx, func(tx *sql.Tx) error {
+// hold holds an existing complete layer for this process (see Release)
+// and reports whether this process held it already.
+func (s *Store) hold(ctx context.Context, id string) (had bool, err error) {
+	err = s.db.tx(ctx, func(tx *sql.Tx) error {
 		var one int
 		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM layers WHERE id=? AND state='complete'`, id).Scan(&one); err != nil {
 			return fmt.Errorf("%w: %s", ErrLayerUnknown, id)
 		}
-		_, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO layer_holds(layer_id, owner) VALUES(?,?)`, id, owner)
+		res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO layer_holds(layer_id, owner) VALUES(?,?)`, id, owner)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		had = n == 0
 		return err
 	})
+	return had, err
 }
 
 // addMadeLayer records the layer on parent whose uncompressed tar is the
