@@ -35,8 +35,8 @@ type CommitOptions struct {
 	// Hold keeps the image from prune until the caller releases it
 	// (store.ReleaseImages) or exits: a build's step image, unnamed until
 	// the build caches or tags it.
-	Hold bool
-	Logger      *slog.Logger
+	Hold   bool
+	Logger *slog.Logger
 }
 
 // finish applies what the options change in the config of the image
