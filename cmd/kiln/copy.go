@@ -138,11 +138,7 @@ func ignoreRules(explicit, dir string) (func(top, hostPath string, isDir bool) (
 		if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
 			return false, false
 		}
-		m, err := pm.MatchesOrParentMatches(filepath.ToSlash(rel))
-		if err != nil || !m {
-			return false, false
-		}
-		return true, isDir && !pm.Exclusions()
+		return dockerfile.Excluded(pm, filepath.ToSlash(rel), isDir)
 	}, nil
 }
 

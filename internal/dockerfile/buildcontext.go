@@ -86,12 +86,7 @@ func (bc *buildContext) excluded(hostPath string, isDir bool) (skip, skipTree bo
 	if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
 		return false, false
 	}
-	rel = filepath.ToSlash(rel)
-	m, err := bc.pm.MatchesOrParentMatches(rel)
-	if err != nil || !m {
-		return false, false
-	}
-	return true, isDir && !bc.pm.Exclusions()
+	return Excluded(bc.pm, filepath.ToSlash(rel), isDir)
 }
 
 // digest hashes what a COPY or ADD of srcs reads from root (the context

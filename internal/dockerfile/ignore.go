@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
 
 	"github.com/kiln-build/kiln/internal/container"
@@ -48,6 +49,30 @@ func FindIgnore(explicit, dfPath, dir string) (string, []string, error) {
 		return p, pats, nil
 	}
 	return "", nil, nil
+}
+
+// Excluded says whether ignore patterns pm exclude path rel (relative to
+// the context, slash-separated) and, for an excluded directory, whether
+// nothing below it can be let in again, so that a walk skips the tree.
+// A "!" pattern lets files below an excluded directory in only when the
+// pattern names that directory literally ("!dir/keep", not "!*/keep"):
+// the rule of Docker's classic builder, BuildKit's file walker and
+// Buildah alike.
+func Excluded(pm *patternmatcher.PatternMatcher, rel string, isDir bool) (skip, skipTree bool) {
+	m, err := pm.MatchesOrParentMatches(rel)
+	if err != nil || !m {
+		return false, false
+	}
+	if !isDir {
+		return true, false
+	}
+	dirSlash := rel + "/"
+	for _, p := range pm.Patterns() {
+		if p.Exclusion() && strings.HasPrefix(p.String()+"/", dirSlash) {
+			return true, false
+		}
+	}
+	return true, true
 }
 
 // noteIgnored adds to a missing-source error how many of the sources

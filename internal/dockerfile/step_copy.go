@@ -248,8 +248,7 @@ func (r *stageRun) excluder(root string, excludes []string) (func(string, string
 		if err != nil {
 			return false, false
 		}
-		m, _ := pm.MatchesOrParentMatches(filepath.ToSlash(rel))
-		return m, m && isDir && !pm.Exclusions()
+		return Excluded(pm, filepath.ToSlash(rel), isDir)
 	}, nil
 }
 
