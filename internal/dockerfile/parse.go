@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -56,6 +57,7 @@ func parseDockerfile(name string, data []byte) (*dockerfile, error) {
 		return nil, locate(name, err)
 	}
 	extras := rewriteMountFlags(res.AST)
+	names := rewriteStageNames(res.AST)
 	stages, metaArgs, err := instructions.Parse(res.AST, nil)
 	if err != nil {
 		return nil, locate(name, err)
@@ -66,6 +68,9 @@ func parseDockerfile(name string, data []byte) (*dockerfile, error) {
 	df := &dockerfile{name: name, metaArgs: metaArgs, escape: res.EscapeToken, mountExtras: extras}
 	seen := map[string]bool{}
 	for i, s := range stages {
+		if orig, ok := names[s.Name]; ok {
+			s.Name = orig
+		}
 		st := &stage{index: i, name: strings.ToLower(s.Name), base: s.BaseName, platform: s.Platform, commands: s.Commands, original: s.SourceCode}
 		if len(s.Location) > 0 {
 			st.line = s.Location[0].Start.Line
@@ -79,6 +84,30 @@ func parseDockerfile(name string, data []byte) (*dockerfile, error) {
 		df.stages = append(df.stages, st)
 	}
 	return df, nil
+}
+
+// validStageName is BuildKit's rule for stage names.
+var validStageName = regexp.MustCompile(`^[a-z][a-z0-9-_.]*$`)
+
+// rewriteStageNames lets through the stage names BuildKit's grammar
+// refuses and Buildah accepts ("FROM build AS platform-arm/v7"): each is
+// replaced in the tree by a name BuildKit takes, and the returned map
+// gives the original back.
+func rewriteStageNames(root *parser.Node) map[string]string {
+	names := map[string]string{}
+	for i, n := range root.Children {
+		if !strings.EqualFold(n.Value, "from") || n.Next == nil || n.Next.Next == nil || n.Next.Next.Next == nil {
+			continue
+		}
+		as, name := n.Next.Next, n.Next.Next.Next
+		if !strings.EqualFold(as.Value, "as") || name.Next != nil || validStageName.MatchString(strings.ToLower(name.Value)) {
+			continue
+		}
+		stand := fmt.Sprintf("kiln-stage-name-%d", i)
+		names[stand] = name.Value
+		name.Value = stand
+	}
+	return names
 }
 
 // locate rewrites a BuildKit error as "FILE:LINE: message".
