@@ -204,3 +204,31 @@ func argValue(lex *shell.Lex, kv instructions.KeyValuePairOptional, scope, globa
 	}
 	return "", nil
 }
+
+// fromArgs are the args stage s's FROM line expands with: the global ones
+// and, as Buildah has them, a --build-arg value for an ARG an earlier
+// stage declares ("FROM platform-${TARGET}" after a stage with "ARG
+// TARGET"). Docker knows only the global ones there, and expands such a
+// name to an invalid reference, so no Dockerfile Docker builds changes.
+func fromArgs(df *dockerfile, s *stage, global *argSet, args map[string]string) *argSet {
+	out := global
+	for _, t := range df.stages[:s.index] {
+		for _, c := range t.commands {
+			a, ok := c.(*instructions.ArgCommand)
+			if !ok {
+				continue
+			}
+			for _, kv := range a.Args {
+				v, given := args[kv.Key]
+				if _, known := out.values[kv.Key]; known || !given {
+					continue
+				}
+				if out == global {
+					out = global.clone()
+				}
+				out.set(kv.Key, v)
+			}
+		}
+	}
+	return out
+}

@@ -22,7 +22,7 @@ func BaseImages(o Options) ([]string, error) {
 	seen := map[string]bool{}
 	var out []string
 	for _, s := range df.stages {
-		name, err := expandWord(df.lexer(), s.base, envGetter{args: global})
+		name, err := expandWord(df.lexer(), s.base, envGetter{args: fromArgs(df, s, global, o.Args)})
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: FROM %s: %w", df.name, s.line, s.base, err)
 		}

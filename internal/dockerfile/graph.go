@@ -15,7 +15,7 @@ func (b *builder) deps(s *stage) ([]*stage, error) {
 	env := envGetter{args: b.global}
 	var refs []string
 	var out []*stage
-	base, err := expandWord(lex, s.base, env)
+	base, err := expandWord(lex, s.base, envGetter{args: fromArgs(b.df, s, b.global, b.o.Args)})
 	if err != nil {
 		return nil, fmt.Errorf("%s:%d: %w", b.df.name, s.line, err)
 	}

@@ -122,7 +122,7 @@ func (b *builder) runStage(ctx context.Context, s *stage, final bool, _ int) (im
 // resolveBase finds the image FROM names: an earlier stage, a named
 // build context, scratch, or an image.
 func (r *stageRun) resolveBase(ctx context.Context) (store.Image, string, error) {
-	res, err := expand(r.lex, r.s.base, envGetter{args: r.b.global})
+	res, err := expand(r.lex, r.s.base, envGetter{args: fromArgs(r.b.df, r.s, r.b.global, r.b.o.Args)})
 	if err != nil {
 		return store.Image{}, "", fmt.Errorf("%s:%d: FROM %s: %w", r.b.df.name, r.s.line, r.s.base, err)
 	}
