@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -267,5 +268,27 @@ func TestBuildKilled(t *testing.T) {
 	mounts, _ := os.ReadFile("/proc/self/mountinfo")
 	if strings.Contains(string(mounts), e.root) {
 		t.Errorf("mounts left under %s", e.root)
+	}
+}
+
+// TestBuildOmitHistory: --omit-history leaves the final image with no
+// history entries in either format (also a FROM-only build, which is
+// otherwise its base image named), while its layers stay.
+func TestBuildOmitHistory(t *testing.T) {
+	e := newEnv(t, "")
+	e.foreignBusybox()
+	for _, c := range []struct{ name, df, format string }{
+		{"runs", "FROM localhost/busybox\nRUN echo hello > /h\nRUN echo world > /w\n", "docker"},
+		{"runs-oci", "FROM localhost/busybox\nRUN echo hello > /h\n", "oci"},
+		{"from-only", "FROM localhost/busybox\n", "oci"},
+	} {
+		dir := t.TempDir()
+		must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(c.df), 0o644))
+		e.mustKiln("build", "-q", "--omit-history", "--format", c.format, "-t", c.name, dir)
+		got := e.mustKiln("inspect", "--format", "{{.Docker.History}} {{.OCIv1.History}} {{.History}} {{len .OCIv1.RootFS.DiffIDs}}", c.name)
+		want := fmt.Sprintf("[] [] [] %d", 1+strings.Count(c.df, "RUN"))
+		if got != want {
+			t.Errorf("%s: history and layers = %q, want %q", c.name, got, want)
+		}
 	}
 }

@@ -160,11 +160,19 @@ func storeImage(ctx context.Context, st *store.Store, cfg *image.Config, top str
 	})
 }
 
-// Reformat records img again in format f with the manifest annotations
-// added (its config and manifest rewritten, its layers shared) under
-// names, and returns the new image; an image already in format f is only
-// named when there is nothing to add.
-func Reformat(ctx context.Context, st *store.Store, img store.Image, f image.Format, annotations map[string]string, names []string) (store.Image, error) {
+// ReformatOptions say how Reformat rewrites an image.
+type ReformatOptions struct {
+	Format      image.Format
+	Annotations map[string]string // added to the manifest's
+	Names       []string
+	OmitHistory bool // the config's history is left empty
+}
+
+// Reformat records img again as o says (its config and manifest
+// rewritten, its layers shared) and returns the new image; an image
+// already in o.Format is only named when there is nothing to change.
+func Reformat(ctx context.Context, st *store.Store, img store.Image, o ReformatOptions) (store.Image, error) {
+	f, annotations, names := o.Format, o.Annotations, o.Names
 	raw, err := st.ImageConfig(img)
 	if err != nil {
 		return store.Image{}, err
@@ -181,11 +189,14 @@ func Reformat(ctx context.Context, st *store.Store, img store.Image, f image.For
 	if err != nil {
 		return store.Image{}, err
 	}
-	if m.MediaType == f.ManifestMediaType() && len(annotations) == 0 {
+	if m.MediaType == f.ManifestMediaType() && len(annotations) == 0 && !(o.OmitHistory && len(cfg.History) > 0) {
 		return img, st.AddNames(ctx, img.ID, names)
 	}
 	if cfg.Created == nil {
 		cfg.Created = &img.Created
+	}
+	if o.OmitHistory {
+		cfg.History = nil
 	}
 	merged := map[string]string{}
 	for k, v := range m.Annotations {

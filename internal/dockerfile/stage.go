@@ -355,11 +355,13 @@ func (r *stageRun) finish(ctx context.Context) (store.Image, error) {
 	r.warnDockerOnly()
 	var img store.Image
 	var err error
-	if r.baseID != "" && r.cur.ID == r.baseID && !r.b.o.Commit.Squash {
+	if r.baseID != "" && r.cur.ID == r.baseID && !r.b.o.Commit.Squash && !r.b.o.Commit.OmitHistory {
 		// A stage that is only FROM an image is that image, named.
 		img, err = r.cur, r.b.st.AddNames(ctx, r.cur.ID, r.b.o.Tags)
 	} else {
-		img, err = container.Reformat(ctx, r.b.st, r.cur, r.b.o.Commit.Format, r.annotations(), r.b.o.Tags)
+		img, err = container.Reformat(ctx, r.b.st, r.cur, container.ReformatOptions{
+			Format: r.b.o.Commit.Format, Annotations: r.annotations(), Names: r.b.o.Tags, OmitHistory: r.b.o.Commit.OmitHistory,
+		})
 	}
 	if err != nil {
 		return store.Image{}, err
