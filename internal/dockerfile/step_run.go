@@ -182,6 +182,9 @@ func (r *stageRun) execRun(ctx context.Context, ctr *container.Container, rs run
 		CapAdd: r.b.o.Run.CapAdd, CapDrop: r.b.o.Run.CapDrop, Security: r.b.o.Run.Security,
 		Settings: r.b.o.Run.Settings, Stdin: r.b.o.Run.Stdin, Stdout: r.b.out, Stderr: r.b.out, Isolation: r.b.o.Run.Isolation, Runtime: r.b.o.Run.Runtime,
 		Logger: r.b.o.Logger, Architecture: r.config().Architecture,
+		// Buildah's RUN has it; Docker's lacks it, which changes nothing
+		// but /proc's Groups line (the primary group grants the same).
+		PrimaryGroupInGroups: true,
 	}
 	if err := os.MkdirAll(ro.RunDir, 0o700); err != nil {
 		return err
