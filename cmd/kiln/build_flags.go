@@ -200,11 +200,14 @@ func buildSpec(cmd *cobra.Command, o buildOptions) (dockerfile.Options, error) {
 	}
 	if cmd.Flags().Changed("cache-ttl") {
 		if o.CacheTTL <= 0 {
+			logger.Debug("Setting --no-cache=true (--cache-ttl is 0)")
 			bo.Cache.NoCache = true
 		} else {
 			bo.Cache.TTL = o.CacheTTL
 		}
 	}
+	// Buildah's words, which scripts grep in debug logs.
+	logger.Debug(fmt.Sprintf("Setting MaxPullPushRetries to %d and PullPushRetryDelay to %s", o.Retry, o.RetryDelay))
 	bo.Target, bo.Jobs, bo.Logger = o.Target, o.Jobs, logger
 	bo.AllStages, bo.From = !o.SkipUnusedStages, o.From
 	if bo.Contexts, err = keyValues(o.BuildContexts, "--build-context"); err != nil {

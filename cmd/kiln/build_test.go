@@ -292,3 +292,28 @@ func TestBuildOmitHistory(t *testing.T) {
 		}
 	}
 }
+
+// TestBuildDebugLog: the debug lines Buildah's tests and users' scripts
+// grep for: the retry settings, a cache hit found without running the
+// step, and --cache-ttl=0 turning the cache off.
+func TestBuildDebugLog(t *testing.T) {
+	e := newEnv(t, "")
+	e.foreignBusybox()
+	dir := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(dir, "somefile"), []byte("something\n"), 0o644))
+	must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM localhost/busybox\nCOPY somefile .\n"), 0o644))
+	e.mustKiln("build", "-q", "--layers", "-t", "dbg", dir)
+	_, errOut, code := e.kiln("--log-level", "debug", "build", "--retry", "4", "--retry-delay", "5s", "--layers", "-t", "dbg", dir)
+	if code != 0 {
+		t.Fatalf("second build: exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"Setting MaxPullPushRetries to 4 and PullPushRetryDelay to 5s", "Found a cache hit in the first iteration"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("debug log lacks %q:\n%s", want, errOut)
+		}
+	}
+	out, errOut, code := e.kiln("--log-level", "debug", "build", "--cache-ttl=0", "--layers", "-t", "dbg", dir)
+	if code != 0 || !strings.Contains(errOut, "Setting --no-cache=true") || strings.Contains(out+errOut, "Using cache") {
+		t.Errorf("--cache-ttl=0: exit %d, the cache is not off:\n%s\n%s", code, out, errOut)
+	}
+}

@@ -124,6 +124,10 @@ func (r *stageRun) do(ctx context.Context, text string, parts []string, layer bo
 // follow).
 func (r *stageRun) reportHit(img store.Image) {
 	r.lastHit = r.last
+	if r.b.o.Logger != nil {
+		// Buildah's words: the step was found without running it.
+		r.b.o.Logger.Debug("Found a cache hit in the first iteration with id " + img.ID)
+	}
 	if r.b.o.StepIDs {
 		r.b.out.plain("--> Using cache %s", img.ID)
 		r.reportStep(img)
