@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kiln-build/kiln/internal/container"
+	"github.com/kiln-build/kiln/internal/image"
 	"github.com/kiln-build/kiln/internal/store"
 )
 
@@ -206,5 +207,35 @@ func TestCachedImageRemovedMeanwhile(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(rootOf(t, st, img), "b.copy")); string(b) != "changed\n" {
 		t.Errorf("b.copy = %q", b)
+	}
+}
+
+// TestCacheAcrossFormats: an OCI build's last step is found again when
+// the same stage is an earlier stage of another build (whose steps are
+// Docker-format images), as Buildah finds it (bud-multistage-partial-
+// cache); a step that sets a Docker-only field (SHELL) is not, since its
+// OCI image lacks the field.
+func TestCacheAcrossFormats(t *testing.T) {
+	st := testStore(t)
+	dir := t.TempDir()
+	oci := func(o *Options) { o.Commit.Format = image.FormatOCI }
+	for _, c := range []struct {
+		name, last string
+		hit        bool
+	}{
+		{"run", "RUN touch /tmpfile", true},
+		{"shell", `SHELL ["/bin/sh", "-e", "-c"]`, false},
+	} {
+		stage := "FROM busybox AS builder\n" + c.last + "\n"
+		if _, out, err := buildIn(t, st, dir, stage, oci); err != nil {
+			t.Fatalf("%s: %v\n%s", c.name, err, out)
+		}
+		_, out, err := buildIn(t, st, dir, stage+"FROM busybox\nCOPY --from=builder /bin/busybox /copied\n", oci)
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", c.name, err, out)
+		}
+		if hit := strings.Contains(out, "Using cache"); hit != c.hit {
+			t.Errorf("%s: the earlier stage's step hit the cache: %v, want %v\n%s", c.name, hit, c.hit, out)
+		}
 	}
 }

@@ -56,7 +56,7 @@ var errNoChange = errors.New("no change")
 // it (as a layer when layer is set) and records the key.
 func (r *stageRun) do(ctx context.Context, text string, parts []string, layer bool, fn stepFunc) error {
 	r.lastText = text
-	if f := r.stepFormat(); f != image.FormatDocker {
+	if f := r.stepFormat(); f != image.FormatDocker && r.losesInFormat(text) {
 		parts = append(parts, "format:"+f.String())
 	}
 	key := r.key(text, parts)
@@ -117,6 +117,23 @@ func (r *stageRun) do(ctx context.Context, text string, parts []string, layer bo
 	r.b.recordStep(key, img)
 	r.reportStep(img)
 	return nil
+}
+
+// losesInFormat says whether the step's image in another format than
+// Docker's can lack what the Docker one has (SHELL, HEALTHCHECK,
+// ONBUILD): only then are the two different cache entries, and a final
+// stage's last step is found again as another stage's step, as Buildah
+// finds it.
+func (r *stageRun) losesInFormat(text string) bool {
+	if len(r.config().DockerOnlyFields()) > 0 {
+		return true
+	}
+	word, _, _ := strings.Cut(text, " ")
+	switch strings.ToUpper(word) {
+	case "SHELL", "HEALTHCHECK", "ONBUILD":
+		return true
+	}
+	return false
 }
 
 // reportHit prints a cache hit as Buildah does with --layers ("-->
