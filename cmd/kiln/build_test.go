@@ -317,3 +317,28 @@ func TestBuildDebugLog(t *testing.T) {
 		t.Errorf("--cache-ttl=0: exit %d, the cache is not off:\n%s\n%s", code, out, errOut)
 	}
 }
+
+// TestBuildFromStageOnly: a final stage that is only FROM an earlier
+// stage is written in the asked format with the base image's
+// annotations (Buildah's bud-multistage-reused); one that is only FROM
+// an image is that image, named.
+func TestBuildFromStageOnly(t *testing.T) {
+	e := newEnv(t, "")
+	e.foreignBusybox()
+	baseDigest := e.mustKiln("inspect", "--format", "{{.FromImageDigest}}", "localhost/busybox")
+	dir := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM localhost/busybox AS base\nRUN pwd\nFROM base\n"), 0o644))
+	e.mustKiln("build", "-q", "--format", "oci", "-t", "reused", dir)
+	got := e.mustKiln("inspect", "--format", `{{index .ImageAnnotations "org.opencontainers.image.base.digest"}} {{index .ImageAnnotations "org.opencontainers.image.base.name"}}`, "reused")
+	if want := baseDigest + " localhost/busybox:latest"; got != want {
+		t.Errorf("FROM an earlier stage: annotations %q, want %q", got, want)
+	}
+	if m := e.mustKiln("inspect", "--format", "{{.Manifest}}", "reused"); !strings.Contains(m, "application/vnd.oci.image.manifest.v1+json") {
+		t.Errorf("FROM an earlier stage: not an OCI manifest: %s", m)
+	}
+	must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM localhost/busybox\n"), 0o644))
+	e.mustKiln("build", "-q", "--format", "oci", "-t", "tagged", dir)
+	if a, b := e.mustKiln("inspect", "--format", "{{.FromImageID}}", "tagged"), e.mustKiln("inspect", "--format", "{{.FromImageID}}", "localhost/busybox"); a != b {
+		t.Errorf("FROM an image only: image %s, want the base %s", a, b)
+	}
+}

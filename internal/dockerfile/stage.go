@@ -52,6 +52,8 @@ type stageRun struct {
 	// baseID is the image FROM gave this stage ("" for scratch).
 	base   baseImage
 	baseID string
+	// baseIsStage: FROM named an earlier stage.
+	baseIsStage bool
 }
 
 func (b *builder) runStage(ctx context.Context, s *stage, final bool, _ int) (img store.Image, err error) {
@@ -146,6 +148,7 @@ func (r *stageRun) resolveBase(ctx context.Context) (store.Image, string, error)
 			img, err := r.b.waitStage(ctx, dep)
 			if err == nil {
 				r.base = r.b.results[dep.index].base
+				r.baseIsStage = true
 			}
 			return img, desc, err
 		}
@@ -355,8 +358,10 @@ func (r *stageRun) finish(ctx context.Context) (store.Image, error) {
 	r.warnDockerOnly()
 	var img store.Image
 	var err error
-	if r.baseID != "" && r.cur.ID == r.baseID && !r.b.o.Commit.Squash && !r.b.o.Commit.OmitHistory {
-		// A stage that is only FROM an image is that image, named.
+	if r.baseID != "" && r.cur.ID == r.baseID && !r.baseIsStage && !r.b.o.Commit.Squash && !r.b.o.Commit.OmitHistory {
+		// A stage that is only FROM an image is that image, named. (Only
+		// FROM an earlier stage is that stage's image in the asked format,
+		// with its base's annotations, as Buildah commits it.)
 		img, err = r.cur, r.b.st.AddNames(ctx, r.cur.ID, r.b.o.Tags)
 	} else {
 		img, err = container.Reformat(ctx, r.b.st, r.cur, container.ReformatOptions{
