@@ -95,7 +95,7 @@ func addBuildFlags(f *pflag.FlagSet, o *buildOptions) {
 	f.BoolVarP(&o.Quiet, "quiet", "q", false, "print only the image ID")
 	f.StringArrayVarP(&o.Outputs, "output", "o", nil, "export the root filesystem: type=local,dest=DIR, type=tar,dest=FILE, DIR, or - (a tar on stdout)")
 	f.BoolVar(&o.Rm, "rm", true, "remove intermediate containers after a successful build")
-	f.BoolVar(&o.ForceRm, "force-rm", true, "remove intermediate containers even after a failed build")
+	f.BoolVar(&o.ForceRm, "force-rm", true, "remove intermediate containers even after a failed build (default: true, false with --layers given)")
 	f.StringArrayVar(&o.CapAdd, "cap-add", nil, "add a capability to RUN steps")
 	f.StringArrayVar(&o.CapDrop, "cap-drop", nil, "drop a capability from RUN steps")
 	f.StringArrayVar(&o.SecurityOpts, "security-opt", nil, "for RUN steps: seccomp=unconfined|FILE, no-new-privileges, mask=, unmask=")
@@ -188,13 +188,20 @@ func buildSpec(cmd *cobra.Command, o buildOptions) (dockerfile.Options, error) {
 	}
 	bo.Commit.Unsetenv, bo.Commit.OSVersion, bo.Commit.OSFeatures = o.Unsetenv, o.OSVersion, o.OSFeatures
 	bo.Commit.OmitHistory = o.OmitHistory
-	bo.Commit.KeepOnFailure, bo.Commit.KeepOnSuccess = !o.ForceRm, !o.Rm
 	bo.Cache = dockerfile.CacheOptions{Layers: o.Layers, NoCache: o.NoCache}
 	// Step IDs show when caching was asked for, as Buildah shows them with
 	// --layers; kiln caches by default but then prints as Buildah does
 	// without it.
 	_, layersEnv := os.LookupEnv("BUILDAH_LAYERS")
 	bo.StepIDs = o.Layers && (cmd.Flags().Changed("layers") || layersEnv)
+	// So with the failed step's container: Buildah keeps it with --layers
+	// unless --force-rm (so does Docker's classic builder); a build that
+	// did not ask for layers leaves nothing, as BuildKit does.
+	forceRm := o.ForceRm
+	if !cmd.Flags().Changed("force-rm") {
+		forceRm = !bo.StepIDs
+	}
+	bo.Commit.KeepOnFailure, bo.Commit.KeepOnSuccess = !forceRm, !o.Rm
 	if len(o.Tags) > 0 {
 		bo.CommitName = o.Tags[0]
 	}

@@ -342,3 +342,33 @@ func TestBuildFromStageOnly(t *testing.T) {
 		t.Errorf("FROM an image only: image %s, want the base %s", a, b)
 	}
 }
+
+// TestBuildFailedContainer: with --layers given, a failed build keeps
+// the failed step's container, as Buildah and Docker's classic builder
+// do, unless --force-rm; without it (kiln's default caching) nothing is
+// left, as with BuildKit.
+func TestBuildFailedContainer(t *testing.T) {
+	e := newEnv(t, "")
+	e.foreignBusybox()
+	dir := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM localhost/busybox\nRUN touch /x\nRUN exit 3\n"), 0o644))
+	for _, c := range []struct {
+		args []string
+		kept int
+	}{
+		{nil, 0},
+		{[]string{"--layers", "--force-rm"}, 0},
+		{[]string{"--layers"}, 1},
+	} {
+		if _, _, code := e.kiln(append(append([]string{"build"}, c.args...), dir)...); code != 3 {
+			t.Fatalf("%v: exit %d, want 3", c.args, code)
+		}
+		out := e.mustKiln("containers", "-q")
+		if n := len(strings.Fields(out)); n != c.kept {
+			t.Errorf("%v: %d containers left, want %d: %q", c.args, n, c.kept, out)
+		}
+		for _, id := range strings.Fields(out) {
+			e.mustKiln("rm", id)
+		}
+	}
+}
