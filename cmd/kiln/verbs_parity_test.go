@@ -132,3 +132,23 @@ func TestCommitTimestampFileTimes(t *testing.T) {
 		e.mustKiln("rm", c2)
 	}
 }
+
+// TestInspectDockerView: .Docker.ContainerConfig shows the config for an
+// image in either format, as Buildah's inspect does (bud 'from base image
+// should have base image ENV also' reads it after an OCI commit).
+func TestInspectDockerView(t *testing.T) {
+	e := newEnv(t, "")
+	e.foreignBusybox()
+	c := e.mustKiln("from", "-q", "localhost/busybox")
+	e.mustKiln("config", "--env", "foo=bar", "--env", "random=hello,goodbye", c)
+	for _, f := range []string{"oci", "docker"} {
+		e.mustKiln("commit", "-q", "--format", f, c, "view-"+f)
+		got := e.mustKiln("inspect", "--format", "{{index .Docker.ContainerConfig.Env 1}} {{index .Docker.ContainerConfig.Env 2}}", "view-"+f)
+		if got != "foo=bar random=hello,goodbye" {
+			t.Errorf("%s: .Docker.ContainerConfig.Env = %q", f, got)
+		}
+	}
+	if got := e.mustKiln("inspect", "--format", "{{index .Docker.ContainerConfig.Env 1}}", c); got != "foo=bar" {
+		t.Errorf("container: .Docker.ContainerConfig.Env[1] = %q", got)
+	}
+}

@@ -143,10 +143,16 @@ func (c *Config) DockerOnlyFields() []string {
 	return names
 }
 
-// Docker returns the config as it is written in Docker format.
+// Docker returns the config in Docker's shape as Buildah's inspect shows
+// it: an image without a container_config (an OCI one) shows its config
+// there, so that templates reading .Docker.ContainerConfig work for
+// either format.
 func (c *Config) Docker() *Config {
 	d := *c
-	d.Config = c.Config
+	if d.ContainerConfig == nil {
+		cc := c.Config
+		d.ContainerConfig = &cc
+	}
 	return &d
 }
 
