@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -162,6 +163,9 @@ func buildSpec(cmd *cobra.Command, o buildOptions) (dockerfile.Options, error) {
 	}
 	for _, t := range o.Tags {
 		n, err := image.NormalizeName(t)
+		if bad := (*image.BadReferenceError)(nil); errors.As(err, &bad) {
+			return bo, usageErrorf("tag %s: invalid reference format: %s", t, bad.Why) // Buildah's words
+		}
 		if err != nil {
 			return bo, usageErrorf("tag %s: invalid reference format: %v", t, err)
 		}

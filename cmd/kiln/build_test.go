@@ -72,6 +72,7 @@ func TestBuildBadInput(t *testing.T) {
 		{"failing run", "FROM localhost/busybox\nRUN exit 4\n", nil, 4, `building at STEP "RUN exit 4"`},
 		{"missing image", "FROM localhost/does-not-exist\n", []string{"--pull=never"}, 125, "does-not-exist"},
 		{"bad format", "FROM localhost/busybox\n", []string{"--format", "tarball"}, 125, "tarball"},
+		{"bad tag", "FROM localhost/busybox\n", []string{"--tag", "TEST1"}, 125, "tag TEST1: invalid reference format: repository name must be lowercase"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

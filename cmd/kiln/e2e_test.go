@@ -330,7 +330,7 @@ func TestBadInput(t *testing.T) {
 		want string
 	}{
 		{[]string{"from", "nosuchimage"}, "nosuchimage"},
-		{[]string{"from", "Bad/Name"}, "lower case"},
+		{[]string{"from", "Bad/Name"}, "must be lowercase"},
 		{[]string{"mount", "nosuchctr"}, "nosuchctr"},
 		{[]string{"images", "--format", "{{.Nope"}, "template"},
 		{[]string{"config", "--entrypoint", "[\"/bin/sh\"", c}, "entrypoint"},

@@ -12,6 +12,20 @@ import (
 // ErrBadReference is wrapped by every reference parsing error.
 var ErrBadReference = errors.New("invalid image reference")
 
+// BadReferenceError is what ParseReference returns for a name it
+// refuses; it is ErrBadReference.
+type BadReferenceError struct {
+	Ref string
+	Why string // what is wrong, in Docker's words where it has them
+}
+
+func (e *BadReferenceError) Error() string {
+	return fmt.Sprintf("%s %q: %s", ErrBadReference, e.Ref, e.Why)
+}
+
+// Is makes errors.Is(err, ErrBadReference) hold.
+func (e *BadReferenceError) Is(target error) bool { return target == ErrBadReference }
+
 // Reference is a parsed image name: [domain/]path[:tag][@digest].
 type Reference struct {
 	Domain string // "" when the name had none
@@ -31,7 +45,7 @@ var (
 func ParseReference(s string) (Reference, error) {
 	var r Reference
 	bad := func(why string) (Reference, error) {
-		return Reference{}, fmt.Errorf("%w %q: %s", ErrBadReference, s, why)
+		return Reference{}, &BadReferenceError{Ref: s, Why: why}
 	}
 	if s == "" {
 		return bad("empty name")
@@ -66,7 +80,7 @@ func ParseReference(s string) (Reference, error) {
 			if strings.ToLower(c) == c {
 				return bad("bad repository name component " + strconv(c))
 			}
-			return bad("repository names must be lower case")
+			return bad("repository name must be lowercase") // Docker's words, which scripts grep
 		}
 	}
 	r.Path = rest
