@@ -9,9 +9,11 @@ import (
 	"sort"
 	"strings"
 
+	cfs "github.com/containerd/continuity/fs"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 
 	"github.com/kiln-build/kiln/internal/container"
+	"github.com/kiln-build/kiln/internal/image"
 	"github.com/kiln-build/kiln/internal/run"
 )
 
@@ -175,6 +177,9 @@ func (r *stageRun) execRun(ctx context.Context, ctr *container.Container, rs run
 		}
 	}
 	cfg := r.config().Config
+	if err := makeVolumeDirs(root, cfg.Volumes); err != nil {
+		return err
+	}
 	ro := run.Options{
 		ContainerID: ctr.ID(), Rootfs: root, RunDir: ctr.RunDir(),
 		Args: rs.argv, Env: append(rs.env, rm.env...), User: cfg.User, WorkingDir: cfg.WorkingDir,
@@ -204,6 +209,23 @@ func (r *stageRun) execRun(ctx context.Context, ctr *container.Container, rs run
 		return fmt.Errorf("while running runtime: %w", err)
 	case code != 0:
 		return fmt.Errorf("while running runtime: %w", &ExitError{Code: code})
+	}
+	return nil
+}
+
+// makeVolumeDirs creates the VOLUME directories a RUN finds missing
+// (following the image's symlinks inside root), as the anonymous volumes
+// of Buildah and Docker's classic builder make them: a RUN may write
+// there (its writes stay, as with BuildKit, which makes no volumes).
+func makeVolumeDirs(root string, vols map[string]struct{}) error {
+	for _, v := range image.SortedKeys(vols) {
+		p, err := cfs.RootPath(root, v)
+		if err != nil {
+			return fmt.Errorf("VOLUME %s: %w", v, err)
+		}
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			return fmt.Errorf("VOLUME %s: %w", v, err)
+		}
 	}
 	return nil
 }
