@@ -373,3 +373,27 @@ func TestBuildFailedContainer(t *testing.T) {
 		}
 	}
 }
+
+// TestOCIDropWarnings: an OCI build or commit that drops Docker-only
+// fields warns in Buildah's words, which scripts grep.
+func TestOCIDropWarnings(t *testing.T) {
+	e := newEnv(t, "")
+	e.foreignBusybox()
+	dir := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM localhost/busybox\nSHELL [\"/bin/sh\", \"-e\", \"-c\"]\nHEALTHCHECK CMD true\nRUN true\n"), 0o644))
+	_, errOut, code := e.kiln("build", "--format", "oci", "-t", "warned", dir)
+	if code != 0 {
+		t.Fatalf("build: exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"SHELL is not supported for OCI image format, [/bin/sh -e -c] will be ignored. Must use `docker` format", "HEALTHCHECK is not supported for OCI image format and will be ignored."} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("build: no warning %q:\n%s", want, errOut)
+		}
+	}
+	c := e.mustKiln("from", "-q", "localhost/busybox")
+	e.mustKiln("config", "--onbuild", "RUN echo hi", c)
+	_, errOut, code = e.kiln("commit", "-q", "--format", "oci", c, "warned2")
+	if want := "ONBUILD is not supported for OCI image format, [RUN echo hi] will be ignored."; code != 0 || !strings.Contains(errOut, want) {
+		t.Errorf("commit: exit %d, want warning %q:\n%s", code, want, errOut)
+	}
+}

@@ -81,8 +81,8 @@ func (c *Container) finish(cfg *image.Config, o CommitOptions) {
 // goes on working afterwards, mounted or not, on top of the new layer.
 func (c *Container) Commit(ctx context.Context, o CommitOptions) (store.Image, error) {
 	if o.Logger != nil && o.Format == image.FormatOCI {
-		if f := c.State.Config.DockerOnlyFields(); len(f) > 0 {
-			o.Logger.Warn(fmt.Sprintf("%v: not supported for OCI image format, will be ignored; use --format docker to keep them", f))
+		for _, w := range c.State.Config.OCIWarnings() {
+			o.Logger.Warn(w)
 		}
 	}
 	if o.Squash {

@@ -442,7 +442,7 @@ func (r *stageRun) warnDockerOnly() {
 	if r.b.o.Commit.Format != image.FormatOCI || r.b.o.Logger == nil {
 		return
 	}
-	if f := r.config().DockerOnlyFields(); len(f) > 0 {
-		r.b.o.Logger.Warn(fmt.Sprintf("%v: not supported for OCI image format, will be ignored; use --format docker to keep them", f))
+	for _, w := range r.config().OCIWarnings() {
+		r.b.o.Logger.Warn(w)
 	}
 }

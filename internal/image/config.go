@@ -143,6 +143,30 @@ func (c *Config) DockerOnlyFields() []string {
 	return names
 }
 
+// OCIWarnings are the warnings, in Buildah's words, that writing c in
+// OCI format drops its Docker-only fields (see DockerOnlyFields).
+func (c *Config) OCIWarnings() []string {
+	const tail = " Must use `docker` format"
+	cc := c.Config
+	var out []string
+	if len(cc.OnBuild) > 0 {
+		out = append(out, fmt.Sprintf("ONBUILD is not supported for OCI image format, %v will be ignored.", cc.OnBuild)+tail)
+	}
+	if len(cc.Shell) > 0 {
+		out = append(out, fmt.Sprintf("SHELL is not supported for OCI image format, %v will be ignored.", cc.Shell)+tail)
+	}
+	if cc.Hostname != "" {
+		out = append(out, fmt.Sprintf("HOSTNAME is not supported for OCI image format, hostname %s will be ignored.", cc.Hostname)+tail)
+	}
+	if cc.Domainname != "" {
+		out = append(out, fmt.Sprintf("DOMAINNAME is not supported for OCI image format, domainname %s will be ignored.", cc.Domainname)+tail)
+	}
+	if cc.Healthcheck != nil {
+		out = append(out, "HEALTHCHECK is not supported for OCI image format and will be ignored."+tail)
+	}
+	return out
+}
+
 // Docker returns the config in Docker's shape as Buildah's inspect shows
 // it: an image without a container_config (an OCI one) shows its config
 // there, so that templates reading .Docker.ContainerConfig work for
