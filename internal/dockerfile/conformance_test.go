@@ -125,6 +125,11 @@ func checkError(t *testing.T, exp expectation, err error, out string) {
 	if !strings.Contains(err.Error(), exp.Error) {
 		t.Errorf("error %q does not contain %q", err, exp.Error)
 	}
+	for _, line := range exp.Output {
+		if !strings.Contains(out, line) {
+			t.Errorf("output lacks %q:\n%s", line, out)
+		}
+	}
 	if exp.ExitCode != 0 {
 		var ee *ExitError
 		if !errors.As(err, &ee) || ee.Code != exp.ExitCode {

@@ -73,6 +73,11 @@ func (r *stageRun) runArgs(c *instructions.RunCommand) (argv []string, script st
 		}
 		return append([]string{}, c.CmdLine...), "", nil
 	}
+	if len(c.CmdLine) == 0 && len(c.Files) == 0 {
+		// An empty RUN runs the shell with nothing to run, as Buildah does:
+		// "/bin/sh: -c requires an argument", exit status 2.
+		return r.shell(), "", nil
+	}
 	script = strings.Join(c.CmdLine, " ")
 	if len(c.Files) > 0 {
 		if len(c.Files) == 1 && isHeredocMarker(script) {
