@@ -72,6 +72,9 @@ func TestBuildBadInput(t *testing.T) {
 		{"failing run", "FROM localhost/busybox\nRUN exit 4\n", nil, 4, `building at STEP "RUN exit 4"`},
 		{"missing image", "FROM localhost/does-not-exist\n", []string{"--pull=never"}, 125, "does-not-exist"},
 		{"bad format", "FROM localhost/busybox\n", []string{"--format", "tarball"}, 125, "tarball"},
+		{"copy flag without value", "FROM localhost/busybox\nCOPY --chown 1:1 Dockerfile /d\n", nil, 125, "Dockerfile:2: COPY only supports the --chmod=<permissions> --chown=<uid:gid> and the --from=<image|stage> flags"},
+		{"add flag without value", "FROM localhost/busybox\nADD --chmod Dockerfile /d\n", nil, 125, "ADD only supports the --chmod=<permissions> and the --chown=<uid:gid> flags"},
+		{"unknown chown user", "FROM localhost/busybox\nCOPY --chown=${BOGUS}:${BOGUS} Dockerfile /d\n", nil, 125, `looking up UID/GID for ":": can't find uid for user `},
 		{"bad tag", "FROM localhost/busybox\n", []string{"--tag", "TEST1"}, 125, "tag TEST1: invalid reference format: repository name must be lowercase"},
 	}
 	for _, tc := range cases {

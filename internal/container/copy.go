@@ -201,7 +201,7 @@ func (c *Container) resolveChown(root string, o CopyOptions) (ownership, error) 
 	}
 	uid, gid, err := lookupUser(root, o.Chown)
 	if err != nil {
-		return ownership{}, fmt.Errorf("--chown %q: %w", o.Chown, err)
+		return ownership{}, fmt.Errorf("looking up UID/GID for %q: %w", o.Chown, err)
 	}
 	return ownership{uid: uid, gid: gid}, nil
 }

@@ -75,7 +75,11 @@ func lookupID(open func(string) (io.ReadCloser, error), db, name string, extra i
 		}
 		return id, second, nil
 	}
-	return 0, 0, fmt.Errorf("%q not found in the container's %s", name, db)
+	what := "uid for user" // Buildah's words
+	if db == "/etc/group" {
+		what = "gid for group"
+	}
+	return 0, 0, fmt.Errorf("can't find %s %s in the container's %s", what, name, db)
 }
 
 func fileOwner(fi os.FileInfo) (int, int) {

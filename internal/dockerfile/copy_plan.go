@@ -592,7 +592,7 @@ func (u *upper) resolveOwner(ctx context.Context, chown string, fromOther bool) 
 	}
 	uid, gid, err := container.LookupUser(func(db string) (io.ReadCloser, error) { return u.open(ctx, db) }, chown)
 	if err != nil {
-		return ownership{}, fmt.Errorf("--chown %q: %w", chown, err)
+		return ownership{}, fmt.Errorf("looking up UID/GID for %q: %w", chown, err)
 	}
 	return ownership{uid: uid, gid: gid}, nil
 }

@@ -56,6 +56,9 @@ func parseDockerfile(name string, data []byte) (*dockerfile, error) {
 	if err != nil {
 		return nil, locate(name, err)
 	}
+	if err := checkCopyFlags(name, res.AST); err != nil {
+		return nil, err
+	}
 	extras := rewriteMountFlags(res.AST)
 	names := rewriteStageNames(res.AST)
 	stages, metaArgs, err := instructions.Parse(res.AST, nil)
@@ -84,6 +87,23 @@ func parseDockerfile(name string, data []byte) (*dockerfile, error) {
 		df.stages = append(df.stages, st)
 	}
 	return df, nil
+}
+
+// checkCopyFlags refuses COPY and ADD flags that need a value and have
+// none ("COPY --chown 1:1 a b"), in Buildah's words, which scripts grep.
+func checkCopyFlags(name string, root *parser.Node) error {
+	for _, n := range root.Children {
+		cmd := strings.ToUpper(n.Value)
+		for _, f := range n.Flags {
+			switch {
+			case cmd == "COPY" && (f == "--chmod" || f == "--chown" || f == "--from"):
+				return fmt.Errorf("%w: %s:%d: COPY only supports the --chmod=<permissions> --chown=<uid:gid> and the --from=<image|stage> flags", ErrSyntax, name, n.StartLine)
+			case cmd == "ADD" && (f == "--chmod" || f == "--chown"):
+				return fmt.Errorf("%w: %s:%d: ADD only supports the --chmod=<permissions> and the --chown=<uid:gid> flags", ErrSyntax, name, n.StartLine)
+			}
+		}
+	}
+	return nil
 }
 
 // validStageName is BuildKit's rule for stage names.
