@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
 	"github.com/kiln-build/kiln/internal/container"
 	"github.com/kiln-build/kiln/internal/image"
 	"github.com/kiln-build/kiln/internal/store"
@@ -237,5 +239,35 @@ func TestCacheAcrossFormats(t *testing.T) {
 		if hit := strings.Contains(out, "Using cache"); hit != c.hit {
 			t.Errorf("%s: the earlier stage's step hit the cache: %v, want %v\n%s", c.name, hit, c.hit, out)
 		}
+	}
+}
+
+// TestCacheKeysVolumes: a RUN with another --volume is another step; the
+// same one is found in the cache.
+func TestCacheKeysVolumes(t *testing.T) {
+	st := testStore(t)
+	dir := t.TempDir()
+	const df = "FROM busybox\nRUN cat /vol/x > /seen\n"
+	seen := map[string]string{}
+	for i, content := range []string{"one\n", "two\n", "two\n"} {
+		vol := t.TempDir()
+		if i == 2 {
+			vol = seen["two-dir"]
+		}
+		must(t, os.WriteFile(filepath.Join(vol, "x"), []byte(content), 0o644))
+		img, out, err := buildIn(t, st, dir, df, func(o *Options) {
+			o.Run.Mounts = []specs.Mount{{Type: "bind", Source: vol, Destination: "/vol", Options: []string{"rbind", "ro"}}}
+		})
+		if err != nil {
+			t.Fatalf("build %d: %v\n%s", i, err, out)
+		}
+		got, _ := os.ReadFile(filepath.Join(rootOf(t, st, img), "seen"))
+		if string(got) != content {
+			t.Errorf("build %d: /seen = %q, want %q\n%s", i, got, content, out)
+		}
+		if hit := strings.Contains(out, "Using cache"); hit != (i == 2) {
+			t.Errorf("build %d: cache hit %v\n%s", i, hit, out)
+		}
+		seen["two-dir"] = vol
 	}
 }

@@ -53,6 +53,11 @@ func (r *stageRun) runStep(ctx context.Context, c *instructions.RunCommand) erro
 	for _, e := range extras {
 		parts = append(parts, "mount-extra:"+strings.Join(e, ","))
 	}
+	// The --volume mounts: a RUN that sees other directories is another
+	// step (Buildah runs it again, having no cache by default).
+	for _, m := range r.b.o.Run.Mounts {
+		parts = append(parts, "volume:"+m.Source+"\x01"+m.Destination+"\x01"+strings.Join(m.Options, ","))
+	}
 	return r.do(ctx, "RUN "+strings.Join(c.CmdLine, " "), parts, true, func(ctx context.Context, ctr *container.Container) error {
 		return r.execRun(ctx, ctr, runSpec{argv: argv, script: script, env: env, network: network, mounts: mounts, extras: extras})
 	})
