@@ -119,7 +119,8 @@ func (p *Policy) Evaluate(img Image, now time.Time) (Result, error) {
 		switch r := r.(type) {
 		case *InsecureAcceptAnything:
 		case *Reject:
-			return res, fmt.Errorf("%w: %s rejects every image", ErrRejected, where)
+			// containers/image's words after ours: scripts grep them.
+			return res, fmt.Errorf("%w: %s rejects every image (Source image rejected: Running image %s is rejected by policy.)", ErrRejected, where, img.transportName())
 		case *Unsupported:
 			return res, fmt.Errorf("%w: %s needs %s: %s", ErrRejected, where, r.Kind, r.Why)
 		case *SignedBy:
@@ -283,4 +284,13 @@ func acceptFormat(img Image, sigs []signature.Signature, now time.Time, f signat
 		return nil, errors.Join(errs...)
 	}
 	return ok, nil
+}
+
+// transportName is the image's name as containers/image prints it
+// ("docker://docker.io/library/busybox:latest", "oci:/dir").
+func (img Image) transportName() string {
+	if img.Transport == "docker" {
+		return "docker://" + img.Scope
+	}
+	return img.Transport + ":" + img.Scope
 }

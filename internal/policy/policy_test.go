@@ -340,3 +340,18 @@ func TestDockerScope(t *testing.T) {
 		t.Errorf("DockerScope = %q %q, want %q", scope, ns, want)
 	}
 }
+
+// TestRejectWords: a policy that rejects says so in containers/image's
+// words too, which scripts grep ("Source image rejected: Running image
+// docker://... is rejected by policy.").
+func TestRejectWords(t *testing.T) {
+	p, err := policy.Parse([]byte(`{"default":[{"type":"reject"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.Evaluate(dockerImage(t, "alpine", []byte("{}")), time.Now())
+	want := "Source image rejected: Running image docker://docker.io/library/alpine:latest is rejected by policy."
+	if !errors.Is(err, policy.ErrRejected) || !strings.Contains(err.Error(), want) {
+		t.Errorf("err = %v, want it to contain %q", err, want)
+	}
+}
