@@ -155,6 +155,9 @@ func buildSpec(cmd *cobra.Command, o buildOptions) (dockerfile.Options, error) {
 	if err := refuseFlags(cmd, refusedBuildFlags); err != nil {
 		return bo, err
 	}
+	if err := o.registryFlags.check(); err != nil {
+		return bo, err
+	}
 	if bo.Commit.Format, err = image.ParseFormat(o.Format); err != nil {
 		return bo, err
 	}

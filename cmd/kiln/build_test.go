@@ -75,6 +75,7 @@ func TestBuildBadInput(t *testing.T) {
 		{"copy flag without value", "FROM localhost/busybox\nCOPY --chown 1:1 Dockerfile /d\n", nil, 125, "Dockerfile:2: COPY only supports the --chmod=<permissions> --chown=<uid:gid> and the --from=<image|stage> flags"},
 		{"add flag without value", "FROM localhost/busybox\nADD --chmod Dockerfile /d\n", nil, 125, "ADD only supports the --chmod=<permissions> and the --chown=<uid:gid> flags"},
 		{"unknown chown user", "FROM localhost/busybox\nCOPY --chown=${BOGUS}:${BOGUS} Dockerfile /d\n", nil, 125, `looking up UID/GID for ":": can't find uid for user `},
+		{"missing authfile", "FROM localhost/busybox\n", []string{"--authfile", "/nonexistent/auth.json"}, 125, "checking authfile: stat /nonexistent/auth.json"},
 		{"bad tag", "FROM localhost/busybox\n", []string{"--tag", "TEST1"}, 125, "tag TEST1: invalid reference format: repository name must be lowercase"},
 	}
 	for _, tc := range cases {
@@ -344,6 +345,10 @@ func TestBuildFromStageOnly(t *testing.T) {
 	e.mustKiln("build", "-q", "--format", "oci", "-t", "tagged", dir)
 	if a, b := e.mustKiln("inspect", "--format", "{{.FromImageID}}", "tagged"), e.mustKiln("inspect", "--format", "{{.FromImageID}}", "localhost/busybox"); a != b {
 		t.Errorf("FROM an image only: image %s, want the base %s", a, b)
+	}
+	e.mustKiln("build", "-q", "--format", "oci", "--annotation", "test=annotation", "-t", "annotated", dir)
+	if got := e.mustKiln("inspect", "--format", `{{index .ImageAnnotations "test"}}`, "annotated"); got != "annotation" {
+		t.Errorf("FROM an image only with --annotation: annotation %q", got)
 	}
 }
 

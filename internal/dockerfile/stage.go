@@ -358,10 +358,11 @@ func (r *stageRun) finish(ctx context.Context) (store.Image, error) {
 	r.warnDockerOnly()
 	var img store.Image
 	var err error
-	if r.baseID != "" && r.cur.ID == r.baseID && !r.baseIsStage && !r.b.o.Commit.Squash && !r.b.o.Commit.OmitHistory {
+	if r.baseID != "" && r.cur.ID == r.baseID && !r.baseIsStage && !r.b.o.Commit.Squash && !r.b.o.Commit.OmitHistory && len(r.b.o.Commit.Annotations) == 0 {
 		// A stage that is only FROM an image is that image, named. (Only
 		// FROM an earlier stage is that stage's image in the asked format,
-		// with its base's annotations, as Buildah commits it.)
+		// with its base's annotations, as Buildah commits it; --annotation
+		// makes a new image too.)
 		img, err = r.cur, r.b.st.AddNames(ctx, r.cur.ID, r.b.o.Tags)
 	} else {
 		img, err = container.Reformat(ctx, r.b.st, r.cur, container.ReformatOptions{
