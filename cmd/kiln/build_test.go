@@ -76,6 +76,7 @@ func TestBuildBadInput(t *testing.T) {
 		{"add flag without value", "FROM localhost/busybox\nADD --chmod Dockerfile /d\n", nil, 125, "ADD only supports the --chmod=<permissions> and the --chown=<uid:gid> flags"},
 		{"unknown chown user", "FROM localhost/busybox\nCOPY --chown=${BOGUS}:${BOGUS} Dockerfile /d\n", nil, 125, `looking up UID/GID for ":": can't find uid for user `},
 		{"missing authfile", "FROM localhost/busybox\n", []string{"--authfile", "/nonexistent/auth.json"}, 125, "checking authfile: stat /nonexistent/auth.json"},
+		{"outside the context", "FROM localhost/busybox\nCOPY ../up.txt /\n", nil, 125, "escaping context directory error"},
 		{"bad tag", "FROM localhost/busybox\n", []string{"--tag", "TEST1"}, 125, "tag TEST1: invalid reference format: repository name must be lowercase"},
 	}
 	for _, tc := range cases {
@@ -403,5 +404,32 @@ func TestOCIDropWarnings(t *testing.T) {
 	_, errOut, code = e.kiln("commit", "-q", "--format", "oci", c, "warned2")
 	if want := "ONBUILD is not supported for OCI image format, [RUN echo hi] will be ignored."; code != 0 || !strings.Contains(errOut, want) {
 		t.Errorf("commit: exit %d, want warning %q:\n%s", code, want, errOut)
+	}
+}
+
+// TestBuildArgWarningAndRunKeys: an ARG with no value anywhere warns in
+// Buildah's words; a RUN with other capabilities is not taken from the
+// cache.
+func TestBuildArgWarningAndRunKeys(t *testing.T) {
+	e := newEnv(t, "")
+	e.foreignBusybox()
+	dir := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM localhost/busybox\nARG foo\nARG TARGETARCH\nRUN echo \"foo=$foo\"; grep CapBnd /proc/self/status\n"), 0o644))
+	_, errOut, code := e.kiln("build", "-t", "args", dir)
+	// In the log line's quoting, as Buildah's logrus line has it.
+	if want := `missing \"foo\" build argument. Try adding \"--build-arg foo=<VALUE>\" to the command line`; code != 0 || !strings.Contains(errOut, want) {
+		t.Errorf("exit %d, want warning %q:\n%s", code, want, errOut)
+	}
+	if strings.Contains(errOut, "TARGETARCH") {
+		t.Errorf("a warning for an automatic arg:\n%s", errOut)
+	}
+	out, errOut, code := e.kiln("build", "--build-arg", "foo=bar", "-t", "args", dir)
+	if code != 0 || strings.Contains(errOut, "missing") || !strings.Contains(out, "foo=bar") {
+		t.Errorf("with --build-arg: exit %d:\n%s\n%s", code, out, errOut)
+	}
+	first, _, _ := e.kiln("build", "--build-arg", "foo=bar", "--cap-drop", "CAP_CHOWN", "-t", "args", dir)
+	second, _, _ := e.kiln("build", "--build-arg", "foo=bar", "--cap-drop", "CAP_FOWNER", "-t", "args", dir)
+	if !strings.Contains(first, "CapBnd") || !strings.Contains(second, "CapBnd") || first == second {
+		t.Errorf("--cap-drop CAP_CHOWN then CAP_FOWNER: the RUN did not run again:\n%s\n---\n%s", first, second)
 	}
 }

@@ -2,6 +2,7 @@ package dockerfile
 
 import (
 	"fmt"
+	"log/slog"
 	"runtime"
 	"slices"
 	"sort"
@@ -231,4 +232,36 @@ func fromArgs(df *dockerfile, s *stage, global *argSet, args map[string]string) 
 		}
 	}
 	return out
+}
+
+// warnUnsetArgs warns, in Buildah's words, of each ARG that has no
+// default, no earlier value and no --build-arg: a RUN sees it empty.
+func warnUnsetArgs(df *dockerfile, args map[string]string, logger *slog.Logger) {
+	if logger == nil {
+		return
+	}
+	valued := map[string]bool{}
+	for k := range platformArgs(ocispec.Platform{}) {
+		valued[k] = true // always set
+	}
+	check := func(a *instructions.ArgCommand) {
+		for _, kv := range a.Args {
+			if kv.Value != nil && *kv.Value != "" {
+				valued[kv.Key] = true
+			}
+			if _, given := args[kv.Key]; !given && !valued[kv.Key] {
+				logger.Warn(fmt.Sprintf("missing %q build argument. Try adding %q to the command line", kv.Key, "--build-arg "+kv.Key+"=<VALUE>"))
+			}
+		}
+	}
+	for i := range df.metaArgs {
+		check(&df.metaArgs[i])
+	}
+	for _, s := range df.stages {
+		for _, c := range s.commands {
+			if a, ok := c.(*instructions.ArgCommand); ok {
+				check(a)
+			}
+		}
+	}
 }

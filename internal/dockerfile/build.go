@@ -68,6 +68,7 @@ func Build(ctx context.Context, st *store.Store, o Options) (Result, error) {
 	if b.global, err = globalArgs(df, o.Platform, o.Args, &b.args); err != nil {
 		return Result{}, err
 	}
+	warnUnsetArgs(df, o.Args, o.Logger)
 	if b.bctx, err = newBuildContext(o.ContextDir, o.Ignore); err != nil {
 		return Result{}, err
 	}

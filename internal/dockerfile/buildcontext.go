@@ -23,7 +23,7 @@ import (
 )
 
 // ErrOutsideContext is wrapped when a source path leaves the context.
-var ErrOutsideContext = errors.New("path outside the build context")
+var ErrOutsideContext = errors.New("path outside the build context (escaping context directory error)")
 
 // buildContext is the build context read in place: ignore rules apply to
 // every read, symlinks resolve inside it, and file digests are computed

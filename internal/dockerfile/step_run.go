@@ -58,6 +58,10 @@ func (r *stageRun) runStep(ctx context.Context, c *instructions.RunCommand) erro
 	for _, m := range r.b.o.Run.Mounts {
 		parts = append(parts, "volume:"+m.Source+"\x01"+m.Destination+"\x01"+strings.Join(m.Options, ","))
 	}
+	// So do its capabilities.
+	if len(r.b.o.Run.CapAdd)+len(r.b.o.Run.CapDrop) > 0 {
+		parts = append(parts, "cap-add:"+strings.Join(r.b.o.Run.CapAdd, ","), "cap-drop:"+strings.Join(r.b.o.Run.CapDrop, ","))
+	}
 	return r.do(ctx, "RUN "+strings.Join(c.CmdLine, " "), parts, true, func(ctx context.Context, ctr *container.Container) error {
 		return r.execRun(ctx, ctr, runSpec{argv: argv, script: script, env: env, network: network, mounts: mounts, extras: extras})
 	})
