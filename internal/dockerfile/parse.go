@@ -69,7 +69,6 @@ func parseDockerfile(name string, data []byte) (*dockerfile, error) {
 		return nil, fmt.Errorf("%w: %s: no FROM instruction", ErrSyntax, name)
 	}
 	df := &dockerfile{name: name, metaArgs: metaArgs, escape: res.EscapeToken, mountExtras: extras}
-	seen := map[string]bool{}
 	for i, s := range stages {
 		if orig, ok := names[s.Name]; ok {
 			s.Name = orig
@@ -77,12 +76,6 @@ func parseDockerfile(name string, data []byte) (*dockerfile, error) {
 		st := &stage{index: i, name: strings.ToLower(s.Name), base: s.BaseName, platform: s.Platform, commands: s.Commands, original: s.SourceCode}
 		if len(s.Location) > 0 {
 			st.line = s.Location[0].Start.Line
-		}
-		if st.name != "" {
-			if seen[st.name] {
-				return nil, fmt.Errorf("%w: %s:%d: duplicate stage name %q", ErrSyntax, name, st.line, s.Name)
-			}
-			seen[st.name] = true
 		}
 		df.stages = append(df.stages, st)
 	}
@@ -168,8 +161,10 @@ func (df *dockerfile) lookupNamed(ref string, limit int) (*stage, bool) {
 		limit = len(df.stages)
 	}
 	ref = strings.ToLower(ref)
-	for _, s := range df.stages[:limit] {
-		if s.name != "" && s.name == ref {
+	// A name two stages share is the nearer one's, as Buildah has it
+	// (Docker refuses such a Dockerfile).
+	for i := limit - 1; i >= 0; i-- {
+		if s := df.stages[i]; s.name != "" && s.name == ref {
 			return s, true
 		}
 	}
