@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -431,5 +432,25 @@ func TestBuildArgWarningAndRunKeys(t *testing.T) {
 	second, _, _ := e.kiln("build", "--build-arg", "foo=bar", "--cap-drop", "CAP_FOWNER", "-t", "args", dir)
 	if !strings.Contains(first, "CapBnd") || !strings.Contains(second, "CapBnd") || first == second {
 		t.Errorf("--cap-drop CAP_CHOWN then CAP_FOWNER: the RUN did not run again:\n%s\n---\n%s", first, second)
+	}
+}
+
+// TestBuildLogRusage: --log-rusage logs each step's usage in Buildah's
+// shape, also for a step that runs nothing; --rusage-logfile takes it.
+func TestBuildLogRusage(t *testing.T) {
+	e := newEnv(t, "")
+	e.foreignBusybox()
+	dir := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM localhost/busybox\nSHELL [\"/bin/sh\", \"-c\"]\nRUN true\n"), 0o644))
+	out, errOut, code := e.kiln("build", "--log-rusage", "--no-cache", "--format", "docker", dir)
+	re := regexp.MustCompile(`\(system\).*\(user\).*\(elapsed\).*input.*output`)
+	if n := len(re.FindAllString(out+errOut, -1)); code != 0 || n != 2 {
+		t.Errorf("exit %d, %d usage lines, want 2:\n%s\n%s", code, n, out, errOut)
+	}
+	logFile := filepath.Join(t.TempDir(), "usage.log")
+	e.mustKiln("build", "--log-rusage", "--rusage-logfile", logFile, "--no-cache", "--format", "docker", dir)
+	data, err := os.ReadFile(logFile)
+	if n := len(re.FindAll(data, -1)); err != nil || n != 2 {
+		t.Errorf("--rusage-logfile: %v, %d usage lines:\n%s", err, n, data)
 	}
 }

@@ -134,7 +134,8 @@ type RunOptions struct {
 	// Settings are the namespaces, resource limits, DNS and hosts, devices
 	// and hooks every RUN gets.
 	Settings run.Settings
-	// Rusage, when set, receives each RUN's resource usage, one line per
+	// Rusage, when set, receives each step's resource usage (that of the
+	// processes it ran: none for a step that runs nothing), one line per
 	// step (--log-rusage).
 	Rusage io.Writer
 }

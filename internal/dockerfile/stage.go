@@ -108,8 +108,13 @@ func (b *builder) runStage(ctx context.Context, s *stage, final bool, _ int) (im
 		r.step++
 		r.last = extra == nil && i == len(cmds)-1
 		b.out.step(s, len(b.df.stages), r.step, r.total, c.(fmt.Stringer).String())
+		usage := startUsage()
 		if err := r.exec(ctx, c); err != nil {
 			return store.Image{}, fmt.Errorf("building at STEP %q: %w", c.(fmt.Stringer).String(), err)
+		}
+		if b.o.Run.Rusage != nil {
+			// Each step's, as Buildah logs them.
+			fmt.Fprintln(b.o.Run.Rusage, usage.since())
 		}
 	}
 	if extra != nil {

@@ -209,11 +209,7 @@ func (r *stageRun) execRun(ctx context.Context, ctr *container.Container, rs run
 		return err
 	}
 	defer os.RemoveAll(ro.RunDir)
-	usage := startUsage()
 	code, err := run.Run(ctx, ro)
-	if r.b.o.Run.Rusage != nil {
-		fmt.Fprintln(r.b.o.Run.Rusage, usage.since())
-	}
 	switch {
 	case errors.Is(err, run.ErrNotFound):
 		return errors.Join(err, &ExitError{Code: 127})
