@@ -265,6 +265,7 @@ img_all() {
 	mkdir -p "$r"/usr/local/bin "$r"/usr/local/lib "$r"/usr/local/share "$r"/var/lib "$r"/var/cache \
 		"$r"/var/log "$r"/var/spool "$r"/var/opt "$r"/home "$r"/root "$r"/mnt "$r"/media "$r"/opt "$r"/srv "$r"/run
 	mkdir -p -m 1777 "$r"/tmp "$r"/var/tmp
+	printf '127.0.0.1\tlocalhost localhost.localdomain\n::1\t\tlocalhost localhost.localdomain\n' >"$r/etc/hosts"
 	echo 3.16.2 >"$r/etc/alpine-release"
 	printf 'NAME="Alpine Linux"\nID=alpine\nVERSION_ID=3.16.2\nPRETTY_NAME="Alpine Linux v3.16"\n' >"$r/etc/os-release"
 	img_list "$r" "{\"Env\":[$img_path_env],\"Cmd\":[\"/bin/sh\"]}" \
