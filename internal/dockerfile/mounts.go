@@ -2,9 +2,6 @@ package dockerfile
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path"
@@ -163,7 +160,7 @@ func (r *stageRun) fromRoot(ctx context.Context, from string, cleanups *[]func(c
 	if err != nil || dir != "" {
 		return dir, err
 	}
-	root, release, err := r.b.mountImage(ctx, img)
+	root, release, err := container.MountImage(ctx, r.b.st, img.ID)
 	if err != nil {
 		return "", err
 	}
@@ -194,52 +191,25 @@ func (r *stageRun) fromImage(ctx context.Context, from string) (store.Image, str
 	return img, "", err
 }
 
-// mountImage mounts img through a temporary container.
-func (b *builder) mountImage(ctx context.Context, img store.Image) (string, func(context.Context), error) {
-	var rnd [6]byte
-	_, _ = rand.Read(rnd[:])
-	name := "kiln-build-from-" + hex.EncodeToString(rnd[:])
-	c, err := container.New(ctx, b.st, container.NewOptions{Image: img.ID, Name: name, Temporary: true})
-	if err != nil {
-		return "", nil, err
-	}
-	root, err := c.Mount(ctx)
-	if err != nil {
-		_ = c.Remove(context.WithoutCancel(ctx))
-		return "", nil, err
-	}
-	return root, func(ctx context.Context) { _ = c.Remove(ctx) }, nil
-}
-
 // cacheMount binds a directory kept in the store across builds.
 func (r *stageRun) cacheMount(rm *runMounts, mt *instructions.Mount) error {
 	id := mt.CacheID
 	if id == "" {
 		id = mt.Target
 	}
-	sum := sha256.Sum256([]byte(id))
-	dir := filepath.Join(r.b.st.Root(), "build-cache-mounts", hex.EncodeToString(sum[:16]))
-	if _, err := os.Stat(dir); os.IsNotExist(err) {
-		mode := os.FileMode(0o755)
-		if mt.Mode != nil {
-			mode = os.FileMode(*mt.Mode)
-		}
-		if err := os.MkdirAll(dir, mode); err != nil {
-			return err
-		}
-		uid, gid := 0, 0
-		if mt.UID != nil {
-			uid = int(*mt.UID)
-		}
-		if mt.GID != nil {
-			gid = int(*mt.GID)
-		}
-		if err := os.Chown(dir, uid, gid); err != nil {
-			return err
-		}
-		if err := os.Chmod(dir, mode); err != nil {
-			return err
-		}
+	o := container.CacheDirOptions{ID: id}
+	if mt.Mode != nil {
+		o.Mode = os.FileMode(*mt.Mode)
+	}
+	if mt.UID != nil {
+		o.UID = int(*mt.UID)
+	}
+	if mt.GID != nil {
+		o.GID = int(*mt.GID)
+	}
+	dir, err := container.CacheDir(r.b.st, o)
+	if err != nil {
+		return err
 	}
 	opts := []string{"rbind"}
 	if mt.ReadOnly {
