@@ -87,7 +87,9 @@ func (r *stageRun) addStep(ctx context.Context, c *instructions.AddCommand) erro
 // image, a named context, heredocs or URLs; keyed by their content.
 func (r *stageRun) copyFiles(ctx context.Context, sp copySpec, used map[string]struct{}) error {
 	if n := len(sp.sd.SourcePaths) + len(sp.sd.SourceContents); n > 1 && !strings.HasSuffix(sp.sd.DestPath, "/") {
-		return fmt.Errorf("when using %s with more than one source file, the destination must be a directory and end with a /", strings.Fields(sp.text)[0])
+		// Several sources go into a directory, as Buildah has it, also
+		// when the destination lacks its "/" (Docker refuses that).
+		sp.sd.DestPath += "/"
 	}
 	var cleanups []func(context.Context)
 	defer func() {
