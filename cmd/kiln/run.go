@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -20,6 +21,7 @@ import (
 	"github.com/kiln-build/kiln/internal/container"
 	"github.com/kiln-build/kiln/internal/idmap"
 	"github.com/kiln-build/kiln/internal/run"
+	"github.com/kiln-build/kiln/internal/store"
 )
 
 type runOptions struct {
@@ -58,7 +60,7 @@ func newRunCommand() *cobra.Command {
 	f.StringSliceVar(&o.CapAdd, "cap-add", nil, "add a capability")
 	f.StringSliceVar(&o.CapDrop, "cap-drop", nil, "drop a capability")
 	f.StringArrayVar(&o.SecurityOpts, "security-opt", nil, "seccomp=unconfined|FILE, no-new-privileges, mask=, unmask= (after those given to from)")
-	f.BoolVarP(&o.TTY, "terminal", "t", false, "allocate a terminal")
+	f.BoolVarP(&o.TTY, "terminal", "t", false, "allocate a pseudo-TTY (default: when stdin, stdout and stderr are terminals)")
 	f.BoolVar(&o.NoPivot, "no-pivot", false, "do not use pivot_root")
 	f.BoolVar(&o.NoHosts, "no-hosts", false, "do not create /etc/hosts; keep the image's")
 	f.BoolVar(&o.AddHistory, "add-history", envBoolOr("BUILDAH_HISTORY", false), "record the command in the history of the next commit (default $BUILDAH_HISTORY)")
@@ -82,7 +84,7 @@ func runRun(cmd *cobra.Command, o runOptions, args []string) error {
 		// Buildah's words; the image's entrypoint and cmd are not used.
 		return errors.New("command must be specified: run needs a command after the container")
 	}
-	ro, err := runSpec(o)
+	ro, fromStore, err := runSpec(o, cmd.Flags())
 	if err != nil {
 		return err
 	}
@@ -106,6 +108,13 @@ func runRun(cmd *cobra.Command, o runOptions, args []string) error {
 	if err := o.applyContainer(&ro, c.State, cmd.Flags()); err != nil {
 		return err
 	}
+	mounts, release, err := storeMounts(ctx, st, fromStore)
+	defer release()
+	if err != nil {
+		return err
+	}
+	ro.Mounts = append(ro.Mounts, mounts...)
+	ro.Settings.Rlimits = run.WithDefaultRlimits(ro.Settings.Rlimits)
 	cfg := c.Config().Config
 	// The image's volumes are made when missing, as Buildah's run makes
 	// them (they stay in the container, as in Buildah).
@@ -114,29 +123,8 @@ func runRun(cmd *cobra.Command, o runOptions, args []string) error {
 			return fmt.Errorf("making volume %s: %w", v, err)
 		}
 	}
-	ro.ContainerID, ro.Rootfs = c.ID(), root
-	ro.HostAliases = []string{c.Name()}
-	ro.PrimaryGroupInGroups = true
-	rootless := 0
-	if idmap.Rootless() {
-		rootless = 1
-	}
-	ro.ContainerEnv = fmt.Sprintf("engine=%q\nname=%q\nid=%q\nimage=%q\nimageid=%q\nrootless=%d\n",
-		"kiln-"+version, c.Name(), c.ID(), c.State.FromImage, c.State.FromImageID, rootless)
-	ro.Architecture = c.Config().Architecture
-	ro.RunDir = c.RunDir()
+	o.fromContainer(&ro, c, root)
 	ro.Args = args[1:]
-	ro.Env = slices.Clone(cfg.Env)
-	if !c.State.NoHTTPProxy {
-		ro.Env = append(ro.Env, proxyEnv()...)
-	}
-	ro.Env = append(ro.Env, o.Env...)
-	if ro.User == "" {
-		ro.User = cfg.User
-	}
-	if ro.WorkingDir == "" {
-		ro.WorkingDir = cfg.WorkingDir
-	}
 	ro.Stdin, ro.Stdout, ro.Stderr = os.Stdin, os.Stdout, os.Stderr
 	if err := os.MkdirAll(ro.RunDir, 0o700); err != nil {
 		return err
@@ -164,6 +152,36 @@ func runRun(cmd *cobra.Command, o runOptions, args []string) error {
 		return &exitError{code: code, err: errors.New("")}
 	}
 	return nil
+}
+
+// fromContainer gives the run what the working container c, mounted at
+// root, decides: its identity, /run/.containerenv, architecture and run
+// directory, and its image's environment, user and working directory
+// where the run gives none.
+func (o runOptions) fromContainer(ro *run.Options, c *container.Container, root string) {
+	cfg := c.Config().Config
+	ro.ContainerID, ro.Rootfs = c.ID(), root
+	ro.HostAliases = []string{c.Name()}
+	ro.PrimaryGroupInGroups = true
+	rootless := 0
+	if idmap.Rootless() {
+		rootless = 1
+	}
+	ro.ContainerEnv = fmt.Sprintf("engine=%q\nname=%q\nid=%q\nimage=%q\nimageid=%q\nrootless=%d\n",
+		"kiln-"+version, c.Name(), c.ID(), c.State.FromImage, c.State.FromImageID, rootless)
+	ro.Architecture = c.Config().Architecture
+	ro.RunDir = c.RunDir()
+	ro.Env = slices.Clone(cfg.Env)
+	if !c.State.NoHTTPProxy {
+		ro.Env = append(ro.Env, proxyEnv()...)
+	}
+	ro.Env = append(ro.Env, o.Env...)
+	if ro.User == "" {
+		ro.User = cfg.User
+	}
+	if ro.WorkingDir == "" {
+		ro.WorkingDir = cfg.WorkingDir
+	}
 }
 
 // applyContainer puts what from recorded for the container's runs under
@@ -237,42 +255,75 @@ func proxyEnv() []string {
 	return out
 }
 
-func runSpec(o runOptions) (run.Options, error) {
+// runSpec turns the flags into run options; the --mount values whose
+// source is in the store (from=IMAGE, type=cache) come back apart, for
+// container.ResolveMount.
+func runSpec(o runOptions, f *pflag.FlagSet) (run.Options, []run.MountRequest, error) {
 	ro := run.Options{User: o.User, WorkingDir: o.WorkingDir, Hostname: o.Hostname, CapAdd: o.CapAdd, CapDrop: o.CapDrop, Runtime: o.Runtime, NoPivot: o.NoPivot, Logger: logger}
 	var err error
+	ro.Terminal = o.TTY
+	if !f.Changed("terminal") {
+		// Buildah's default: a pty when kiln's stdio all are terminals.
+		ro.Terminal = term.IsTerminal(int(os.Stdin.Fd())) && term.IsTerminal(int(os.Stdout.Fd())) && term.IsTerminal(int(os.Stderr.Fd()))
+	}
 	if o.UserNS != "" && o.UserNS != "host" {
-		return ro, usageErrorf("--userns %q: kiln runs in the host's user namespace (or, rootless, in the one it enters); other user namespaces are not supported", o.UserNS)
+		return ro, nil, usageErrorf("--userns %q: kiln runs in the host's user namespace (or, rootless, in the one it enters); other user namespaces are not supported", o.UserNS)
 	}
 	ro.Isolation = run.DefaultIsolation()
 	if o.Isolation != "" {
 		if ro.Isolation, err = run.ParseIsolation(o.Isolation); err != nil {
-			return ro, err
+			return ro, nil, err
 		}
 	}
 	if ro.Network, err = run.ParseNetwork(o.Network); err != nil {
-		return ro, err
+		return ro, nil, err
 	}
 	for _, v := range o.Volumes {
 		m, err := run.ParseVolume(v)
 		if err != nil {
-			return ro, err
+			return ro, nil, err
 		}
 		ro.Mounts = append(ro.Mounts, m)
 	}
+	var fromStore []run.MountRequest
 	for _, v := range o.Mounts {
-		m, err := run.ParseMount(v)
+		req, err := run.ParseMount(v)
 		if err != nil {
-			return ro, err
+			return ro, nil, err
 		}
-		ro.Mounts = append(ro.Mounts, m)
-	}
-	if o.ContextDir != "" {
-		for i, m := range ro.Mounts {
-			if m.Type == "bind" && !filepath.IsAbs(m.Source) {
-				ro.Mounts[i].Source = filepath.Join(o.ContextDir, m.Source)
+		if req.Type == "bind" && req.From == "" && req.Cache == nil && (o.ContextDir != "" || !filepath.IsAbs(req.Source)) {
+			// Buildah: with --contextdir, a bind's source is a path in it.
+			if o.ContextDir == "" {
+				return ro, nil, fmt.Errorf("--mount %q: bind source %q is not an absolute path (or give --contextdir): %w", v, req.Source, run.ErrBadMount)
 			}
+			req.Source = filepath.Join(o.ContextDir, filepath.Clean("/"+req.Source))
+		}
+		if req.From != "" || req.Cache != nil {
+			fromStore = append(fromStore, req)
+			continue
+		}
+		ro.Mounts = append(ro.Mounts, req.Mount)
+	}
+	return ro, fromStore, nil
+}
+
+// storeMounts resolves the --mount values whose source is in the store
+// (container.ResolveMount); release undoes them all and is never nil.
+func storeMounts(ctx context.Context, st *store.Store, reqs []run.MountRequest) ([]specs.Mount, func(), error) {
+	var mounts []specs.Mount
+	var releases []func(context.Context)
+	release := func() {
+		for i := len(releases) - 1; i >= 0; i-- {
+			releases[i](context.WithoutCancel(ctx))
 		}
 	}
-	ro.Terminal = o.TTY && term.IsTerminal(int(os.Stdin.Fd()))
-	return ro, nil
+	for _, req := range reqs {
+		m, rel, err := container.ResolveMount(ctx, st, req)
+		releases = append(releases, rel)
+		if err != nil {
+			return nil, release, err
+		}
+		mounts = append(mounts, m)
+	}
+	return mounts, release, nil
 }

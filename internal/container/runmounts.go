@@ -6,9 +6,15 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 
+	cfs "github.com/containerd/continuity/fs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/run"
 	"github.com/kiln-build/kiln/internal/store"
 )
 
@@ -67,4 +73,63 @@ func CacheDir(st *store.Store, o CacheDirOptions) (string, error) {
 		return "", err
 	}
 	return dir, os.Chmod(dir, mode)
+}
+
+// ResolveMount gives a parsed `kiln run --mount` its source from the
+// store: a bind with From binds Source inside that local image's root
+// (mounted as by MountImage); a cache binds its cache directory
+// (CacheDir), locked for the run with sharing=locked. release undoes
+// what the mount needed; it is never nil. Other mounts come back as
+// they are.
+func ResolveMount(ctx context.Context, st *store.Store, req run.MountRequest) (specs.Mount, func(context.Context), error) {
+	m := req.Mount
+	none := func(context.Context) {}
+	switch {
+	case req.Cache != nil:
+		dir, err := CacheDir(st, CacheDirOptions{ID: req.Cache.ID, Mode: req.Cache.Mode, UID: req.Cache.UID, GID: req.Cache.GID})
+		if err != nil {
+			return m, none, fmt.Errorf("cache mount %s: %w", m.Destination, err)
+		}
+		m.Source = dir
+		if !req.Cache.Locked {
+			return m, none, nil
+		}
+		unlock, err := lockCacheDir(dir)
+		if err != nil {
+			return m, none, err
+		}
+		return m, unlock, nil
+	case req.From != "":
+		img, err := st.LookupImage(ctx, req.From)
+		if err != nil {
+			return m, none, fmt.Errorf("mount from %s: %w", req.From, err)
+		}
+		root, release, err := MountImage(ctx, st, img.ID)
+		if err != nil {
+			return m, none, fmt.Errorf("mount from %s: %w", req.From, err)
+		}
+		if m.Source, err = cfs.RootPath(root, m.Source); err == nil {
+			_, err = os.Lstat(m.Source)
+		}
+		if err != nil {
+			release(context.WithoutCancel(ctx))
+			return m, none, fmt.Errorf("mount from %s: source %s: %w", req.From, req.Mount.Source, err)
+		}
+		return m, release, nil
+	}
+	return m, none, nil
+}
+
+// lockCacheDir holds an exclusive lock on the cache directory dir until
+// the returned function is called (sharing=locked).
+func lockCacheDir(dir string) (func(context.Context), error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking cache %s: %w", dir, err)
+	}
+	return func(context.Context) { f.Close() }, nil
 }

@@ -58,7 +58,7 @@ func hybridCgroups() bool {
 
 // runOCI writes the bundle and runs it with the OCI runtime in the
 // foreground; runc passes stdio through and, with a terminal, allocates a
-// pty itself. The container is always deleted afterwards.
+// pty itself (given one of kiln's as its own when kiln's stdin is none). The container is always deleted afterwards.
 func runOCI(ctx context.Context, p *plan) (int, error) {
 	rt, err := findRuntime(p.o.Runtime, p.o)
 	if err != nil {
@@ -85,10 +85,18 @@ func runOCI(ctx context.Context, p *plan) (int, error) {
 	}
 	cmd := exec.Command(rt, append(args, p.id)...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = p.o.Stdin, p.o.Stdout, p.o.Stderr
+	var console *hostConsole
+	if p.o.Terminal && !isTerminal(p.o.Stdin) {
+		if console, err = newHostConsole(p.o.Stdin, p.o.Stdout); err != nil {
+			return 125, err
+		}
+		cmd.Stdin, cmd.Stdout = console.slave, console.slave
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.WaitDelay = 5 * time.Second
 	kill := func() { deleteContainer(rt, stateRoot, p.id) }
 	code, err := startAndWait(ctx, cmd, kill)
+	console.finish()
 	kill()
 	// Asked for (--runtime-flag debug), the runtime's own log is shown,
 	// as Buildah shows it.
@@ -291,7 +299,7 @@ func Cleanup(runDir string) error {
 // runFileID returns the run ID of a file or directory a run made in
 // RunDir.
 func runFileID(name string) (string, bool) {
-	for _, prefix := range []string{"bundle-", "etc-", "chroot-"} {
+	for _, prefix := range []string{"bundle-", "etc-", "chroot-", "overlay-"} {
 		if id, ok := strings.CutPrefix(name, prefix); ok {
 			return strings.TrimSuffix(id, ".json"), true
 		}

@@ -235,9 +235,10 @@ type Options struct {
 	// (see ParseSecurityOpts); the zero value is the default policy.
 	Security Security
 	// Terminal gives the process a new pty as its controlling terminal
-	// (OCI: runc allocates it; chroot: kiln does, the same way). It needs
-	// Stdin to be a terminal, which is put in raw mode during the run;
-	// without one the process runs without a terminal.
+	// (OCI: runc allocates it; chroot: kiln does, the same way), as
+	// Buildah's run --terminal does whether or not kiln has a terminal:
+	// a terminal on Stdin is put in raw mode during the run; other input
+	// is copied to the pty and its end passed on as end-of-file (^D).
 	Terminal bool
 	// Stdin, Stdout and Stderr are the process's standard streams; nil
 	// means /dev/null.

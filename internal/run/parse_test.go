@@ -22,7 +22,12 @@ func TestParseVolume(t *testing.T) {
 		{in: "/src:rel", err: true},
 		{in: "/src", err: true},
 		{in: "/src:/dst:ro,rw", err: true},
-		{in: "/src:/dst:O", err: true},
+		{in: "/src:/dst:O", want: specs.Mount{Destination: "/dst", Type: "overlay", Source: "/src"}},
+		{in: "/src:/dst:O,upperdir=/u,workdir=/w,U", want: specs.Mount{Destination: "/dst", Type: "overlay", Source: "/src", Options: []string{"U", "upperdir=/u", "workdir=/w"}}},
+		{in: "/src:/dst:z,U", want: specs.Mount{Destination: "/dst", Type: "bind", Source: "/src", Options: []string{"rbind", "rw", "U"}}},
+		{in: "/src:/dst:O,upperdir=/u", err: true},
+		{in: "/src:/dst:upperdir=/u,workdir=/w", err: true},
+		{in: "/src:/dst:O,upperdir=u,workdir=/w", err: true},
 		{in: "/a:/b:ro:x", err: true},
 	}
 	for _, tt := range tests {
@@ -44,25 +49,46 @@ func TestParseVolume(t *testing.T) {
 }
 
 func TestParseMount(t *testing.T) {
+	bind := func(src, dst string, opts ...string) MountRequest {
+		return MountRequest{Mount: specs.Mount{Destination: dst, Type: "bind", Source: src, Options: opts}}
+	}
+	fromImage := bind("/sub", "/b", "rbind", "ro")
+	fromImage.From = "img"
+	cache := bind("", "/c", "rbind", "rw")
+	cache.Cache = &CacheRequest{ID: "/c"}
+	cacheWithID := bind("", "/c", "rbind", "ro", "U")
+	cacheWithID.Cache = &CacheRequest{ID: "x", Mode: 0o700, UID: 7, GID: 8, Locked: true}
 	tests := []struct {
 		in   string
-		want specs.Mount
+		want MountRequest
 		err  bool
 	}{
-		{in: "type=bind,src=/a,dst=/b", want: specs.Mount{Destination: "/b", Type: "bind", Source: "/a", Options: []string{"rbind", "rw"}}},
-		{in: "source=/a,target=/b,readonly", want: specs.Mount{Destination: "/b", Type: "bind", Source: "/a", Options: []string{"rbind", "ro"}}},
+		// Buildah's default for a bind is read-only.
+		{in: "type=bind,src=/a,dst=/b", want: bind("/a", "/b", "rbind", "ro")},
+		{in: "type=bind,src=/a,dst=/b,rw", want: bind("/a", "/b", "rbind", "rw")},
+		{in: "source=/a,target=/b,readonly", want: bind("/a", "/b", "rbind", "ro")},
 		{in: "type=bind,src=/a,destination=/b,ro=true,bind-propagation=rshared,bind-nonrecursive=true",
-			want: specs.Mount{Destination: "/b", Type: "bind", Source: "/a", Options: []string{"bind", "ro", "rshared"}}},
-		{in: "type=bind,src=/a,dst=/b,rw=false", want: specs.Mount{Destination: "/b", Type: "bind", Source: "/a", Options: []string{"rbind", "ro"}}},
+			want: bind("/a", "/b", "bind", "ro", "rshared")},
+		{in: "type=bind,src=/a,dst=/b,rw=false", want: bind("/a", "/b", "rbind", "ro")},
+		{in: "type=bind,src=/a,dst=/b,rw=true,z,U,nosuid", want: bind("/a", "/b", "rbind", "rw", "U", "nosuid")},
+		{in: "type=bind,src=rel,dst=/b,rw", want: bind("rel", "/b", "rbind", "rw")},
+		{in: "type=bind,source=sub/../sub,from=img,target=/b,z", want: fromImage},
+		{in: "type=cache,target=/c", want: cache},
+		{in: "type=cache,target=/c,id=x,mode=0700,uid=7,gid=8,sharing=locked,ro,U", want: cacheWithID},
 		{in: "type=tmpfs,dst=/t,tmpfs-size=64m,tmpfs-mode=1777",
-			want: specs.Mount{Destination: "/t", Type: "tmpfs", Source: "tmpfs", Options: []string{"rw", "nosuid", "nodev", "size=64m", "mode=1777"}}},
+			want: MountRequest{Mount: specs.Mount{Destination: "/t", Type: "tmpfs", Source: "tmpfs", Options: []string{"rw", "nosuid", "nodev", "size=64m", "mode=1777"}}}},
 		{in: "type=tmpfs,dst=/t,src=/x", err: true},
 		{in: "type=tmpfs,dst=/t,tmpfs-mode=9", err: true},
-		{in: "type=cache,dst=/t", err: true},
-		{in: "type=bind,src=rel,dst=/b", err: true},
+		{in: "type=cache,dst=/t,from=stage", err: true},
+		{in: "type=cache,dst=/t,sharing=sometimes", err: true},
+		{in: "type=cache,dst=/t,mode=9", err: true},
+		{in: "type=volume,dst=/t", err: true},
+		{in: "type=bind,dst=/b", err: true},
 		{in: "type=bind,src=/a", err: true},
 		{in: "type=bind,src=/a,dst=/b,dst=/c", err: true},
+		{in: "type=bind,src=/a,dst=/b,ro,rw", err: true},
 		{in: "type=bind,src=/a,dst=/b,ro=maybe", err: true},
+		{in: "type=bind,src=/a,dst=/b,id=x", err: true},
 		{in: "type=bind,src=/a,dst=/b,colour=red", err: true},
 	}
 	for _, tt := range tests {

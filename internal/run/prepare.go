@@ -92,18 +92,14 @@ func prepare(o Options) (p *plan, err error) {
 	if o.PrimaryGroupInGroups && !containsID(p.user.Groups, p.user.GID) {
 		p.user.Groups = append([]uint32{p.user.GID}, p.user.Groups...)
 	}
+	if err := p.prepareVolumes(); err != nil {
+		return p, err
+	}
 	p.hostname = o.Hostname
 	if p.hostname == "" {
 		p.hostname = shortID(o.ContainerID)
 	}
-	if o.Terminal && !isTerminal(o.Stdin) {
-		// runc cannot attach a terminal without one on kiln's side.
-		p.o.Terminal = false
-		if o.Logger != nil {
-			o.Logger.Warn("no terminal on stdin: running without a terminal")
-		}
-	}
-	if p.o.Terminal {
+	if o.Terminal {
 		p.consoleSize = windowSize(o.Stdin)
 	}
 	p.env = defaultEnv(o.Env, p.user.Home, p.hostname)

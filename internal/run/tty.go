@@ -67,11 +67,16 @@ type ttyRelay struct {
 	winch   chan os.Signal
 }
 
-// startRelay starts relaying; stdin is the host terminal (prepare turns
-// Terminal off when it is not one).
+// startRelay starts relaying. A terminal on stdin is put in raw mode and
+// its window size passed on; input from any other file (a pipe,
+// /dev/null) is copied as it comes and ended with the pty's end-of-file
+// character, so that a command reading it sees its end as it would
+// without a pty; with no stdin at all, the command reads end-of-file.
 func startRelay(master *os.File, stdin io.Reader, stdout io.Writer) *ttyRelay {
 	r := &ttyRelay{master: master, hostFD: -1, outDone: make(chan struct{})}
-	if f, ok := stdin.(*os.File); ok && isTerminal(f) {
+	f, isFile := stdin.(*os.File)
+	switch {
+	case isFile && isTerminal(f):
 		r.hostFD = rawFD(f)
 		r.resize()
 		r.restore, _ = term.MakeRaw(r.hostFD)
@@ -82,13 +87,17 @@ func startRelay(master *os.File, stdin io.Reader, stdout io.Writer) *ttyRelay {
 				r.resize()
 			}
 		}()
-		if wakeR, wakeW, err := os.Pipe(); err == nil {
-			r.wake = wakeW
-			go func() {
-				copyInput(master, r.hostFD, wakeR)
-				wakeR.Close()
-			}()
-		}
+		r.copyInput(f, false)
+	case isFile:
+		r.copyInput(f, true)
+	case stdin == nil:
+		master.Write([]byte{eofChar})
+	default:
+		go func() {
+			w := &lastByte{w: master}
+			io.Copy(w, stdin)
+			endInput(master, w.last)
+		}()
 	}
 	if stdout == nil {
 		stdout = io.Discard
@@ -98,6 +107,51 @@ func startRelay(master *os.File, stdin io.Reader, stdout io.Writer) *ttyRelay {
 		close(r.outDone)
 	}()
 	return r
+}
+
+// eofChar is a pty's default end-of-file character (VEOF, ^D).
+const eofChar = 4
+
+// copyInput copies f to the master until stop; with sendEOF, the end of
+// f is passed on as end-of-file (after ending a partial line, which
+// the first ^D only flushes).
+func (r *ttyRelay) copyInput(f *os.File, sendEOF bool) {
+	wakeR, wakeW, err := os.Pipe()
+	if err != nil {
+		return
+	}
+	r.wake = wakeW
+	go func() {
+		defer wakeR.Close()
+		last, eof := copyInput(r.master, rawFD(f), wakeR)
+		if sendEOF && eof {
+			endInput(r.master, last)
+		}
+	}()
+}
+
+// endInput passes the end of the input on to the pty as end-of-file: a
+// ^D, after another one that ends a partial line (its last byte not a
+// newline), which the first only flushes.
+func endInput(master *os.File, last byte) {
+	if last != 0 && last != '\n' {
+		master.Write([]byte{eofChar})
+	}
+	master.Write([]byte{eofChar})
+}
+
+// lastByte is a writer that remembers the last byte written through it.
+type lastByte struct {
+	w    io.Writer
+	last byte
+}
+
+func (l *lastByte) Write(b []byte) (int, error) {
+	n, err := l.w.Write(b)
+	if n > 0 {
+		l.last = b[n-1]
+	}
+	return n, err
 }
 
 // resize gives the pty the host terminal's window size.
@@ -142,11 +196,12 @@ func rawFD(f *os.File) int {
 	return fd
 }
 
-// copyInput copies what arrives on the host terminal fd to dst until wake
-// becomes readable (its write end is closed). It polls rather than reads
-// blindly, so it never takes input typed after the run, and it leaves the
-// terminal's file status flags alone.
-func copyInput(dst *os.File, fd int, wake *os.File) {
+// copyInput copies what arrives on fd to dst until wake becomes
+// readable (its write end is closed) or fd ends. It polls rather than
+// reads blindly, so it never takes input typed after the run, and it
+// leaves the file status flags alone. It returns the last byte copied
+// and whether fd ended.
+func copyInput(dst *os.File, fd int, wake *os.File) (last byte, eof bool) {
 	buf := make([]byte, 32*1024)
 	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(rawFD(wake)), Events: unix.POLLIN}}
 	for {
@@ -155,7 +210,7 @@ func copyInput(dst *os.File, fd int, wake *os.File) {
 			continue
 		}
 		if err != nil || fds[1].Revents != 0 || fds[0].Revents&unix.POLLNVAL != 0 {
-			return
+			return last, false
 		}
 		if fds[0].Revents == 0 {
 			continue
@@ -164,11 +219,49 @@ func copyInput(dst *os.File, fd int, wake *os.File) {
 		if err == unix.EAGAIN || err == unix.EINTR {
 			continue
 		}
-		if err != nil || n <= 0 {
-			return
+		if n == 0 && err == nil {
+			return last, true
+		}
+		if err != nil || n < 0 {
+			return last, false
 		}
 		if _, err := dst.Write(buf[:n]); err != nil {
-			return
+			return last, false
 		}
+		last = buf[n-1]
 	}
+}
+
+// hostConsole is the pty runc gets as its stdin and stdout when kiln's
+// stdin is no terminal: `runc run` in the foreground relays the
+// container's pty to a terminal of its own and refuses to start without
+// one, while Buildah's run --terminal gives the process a pty whatever
+// its own stdio is. runc's end is raw, so bytes pass through it as they
+// are; kiln relays the other end.
+type hostConsole struct {
+	slave *os.File
+	relay *ttyRelay
+}
+
+func newHostConsole(stdin io.Reader, stdout io.Writer) (*hostConsole, error) {
+	master, slave, err := openPty(uint32(os.Getuid()), uint32(os.Getgid()))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := term.MakeRaw(int(slave.Fd())); err != nil {
+		master.Close()
+		slave.Close()
+		return nil, fmt.Errorf("making the runtime's pty raw: %w", err)
+	}
+	return &hostConsole{slave: slave, relay: startRelay(master, stdin, stdout)}, nil
+}
+
+// finish runs after runc exited: it closes kiln's copy of runc's end, so
+// the output copy ends, and stops the relay. A nil *hostConsole is a no-op.
+func (h *hostConsole) finish() {
+	if h == nil {
+		return
+	}
+	h.slave.Close()
+	h.relay.stop()
 }
