@@ -82,7 +82,7 @@ fi
 [ "$(id -u)" = 0 ] || { echo "buildah-tests.sh runs as root (the tests mount and run containers)" >&2; exit 2; }
 
 # --- packages --------------------------------------------------------------
-pkgs="bats jq curl openssl git busybox-static docker-registry skopeo runc debootstrap xz-utils iproute2 podman netcat-openbsd"
+pkgs="bats jq curl openssl git busybox-static docker-registry skopeo runc debootstrap xz-utils iproute2 podman netcat-openbsd uuid-runtime"
 [ "$PEER" != buildah ] || pkgs="$pkgs buildah"
 missing=""
 for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done

@@ -78,6 +78,7 @@ func TestBuildBadInput(t *testing.T) {
 		{"unknown chown user", "FROM localhost/busybox\nCOPY --chown=${BOGUS}:${BOGUS} Dockerfile /d\n", nil, 125, `looking up UID/GID for ":": can't find uid for user `},
 		{"missing authfile", "FROM localhost/busybox\n", []string{"--authfile", "/nonexistent/auth.json"}, 125, "checking authfile: stat /nonexistent/auth.json"},
 		{"outside the context", "FROM localhost/busybox\nCOPY ../up.txt /\n", nil, 125, "escaping context directory error"},
+		{"mount from empty", "FROM localhost/busybox\nRUN --mount=type=bind,source=.,from=,target=/test true\n", nil, 125, "from points to an empty value"},
 		{"bad tag", "FROM localhost/busybox\n", []string{"--tag", "TEST1"}, 125, "tag TEST1: invalid reference format: repository name must be lowercase"},
 	}
 	for _, tc := range cases {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -83,7 +84,8 @@ func parseDockerfile(name string, data []byte) (*dockerfile, error) {
 }
 
 // checkCopyFlags refuses COPY and ADD flags that need a value and have
-// none ("COPY --chown 1:1 a b"), in Buildah's words, which scripts grep.
+// none ("COPY --chown 1:1 a b") and a RUN --mount's empty from=, in
+// Buildah's words, which scripts grep.
 func checkCopyFlags(name string, root *parser.Node) error {
 	for _, n := range root.Children {
 		cmd := strings.ToUpper(n.Value)
@@ -93,6 +95,9 @@ func checkCopyFlags(name string, root *parser.Node) error {
 				return fmt.Errorf("%w: %s:%d: COPY only supports the --chmod=<permissions> --chown=<uid:gid> and the --from=<image|stage> flags", ErrSyntax, name, n.StartLine)
 			case cmd == "ADD" && (f == "--chmod" || f == "--chown"):
 				return fmt.Errorf("%w: %s:%d: ADD only supports the --chmod=<permissions> and the --chown=<uid:gid> flags", ErrSyntax, name, n.StartLine)
+			case cmd == "RUN" && strings.HasPrefix(f, "--mount=") && slices.Contains(strings.Split(f[len("--mount="):], ","), "from="):
+				// BuildKit would take it for no from at all.
+				return fmt.Errorf("%w: %s:%d: unable to resolve argument for `from=`: from points to an empty value", ErrSyntax, name, n.StartLine)
 			}
 		}
 	}
