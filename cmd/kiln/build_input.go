@@ -75,6 +75,11 @@ func readDockerfile(cmd *cobra.Command, o buildOptions, src *dockerfile.Source, 
 				return "", err
 			}
 		}
+		if len(files) > 1 {
+			if err := dockerfile.CheckFile(filepath.Base(f), b); err != nil {
+				return "", err
+			}
+		}
 		if bo.DockerfileName == "" {
 			bo.DockerfileName, first = filepath.Base(f), p
 		}

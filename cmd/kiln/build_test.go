@@ -455,3 +455,21 @@ func TestBuildLogRusage(t *testing.T) {
 		t.Errorf("--rusage-logfile: %v, %d usage lines:\n%s", err, n, data)
 	}
 }
+
+// TestBuildSeveralFiles: -f twice joins the files; one that is wrong on
+// its own (a bad escape directive, which joined would be a comment) is
+// refused naming it, as Buildah refuses it (bud 'build-multiple-parse').
+func TestBuildSeveralFiles(t *testing.T) {
+	e := newEnv(t, "")
+	e.foreignBusybox()
+	dir := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(dir, "D1"), []byte("FROM localhost/busybox\n"), 0o644))
+	must(t, os.WriteFile(filepath.Join(dir, "D2"), []byte("RUN echo joined > /j\n"), 0o644))
+	must(t, os.WriteFile(filepath.Join(dir, "Dbad"), []byte(`# escape=|\nFROM alpine`+"\n"), 0o644))
+	e.mustKiln("build", "-q", "-t", "joined", "-f", filepath.Join(dir, "D1"), "-f", filepath.Join(dir, "D2"), dir)
+	_, errOut, code := e.kiln("build", "-f", filepath.Join(dir, "D1"), "-f", filepath.Join(dir, "Dbad"), dir)
+	if code != 125 || !strings.Contains(errOut, "Dbad") || !strings.Contains(errOut, "escape") {
+		t.Errorf("bad second file: exit %d: %s", code, errOut)
+	}
+}
+

@@ -128,6 +128,16 @@ func rewriteStageNames(root *parser.Node) map[string]string {
 	return names
 }
 
+// CheckFile parses one of several files a build joins (-f a -f b), so
+// that what is wrong in it alone, such as a bad escape directive, which
+// joined would be only a comment, is refused with its name.
+func CheckFile(name string, data []byte) error {
+	if _, err := parser.Parse(bytes.NewReader(data)); err != nil {
+		return locate(name, err)
+	}
+	return nil
+}
+
 // locate rewrites a BuildKit error as "FILE:LINE: message".
 func locate(name string, err error) error {
 	var le *parser.LocationError
