@@ -472,4 +472,3 @@ func TestBuildSeveralFiles(t *testing.T) {
 		t.Errorf("bad second file: exit %d: %s", code, errOut)
 	}
 }
-
