@@ -79,6 +79,7 @@ func TestBuildBadInput(t *testing.T) {
 		{"missing authfile", "FROM localhost/busybox\n", []string{"--authfile", "/nonexistent/auth.json"}, 125, "checking authfile: stat /nonexistent/auth.json"},
 		{"outside the context", "FROM localhost/busybox\nCOPY ../up.txt /\n", nil, 125, "escaping context directory error"},
 		{"mount from empty", "FROM localhost/busybox\nRUN --mount=type=bind,source=.,from=,target=/test true\n", nil, 125, "from points to an empty value"},
+		{"no glob matches", "FROM localhost/busybox\nCOPY *.nomatch *.none /d/\n", nil, 125, `copy source "*.nomatch": no such file or directory`},
 		{"bad tag", "FROM localhost/busybox\n", []string{"--tag", "TEST1"}, 125, "tag TEST1: invalid reference format: repository name must be lowercase"},
 	}
 	for _, tc := range cases {

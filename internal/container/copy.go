@@ -116,17 +116,21 @@ type source struct {
 // sourceName is the name match m of source s is copied under: the name
 // s gives, or the glob's match.
 func sourceName(s, m string) string {
-	if base := filepath.Base(filepath.Clean(s)); !hasGlobMeta(base) {
+	if base := filepath.Base(filepath.Clean(s)); !HasGlobMeta(base) {
 		return base
 	}
 	return filepath.Base(m)
 }
 
-func hasGlobMeta(p string) bool { return strings.ContainsAny(p, `*?[\`) }
+// HasGlobMeta reports whether p has a glob pattern's special characters.
+func HasGlobMeta(p string) bool { return strings.ContainsAny(p, `*?[\`) }
 
-// expandSources resolves globs; a source that matches nothing is an error.
+// expandSources resolves globs; a source that matches nothing is an
+// error, except a pattern when another source matched (Buildah's rule:
+// COPY *.foo *.txt dir/ copies the .txt files).
 func expandSources(o CopyOptions) ([]source, error) {
 	var out []source
+	var unmatched error
 	for _, s := range o.Sources {
 		if (o.Add || o.FetchURLs) && (strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://")) {
 			out = append(out, source{path: s})
@@ -158,6 +162,12 @@ func expandSources(o CopyOptions) ([]source, error) {
 		if err != nil {
 			return nil, fmt.Errorf("bad pattern %q: %w", s, err)
 		}
+		if len(matches) == 0 && HasGlobMeta(s) {
+			if unmatched == nil {
+				unmatched = fmt.Errorf("copy source %q: %w", s, ErrSourceMissing)
+			}
+			continue
+		}
 		if len(matches) == 0 {
 			return nil, fmt.Errorf("copy source %q: %w", s, ErrSourceMissing)
 		}
@@ -186,6 +196,9 @@ func expandSources(o CopyOptions) ([]source, error) {
 		if len(out) == before {
 			return nil, fmt.Errorf("copy source %q: %w", s, ErrSourceMissing)
 		}
+	}
+	if len(out) == 0 && unmatched != nil {
+		return nil, unmatched
 	}
 	return out, nil
 }

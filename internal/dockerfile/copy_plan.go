@@ -327,7 +327,7 @@ func (op copyOp) expand() ([]matched, error) {
 		before := len(out)
 		for _, m := range matches {
 			name := filepath.Base(m)
-			if base := filepath.Base(filepath.Clean(s)); !hasMeta(base) {
+			if base := filepath.Base(filepath.Clean(s)); !container.HasGlobMeta(base) {
 				name = base // the name given, not the one a symlink leads to
 			}
 			rel, err := filepath.Rel(op.root, m)

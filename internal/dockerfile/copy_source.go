@@ -10,7 +10,6 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/internal/archive"
+	"github.com/kiln-build/kiln/internal/container"
 	"github.com/kiln-build/kiln/internal/store"
 )
 
@@ -234,7 +234,7 @@ func (f viewFS) glob(pattern string) ([]string, error) {
 	if _, err := filepath.Match(pattern, ""); err != nil {
 		return nil, err
 	}
-	if !hasMeta(pattern) {
+	if !container.HasGlobMeta(pattern) {
 		if _, err := f.lstat(pattern); err != nil {
 			return nil, nil
 		}
@@ -248,7 +248,7 @@ func (f viewFS) glob(pattern string) ([]string, error) {
 	default:
 		dir = dir[:len(dir)-1]
 	}
-	if !hasMeta(dir) {
+	if !container.HasGlobMeta(dir) {
 		return f.globDir(dir, file, nil)
 	}
 	if dir == pattern {
@@ -287,8 +287,6 @@ func (f viewFS) globDir(dir, pattern string, matches []string) ([]string, error)
 	}
 	return matches, nil
 }
-
-func hasMeta(p string) bool { return strings.ContainsAny(p, `*?[\`) }
 
 func viewInfo(name string, e store.PathEntry) srcInfo {
 	return srcInfo{name: name, mode: e.Mode, size: e.Size, mtime: e.ModTime, uid: e.UID, gid: e.GID,
