@@ -185,7 +185,8 @@ func (r *stageRun) fromImage(ctx context.Context, from string) (store.Image, str
 		return img, "", err
 	}
 	if _, ok := r.b.df.lookupStage(from, -1); ok {
-		return store.Image{}, "", fmt.Errorf("%w: --from=%s names a later stage", ErrNoStage, from)
+		// Buildah's words, then why.
+		return store.Image{}, "", fmt.Errorf("%w: %s --from=%s: no stage or image found with that name (it names this stage or a later one)", ErrNoStage, r.verb, from)
 	}
 	img, err := r.b.resolveImage(ctx, from, r.platform)
 	return img, "", err

@@ -54,6 +54,8 @@ type stageRun struct {
 	baseID string
 	// baseIsStage: FROM named an earlier stage.
 	baseIsStage bool
+	// verb is the instruction running (COPY, RUN, ...), for messages.
+	verb string
 }
 
 func (b *builder) runStage(ctx context.Context, s *stage, final bool, _ int) (img store.Image, err error) {
@@ -304,6 +306,7 @@ func (r *stageRun) exec(ctx context.Context, c instructions.Command) error {
 	if err := ctx.Err(); err != nil {
 		return context.Cause(ctx)
 	}
+	r.verb = strings.ToUpper(c.Name())
 	switch c := c.(type) {
 	case *instructions.ArgCommand:
 		return r.arg(c)
