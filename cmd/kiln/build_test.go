@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -472,5 +473,25 @@ func TestBuildSeveralFiles(t *testing.T) {
 	_, errOut, code := e.kiln("build", "-f", filepath.Join(dir, "D1"), "-f", filepath.Join(dir, "Dbad"), dir)
 	if code != 125 || !strings.Contains(errOut, "Dbad") || !strings.Contains(errOut, "escape") {
 		t.Errorf("bad second file: exit %d: %s", code, errOut)
+	}
+}
+
+// TestBuildDevices: --device gives RUN a host device, and a directory
+// of devices gives every device in it under the container path, as
+// Buildah does (bud 'with additional directory of devices').
+func TestBuildDevices(t *testing.T) {
+	e := newEnv(t, "")
+	e.foreignBusybox()
+	devs := t.TempDir()
+	must(t, unix.Mknod(filepath.Join(devs, "null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))))
+	dir := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM localhost/busybox\nRUN ls /dev/fuse && echo hi > /dev/fuse/null && ls -l /dev/one\n"), 0o644))
+	out, errOut, code := e.kiln("build", "--isolation", "oci", "--no-cache", "--device", devs+":/dev/fuse", "--device", "/dev/null:/dev/one", dir)
+	if code != 0 || !strings.Contains(out, "null") || !strings.Contains(out, "1,   3") {
+		t.Errorf("exit %d:\n%s\n%s", code, out, errOut)
+	}
+	_, errOut, code = e.kiln("build", "--device", dir+":/dev/x", dir)
+	if code != 125 || !strings.Contains(errOut, "no devices in it") {
+		t.Errorf("a directory without devices: exit %d: %s", code, errOut)
 	}
 }

@@ -90,16 +90,18 @@ func (r runSettingsFlags) settings(f *pflag.FlagSet, network run.Network) (run.S
 		s.Rlimits = append(s.Rlimits, l)
 	}
 	for _, d := range r.Device {
-		dev, perms, err := run.ParseDevice(d)
+		devs, perms, err := run.ParseDevice(d)
 		if err != nil {
 			return s, usageErrorf("--device: %v", err)
 		}
-		s.Devices = append(s.Devices, dev)
-		if s.Resources == nil {
-			s.Resources = &specs.LinuxResources{}
+		for _, dev := range devs {
+			s.Devices = append(s.Devices, dev)
+			if s.Resources == nil {
+				s.Resources = &specs.LinuxResources{}
+			}
+			major, minor := dev.Major, dev.Minor
+			s.Resources.Devices = append(s.Resources.Devices, specs.LinuxDeviceCgroup{Allow: true, Type: dev.Type, Major: &major, Minor: &minor, Access: perms})
 		}
-		major, minor := dev.Major, dev.Minor
-		s.Resources.Devices = append(s.Resources.Devices, specs.LinuxDeviceCgroup{Allow: true, Type: dev.Type, Major: &major, Minor: &minor, Access: perms})
 	}
 	if len(r.HooksDir) > 0 {
 		if s.Hooks, err = run.ReadHooks(r.HooksDir); err != nil {

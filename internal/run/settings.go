@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
 	"os"
 	"path"
@@ -172,11 +173,12 @@ func ParseUlimit(s string) (specs.POSIXRlimit, error) {
 
 // ParseDevice parses --device "HOST[:CONTAINER][:PERMISSIONS]" (permissions
 // of r, w and m, default rwm) and reads the host device's type and
-// numbers.
-func ParseDevice(s string) (specs.LinuxDevice, string, error) {
+// numbers. HOST may be a directory: every device below it is added, at
+// the same place below CONTAINER, as Buildah and Podman add them.
+func ParseDevice(s string) ([]specs.LinuxDevice, string, error) {
 	parts := strings.Split(s, ":")
 	if len(parts) > 3 || parts[0] == "" {
-		return specs.LinuxDevice{}, "", fmt.Errorf("bad device %q: want HOST[:CONTAINER][:PERMISSIONS]", s)
+		return nil, "", fmt.Errorf("bad device %q: want HOST[:CONTAINER][:PERMISSIONS]", s)
 	}
 	src, dst, perms := parts[0], parts[0], "rwm"
 	isPerms := func(p string) bool { return p != "" && strings.Trim(p, "rwm") == "" }
@@ -188,16 +190,50 @@ func ParseDevice(s string) (specs.LinuxDevice, string, error) {
 	}
 	if len(parts) == 3 {
 		if !isPerms(parts[2]) {
-			return specs.LinuxDevice{}, "", fmt.Errorf("bad device %q: permissions are made of r, w and m", s)
+			return nil, "", fmt.Errorf("bad device %q: permissions are made of r, w and m", s)
 		}
 		perms = parts[2]
 	}
 	if !filepath.IsAbs(dst) {
-		return specs.LinuxDevice{}, "", fmt.Errorf("bad device %q: the container path must be absolute", s)
+		return nil, "", fmt.Errorf("bad device %q: the container path must be absolute", s)
 	}
+	if fi, err := os.Stat(src); err == nil && fi.IsDir() {
+		devs, err := devicesIn(src, dst)
+		return devs, perms, err
+	}
+	d, err := device(src, dst)
+	if err != nil {
+		return nil, "", err
+	}
+	return []specs.LinuxDevice{d}, perms, nil
+}
+
+// devicesIn lists the devices below directory src, placed below dst.
+func devicesIn(src, dst string) ([]specs.LinuxDevice, error) {
+	var out []specs.LinuxDevice
+	err := filepath.WalkDir(src, func(p string, e fs.DirEntry, err error) error {
+		if err != nil || e.Type()&(fs.ModeDevice|fs.ModeCharDevice) == 0 {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		d, err := device(p, filepath.Join(dst, rel))
+		out = append(out, d)
+		return err
+	})
+	if err == nil && len(out) == 0 {
+		err = fmt.Errorf("device %s: a directory with no devices in it", src)
+	}
+	return out, err
+}
+
+// device reads host device src, to be made at dst.
+func device(src, dst string) (specs.LinuxDevice, error) {
 	var st unix.Stat_t
 	if err := unix.Stat(src, &st); err != nil {
-		return specs.LinuxDevice{}, "", fmt.Errorf("device %s: %w", src, err)
+		return specs.LinuxDevice{}, fmt.Errorf("device %s: %w", src, err)
 	}
 	d := specs.LinuxDevice{Path: dst, Major: int64(unix.Major(st.Rdev)), Minor: int64(unix.Minor(st.Rdev))}
 	switch st.Mode & unix.S_IFMT {
@@ -206,12 +242,12 @@ func ParseDevice(s string) (specs.LinuxDevice, string, error) {
 	case unix.S_IFBLK:
 		d.Type = "b"
 	default:
-		return specs.LinuxDevice{}, "", fmt.Errorf("device %s: not a character or block device", src)
+		return specs.LinuxDevice{}, fmt.Errorf("device %s: not a character or block device", src)
 	}
 	mode := os.FileMode(st.Mode & 0o777)
 	uid, gid := st.Uid, st.Gid
 	d.FileMode, d.UID, d.GID = &mode, &uid, &gid
-	return d, perms, nil
+	return d, nil
 }
 
 // ParseSize parses a size such as "64m" or "1g" (binary units, as
