@@ -115,10 +115,14 @@ func (r Reference) String() string {
 }
 
 // Normalized fills in what a bare name lacks the way Buildah names local
-// images: no domain means "localhost", no tag and no digest means "latest".
+// images: no domain means "localhost", no tag and no digest means "latest";
+// a Docker Hub name is as Docker writes it ("docker.io/library/x").
 func (r Reference) Normalized() Reference {
-	if r.Domain == "" {
+	switch r.Domain {
+	case "":
 		r.Domain = "localhost"
+	case "docker.io", "index.docker.io":
+		return r.DockerNormalized()
 	}
 	if r.Tag == "" && r.Digest == "" {
 		r.Tag = "latest"

@@ -52,6 +52,15 @@ func TestLocalCandidates(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("LocalCandidates (-want +got):\n%s", diff)
 	}
+	for in, want := range map[string]string{
+		"docker.io/scratch-image":    "docker.io/library/scratch-image:latest", // as Buildah and Docker name it
+		"index.docker.io/team/app:1": "docker.io/team/app:1",
+		"quay.io/x":                  "quay.io/x:latest",
+	} {
+		if n, _ := NormalizeName(in); n != want {
+			t.Errorf("NormalizeName(%s) = %q, want %q", in, n, want)
+		}
+	}
 	if n, _ := NormalizeName("hello"); n != "localhost/hello:latest" {
 		t.Errorf("NormalizeName(hello) = %q", n)
 	}
