@@ -34,8 +34,8 @@ func DefaultRlimits() []specs.POSIXRlimit {
 		nofile = cur.Max
 	}
 	out = append(out, specs.POSIXRlimit{Type: "RLIMIT_NOFILE", Soft: nofile, Hard: nofile})
-	if max, ok := pidMax(); ok && unix.Getrlimit(unix.RLIMIT_NPROC, &cur) == nil && (max <= cur.Max || raise) {
-		out = append(out, specs.POSIXRlimit{Type: "RLIMIT_NPROC", Soft: max, Hard: max})
+	if pids, ok := pidMax(); ok && unix.Getrlimit(unix.RLIMIT_NPROC, &cur) == nil && (pids <= cur.Max || raise) {
+		out = append(out, specs.POSIXRlimit{Type: "RLIMIT_NPROC", Soft: pids, Hard: pids})
 	}
 	return out
 }

@@ -120,14 +120,14 @@ func TestVolumeChownRefusesSystemDirs(t *testing.T) {
 // replaces the default of its kind only.
 func TestDefaultRlimits(t *testing.T) {
 	requiresRoot(t)
-	max, ok := pidMax()
+	pids, ok := pidMax()
 	if !ok {
 		t.Fatal("no /proc/sys/kernel/pid_max")
 	}
 	var cur unix.Rlimit
 	must(t, unix.Getrlimit(unix.RLIMIT_NPROC, &cur))
-	nproc := fmt.Sprint(max)
-	if max > cur.Max && !canRaiseRlimits() {
+	nproc := fmt.Sprint(pids)
+	if pids > cur.Max && !canRaiseRlimits() {
 		nproc = fmt.Sprint(cur.Cur) // left as kiln's own
 	}
 	limits := sh("awk '/open files/{print $4, $5} /processes/{print $3}' /proc/self/limits")

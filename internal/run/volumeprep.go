@@ -116,14 +116,14 @@ var systemDirs = []string{"/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib",
 // chownTree gives dir and everything under it (symlinks themselves, not
 // their targets) to uid:gid; a system directory is refused.
 func chownTree(dir string, uid, gid int) error {
-	real, err := filepath.EvalSymlinks(dir)
+	resolved, err := filepath.EvalSymlinks(dir)
 	if err != nil {
 		return err
 	}
-	if slices.Contains(systemDirs, filepath.Clean(real)) {
+	if slices.Contains(systemDirs, filepath.Clean(resolved)) {
 		return fmt.Errorf("chowning host path %q is not allowed. You can manually `chown -R %d:%d %s`: %w", dir, uid, gid, dir, ErrBadMount)
 	}
-	return filepath.WalkDir(real, func(p string, d fs.DirEntry, err error) error {
+	return filepath.WalkDir(resolved, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
