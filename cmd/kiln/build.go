@@ -118,7 +118,7 @@ func runBuild(cmd *cobra.Command, o buildOptions, args []string) error {
 	spec := contextSpec(o, args)
 	src, err := dockerfile.OpenSource(ctx, spec, cmd.InOrStdin(), st.RunRoot())
 	if err != nil {
-		return err
+		return withBuildExit(err) // a git clone's status
 	}
 	defer src.Close()
 	bo.ContextDir = src.Dir
@@ -186,12 +186,8 @@ func runBuild(cmd *cobra.Command, o buildOptions, args []string) error {
 	if ctx.Err() != nil && cmd.Context().Err() == nil {
 		return &exitError{code: 130, err: fmt.Errorf("build interrupted: %w", err)}
 	}
-	var ee *dockerfile.ExitError
-	if errors.As(err, &ee) {
-		return &exitError{code: ee.Code, err: err}
-	}
 	if err != nil {
-		return err
+		return withBuildExit(err)
 	}
 	for _, b := range built {
 		if o.repro.Verify {
@@ -628,4 +624,14 @@ func envBoolOr(name string, def bool) bool {
 		return false
 	}
 	return def
+}
+
+// withBuildExit gives err the exit status a build error carries (a RUN's
+// or a git clone's), 125 otherwise.
+func withBuildExit(err error) error {
+	var ee *dockerfile.ExitError
+	if errors.As(err, &ee) {
+		return &exitError{code: ee.Code, err: err}
+	}
+	return err
 }

@@ -220,8 +220,6 @@ func buildSpec(cmd *cobra.Command, o buildOptions) (dockerfile.Options, error) {
 			bo.Cache.TTL = o.CacheTTL
 		}
 	}
-	// Buildah's words, which scripts grep in debug logs.
-	logger.Debug(fmt.Sprintf("Setting MaxPullPushRetries to %d and PullPushRetryDelay to %s", o.Retry, o.RetryDelay))
 	bo.Target, bo.Jobs, bo.Logger = o.Target, o.Jobs, logger
 	bo.AllStages, bo.From = !o.SkipUnusedStages, o.From
 	if bo.Contexts, err = keyValues(o.BuildContexts, "--build-context"); err != nil {

@@ -94,6 +94,10 @@ func TestBuildBadInput(t *testing.T) {
 			}
 		})
 	}
+	// A git context that cannot be cloned exits with git's status, as Buildah.
+	if _, errOut, code := e.kiln("build", "git:///nonexistent/no-such-repository"); code != 128 || !strings.Contains(errOut, "cloning git context") {
+		t.Errorf("git context: exit %d: %s", code, errOut)
+	}
 	if out := e.mustKiln("containers", "-q"); out != "" {
 		t.Errorf("containers left after failed builds: %s", out)
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -233,7 +234,13 @@ func gitSource(ctx context.Context, spec, tmpDir string) (*Source, error) {
 	args = append(args, "--", repo, dir)
 	if out, err := exec.CommandContext(ctx, "git", args...).CombinedOutput(); err != nil {
 		os.RemoveAll(tmp)
-		return nil, fmt.Errorf("cloning git context %s: %v: %s", repo, err, strings.TrimSpace(string(out)))
+		ee := (*exec.ExitError)(nil)
+		gitFailed := errors.As(err, &ee) && ee.ExitCode() > 0
+		err = fmt.Errorf("cloning git context %s: %v: %s", repo, err, strings.TrimSpace(string(out)))
+		if gitFailed {
+			err = errors.Join(err, &ExitError{Code: ee.ExitCode()}) // git's status, as Buildah exits
+		}
+		return nil, err
 	}
 	if looksLikeCommit(ref) {
 		if out, err := exec.CommandContext(ctx, "git", "-C", dir, "checkout", "--quiet", ref).CombinedOutput(); err != nil {
