@@ -42,19 +42,6 @@ type buildOptions struct {
 	attest attestFlags
 }
 
-// refusedBuildFlags are Buildah build flags kiln does not implement,
-// with why; each is refused (exit 125) when given.
-var refusedBuildFlags = map[string]string{
-	"sign-by":              "sign when pushing (kiln push --sign-by): the manifest a push writes is the one signed",
-	"decryption-key":       "kiln does not decrypt encrypted images",
-	"userns":               "builds run in the user namespace kiln runs in",
-	"userns-uid-map":       "builds run in the user namespace kiln runs in",
-	"userns-gid-map":       "builds run in the user namespace kiln runs in",
-	"userns-uid-map-user":  "builds run in the user namespace kiln runs in",
-	"userns-gid-map-group": "builds run in the user namespace kiln runs in",
-	"blob-cache":           "kiln keeps no separate blob cache",
-}
-
 func addBuildFlags(f *pflag.FlagSet, o *buildOptions) {
 	f.StringArrayVarP(&o.Files, "file", "f", nil, "Dockerfile or Containerfile (\"-\" reads stdin)")
 	f.StringArrayVarP(&o.Tags, "tag", "t", nil, "name for the image (repeatable)")
@@ -125,26 +112,8 @@ func addBuildFlags(f *pflag.FlagSet, o *buildOptions) {
 	f.BoolVarP(&o.DisableCompression, "disable-compression", "D", true, "no effect: the store keeps layers uncompressed (as Buildah's does) and push compresses them")
 	o.runSettingsFlags.add(f)
 	f.BoolVar(&o.ContentTrust, "disable-content-trust", false, "no effect: kiln verifies no signatures on pull (as in Buildah)")
-	addRefusedFlags(f, refusedBuildFlags)
-}
-
-// addRefusedFlags adds flags that are refused when given (refuseFlags);
-// they take a value, as Buildah's do, so that parsing goes on to name them.
-func addRefusedFlags(f *pflag.FlagSet, refused map[string]string) {
-	for name, why := range refused {
-		f.String(name, "", "not supported: "+why)
-		_ = f.MarkHidden(name)
-	}
-}
-
-// refuseFlags fails when one of the refused flags was given.
-func refuseFlags(cmd *cobra.Command, refused map[string]string) error {
-	for name, why := range refused {
-		if why != "" && cmd.Flags().Changed(name) {
-			return usageErrorf("kiln %s does not support --%s: %s", cmd.Name(), name, why)
-		}
-	}
-	return nil
+	addUnsupportedFlags(f, "sign-by", "decryption-key", "userns", "userns-uid-map", "userns-gid-map",
+		"userns-uid-map-user", "userns-gid-map-group", "blob-cache")
 }
 
 // buildSpec turns the flags into build options, all but the context,
@@ -152,9 +121,6 @@ func refuseFlags(cmd *cobra.Command, refused map[string]string) error {
 func buildSpec(cmd *cobra.Command, o buildOptions) (dockerfile.Options, error) {
 	var bo dockerfile.Options
 	var err error
-	if err := refuseFlags(cmd, refusedBuildFlags); err != nil {
-		return bo, err
-	}
 	if err := o.registryFlags.check(); err != nil {
 		return bo, err
 	}

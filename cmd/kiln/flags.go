@@ -225,6 +225,13 @@ var refusedFlags = map[string]string{
 	"annotation":              "set a list's annotations with manifest annotate",
 	"cni-config-dir":          "kiln has no CNI networks (its networks are host, none and private)",
 	"cni-plugin-path":         "kiln has no CNI networks (its networks are host, none and private)",
+	"sign-by":                 "a build does not sign: sign when pushing (kiln push --sign-by), whose manifest is the one signed",
+	"userns":                  "builds run in the user namespace kiln runs in",
+	"userns-uid-map":          "builds run in the user namespace kiln runs in",
+	"userns-gid-map":          "builds run in the user namespace kiln runs in",
+	"userns-uid-map-user":     "builds run in the user namespace kiln runs in",
+	"userns-gid-map-group":    "builds run in the user namespace kiln runs in",
+	"blob-cache":              "kiln keeps no separate blob cache",
 }
 
 // addUnsupportedFlags adds the named Buildah flags (keys of refusedFlags,

@@ -21,9 +21,6 @@ func flagStatus(cmd *cobra.Command, f *pflag.Flag) string {
 	if _, ok := f.Value.(refusedFlag); ok {
 		return "refused"
 	}
-	if (cmd.Name() == "build" || cmd.Name() == "bud") && refusedBuildFlags[f.Name] != "" {
-		return "refused"
-	}
 	if strings.HasPrefix(f.Usage, "no effect") {
 		return "no-effect"
 	}
