@@ -2,11 +2,13 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
+	digest "github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/internal/image"
@@ -78,24 +80,9 @@ func runImages(cmd *cobra.Command, o imagesOptions, args []string) error {
 		return err
 	}
 	defer st.Close()
-	lo := images.ListOptions{All: o.All}
-	if lo.Filter, err = images.ParseFilter(ctx, st, o.Filters, images.FilterOptions{Keys: images.ListKeys}); err != nil {
-		return err
-	}
-	if len(args) == 1 {
-		img, err := st.LookupImage(ctx, args[0])
-		if err != nil {
-			return fmt.Errorf("%s: %w", args[0], notKnown(err))
-		}
-		lo.Filter = lo.Filter.Only(img)
-	}
-	imgs, err := images.List(ctx, st, lo)
+	imgs, rows, err := listRows(ctx, st, o, args)
 	if err != nil {
 		return err
-	}
-	var rows []imageRow
-	for _, img := range imgs {
-		rows = append(rows, imageRows(img, o.JSON)...)
 	}
 	out := cmd.OutOrStdout()
 	switch {
@@ -166,6 +153,51 @@ func trunc(id string, noTrunc bool) string {
 }
 
 // imageRows gives one row per name (one "<none>" row for a nameless image).
+// listRows are the images to list, and their rows: with no filter and no
+// name given, the manifest lists' rows follow, as Buildah lists them
+// among its images (ID and digest the index's digest).
+func listRows(ctx context.Context, st *store.Store, o imagesOptions, args []string) ([]store.Image, []imageRow, error) {
+	lo := images.ListOptions{All: o.All}
+	var err error
+	if lo.Filter, err = images.ParseFilter(ctx, st, o.Filters, images.FilterOptions{Keys: images.ListKeys}); err != nil {
+		return nil, nil, err
+	}
+	if len(args) == 1 {
+		img, err := st.LookupImage(ctx, args[0])
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", args[0], notKnown(err))
+		}
+		lo.Filter = lo.Filter.Only(img)
+	}
+	imgs, err := images.List(ctx, st, lo)
+	if err != nil {
+		return nil, nil, err
+	}
+	var rows []imageRow
+	for _, img := range imgs {
+		rows = append(rows, imageRows(img, o.JSON)...)
+	}
+	if len(args) > 0 || len(o.Filters) > 0 {
+		return imgs, rows, nil
+	}
+	names, err := st.ManifestListNames(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, n := range names {
+		ml, err := st.ManifestList(ctx, n)
+		if errors.Is(err, store.ErrManifestListUnknown) {
+			continue // removed meanwhile
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		d := digest.FromBytes(ml.Index)
+		rows = append(rows, imageRows(store.Image{ID: d.Encoded(), Names: []string{ml.Name}, ManifestDigest: d, Created: ml.Created, Size: int64(len(ml.Index))}, o.JSON)...)
+	}
+	return imgs, rows, nil
+}
+
 func imageRows(img store.Image, json bool) []imageRow {
 	base := imageRow{
 		ID: img.ID, Names: img.Names, Digest: string(img.ManifestDigest),

@@ -152,3 +152,21 @@ func TestInspectDockerView(t *testing.T) {
 		t.Errorf("container: .Docker.ContainerConfig.Env[1] = %q", got)
 	}
 }
+
+// TestImagesListsManifestLists: images lists a manifest list by its name
+// beside the images, as Buildah does (bud '--manifest' tests), but not
+// when filtered or asked for one image.
+func TestImagesListsManifestLists(t *testing.T) {
+	e := newEnv(t, "")
+	e.foreignBusybox()
+	e.mustKiln("manifest", "create", "testlist")
+	if out := e.mustKiln("images"); !strings.Contains(out, "localhost/testlist") || !strings.Contains(out, "localhost/busybox") {
+		t.Errorf("images:\n%s", out)
+	}
+	if out := e.mustKiln("images", "--filter", "dangling=false"); strings.Contains(out, "testlist") {
+		t.Errorf("images --filter lists the manifest list:\n%s", out)
+	}
+	if out := e.mustKiln("images", "--format", "{{.Name}}:{{.Tag}}"); !strings.Contains(out, "localhost/testlist:latest") {
+		t.Errorf("images --format:\n%s", out)
+	}
+}
