@@ -142,7 +142,7 @@ func runCommit(ctx context.Context, cmd *cobra.Command, o commitOptions, args []
 	}
 	defer closeTarget()
 	co := images.CommitOptions{Container: container.CommitOptions{
-		Format: format, Timestamp: ts, Squash: o.Squash, UnsetEnv: o.UnsetEnv, OmitHistory: o.OmitHistory, Logger: logger,
+		Format: format, Timestamp: ts, Squash: o.Squash, UnsetEnv: o.UnsetEnv, OmitHistory: o.OmitHistory, Logger: logger, Again: true,
 	}}
 	if co.Push, err = o.pushOptions(); err != nil {
 		return err

@@ -170,3 +170,32 @@ func TestImagesListsManifestLists(t *testing.T) {
 		t.Errorf("images --format:\n%s", out)
 	}
 }
+
+// TestCommitAgain: committing a container that changed nothing since its
+// last commit makes that image again (Buildah commits a container's whole
+// change each time: push 'push' compares two such commits); a change
+// since makes a new layer as usual.
+func TestCommitAgain(t *testing.T) {
+	e := newEnv(t, "")
+	e.foreignBusybox()
+	c := e.mustKiln("from", "-q", "localhost/busybox")
+	mp := e.mustKiln("mount", c)
+	must(t, os.WriteFile(filepath.Join(mp, "added"), []byte("x\n"), 0o644))
+	first := e.mustKiln("commit", "-q", "--timestamp", "1700000000", c, "again1")
+	second := e.mustKiln("commit", "-q", "--timestamp", "1700000000", c, "again2")
+	if first != second {
+		t.Errorf("a second commit of an unchanged container: image %s, want %s", second, first)
+	}
+	layers := func(img string) string {
+		return e.mustKiln("inspect", "--format", "{{len .OCIv1.RootFS.DiffIDs}} {{len .OCIv1.History}}", img)
+	}
+	base := layers("localhost/busybox")
+	must(t, os.WriteFile(filepath.Join(mp, "more"), []byte("y\n"), 0o644))
+	third := e.mustKiln("commit", "-q", "--timestamp", "1700000000", c, "again3")
+	if third == first || layers("again3") == layers("again1") {
+		t.Errorf("a commit after a change: image %s (%s), the first %s (%s)", third, layers("again3"), first, layers("again1"))
+	}
+	if base == layers("again1") {
+		t.Errorf("the first commit added no layer: %s", base)
+	}
+}

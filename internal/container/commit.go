@@ -2,6 +2,7 @@ package container
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -32,6 +33,12 @@ type CommitOptions struct {
 	UnsetEnv []string
 	// OmitHistory writes the image with an empty history.
 	OmitHistory bool
+	// Again lets a commit of a container that changed nothing since its
+	// last commit make that commit's image again (its layers, its last
+	// history entry replaced by this one), as Buildah, which commits a
+	// container's whole change each time, does; otherwise a commit always
+	// adds a layer.
+	Again bool
 	// Hold keeps the image from prune until the caller releases it
 	// (store.ReleaseImages) or exits: a build's step image, unnamed until
 	// the build caches or tags it.
@@ -102,18 +109,35 @@ func (c *Container) Commit(ctx context.Context, o CommitOptions) (store.Image, e
 		hist.CreatedBy = "/bin/sh" // Buildah's, when nothing says how the layer was made
 	}
 	if !o.EmptyLayer {
-		l, err := c.st.CommitLayer(ctx, c.rec.ID, store.CommitOptions{MTimeBound: o.Timestamp})
-		if err != nil {
+		again := o.Again && c.repeatable(cfg)
+		l, err := c.st.CommitLayer(ctx, c.rec.ID, store.CommitOptions{MTimeBound: o.Timestamp, SkipEmpty: again})
+		switch {
+		case errors.Is(err, store.ErrNoChanges):
+			// The last commit's layer, with this commit's history entry.
+			cfg.History = cfg.History[:len(cfg.History)-1]
+		case err != nil:
 			return store.Image{}, fmt.Errorf("committing container %s: %w", c.rec.Name, err)
+		default:
+			top = l.ID
+			c.rec.Layer = l.ID
+			cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, l.DiffID)
 		}
-		top = l.ID
-		c.rec.Layer = l.ID
-		cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, l.DiffID)
 	}
 	cfg.RootFS.Type = "layers"
 	cfg.History = append(append(cfg.History, c.State.PrependedHistory...), hist)
 	cfg.Created = &created
+	c.State.LastCommit = nil
+	if !o.EmptyLayer {
+		c.State.LastCommit = &CommitMark{Layer: top, History: len(cfg.History)}
+	}
 	return c.writeImage(ctx, cfg, top, o)
+}
+
+// repeatable says whether the container is where its last commit left
+// it: on that commit's layer, with no history added since.
+func (c *Container) repeatable(cfg *image.Config) bool {
+	m := c.State.LastCommit
+	return m != nil && m.Layer == c.rec.Layer && m.History > 0 && len(cfg.History) == m.History && len(c.State.PrependedHistory) == 0
 }
 
 // writeImage records config cfg on layer top as an image in format

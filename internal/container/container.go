@@ -53,6 +53,15 @@ type State struct {
 	// PrependedHistory are entries AddHistory recorded since the last
 	// commit; the next commit writes them before its own.
 	PrependedHistory []image.History `json:"PrependedHistory,omitempty"`
+	// LastCommit is what the last commit with a layer left: the layer it
+	// made and the history's length after it (see CommitOptions.Again).
+	LastCommit *CommitMark `json:"LastCommit,omitempty"`
+}
+
+// CommitMark is where a container's last commit left it.
+type CommitMark struct {
+	Layer   string `json:"Layer"`
+	History int    `json:"History"`
 }
 
 // Container is an open working container.

@@ -10,6 +10,8 @@ import (
 	"io"
 	"time"
 
+	digest "github.com/opencontainers/go-digest"
+
 	"github.com/kiln-build/kiln/internal/archive"
 	"github.com/kiln-build/kiln/internal/store/driver"
 	"modernc.org/sqlite"
@@ -327,7 +329,18 @@ func (s *Store) removeContainerFiles(ctx context.Context, id string) error {
 type CommitOptions struct {
 	// MTimeBound clamps file times in the layer (reproducible builds).
 	MTimeBound *time.Time
+	// SkipEmpty makes no layer of a container without changes: the
+	// commit fails with ErrNoChanges instead.
+	SkipEmpty bool
 }
+
+// ErrNoChanges is returned by CommitLayer with SkipEmpty for a container
+// that has no changes.
+var ErrNoChanges = errors.New("the container has no changes")
+
+// emptyTar is the diff ID of a layer with nothing in it: a tar of only
+// its end (two zero blocks).
+var emptyTar = digest.FromBytes(make([]byte, 1024))
 
 // CommitLayer turns the container's writes into a new layer on the
 // container's current layer, without copying them: the driver promotes
@@ -350,6 +363,9 @@ func (s *Store) CommitLayer(ctx context.Context, id string, o CommitOptions) (La
 		return Layer{}, err
 	}
 	defer meta.discard()
+	if o.SkipEmpty && h.digest() == emptyTar {
+		return Layer{}, ErrNoChanges
+	}
 	l := Layer{ID: ChainID(c.Layer, h.digest()), Parent: c.Layer, DiffID: h.digest(), Size: h.n, MTimeBound: o.MTimeBound}
 	need := int64(0)
 	if s.driver.Name() == "vfs" { // its promotion copies the whole tree
