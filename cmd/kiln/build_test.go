@@ -86,8 +86,7 @@ func TestBuildBadInput(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(tc.dockerfile), 0o644))
+			dir := dockerfileDir(t, tc.dockerfile)
 			_, errOut, code := e.kiln(append(append([]string{"build"}, tc.args...), dir)...)
 			if code != tc.code || !strings.Contains(errOut, tc.msg) {
 				t.Errorf("exit %d (want %d), stderr %q (want it to contain %q)", code, tc.code, errOut, tc.msg)
@@ -111,8 +110,7 @@ func TestBuildBadInput(t *testing.T) {
 func TestBuildInterrupt(t *testing.T) {
 	e := newEnv(t, "")
 	e.foreignBusybox()
-	dir := t.TempDir()
-	must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM localhost/busybox\nRUN sleep 60\n"), 0o644))
+	dir := dockerfileDir(t, "FROM localhost/busybox\nRUN sleep 60\n")
 	cmd := e.command("build", dir)
 	must(t, cmd.Start())
 	time.Sleep(1500 * time.Millisecond)
@@ -147,8 +145,7 @@ func TestBuildRemoteCache(t *testing.T) {
 	reg := plainRegistry(t)
 	base := testbase.Push(t, reg, testbase.Spec{Kind: testbase.Busybox})
 	a := newEnv(t, "")
-	dir := t.TempDir()
-	must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM "+base.Name+"\nCOPY f /f\nRUN cat /f > /g\nENV X=1\n"), 0o644))
+	dir := dockerfileDir(t, "FROM "+base.Name+"\nCOPY f /f\nRUN cat /f > /g\nENV X=1\n")
 	must(t, os.WriteFile(filepath.Join(dir, "f"), []byte("data\n"), 0o644))
 	a.mustKiln("pull", "-q", "--tls-verify=false", base.Ref)
 	idA := a.mustKiln("build", "-q", "--tls-verify=false", "--cache-to", reg+"/cache", dir)
@@ -233,8 +230,7 @@ func TestBuildGitContext(t *testing.T) {
 	}
 	e.mustKiln("rm", c)
 
-	dir := t.TempDir()
-	must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM localhost/busybox\nRUN echo partial > /p && exit 3\n"), 0o644))
+	dir := dockerfileDir(t, "FROM localhost/busybox\nRUN echo partial > /p && exit 3\n")
 	if _, _, code := e.kiln("build", "--force-rm=false", dir); code != 3 {
 		t.Errorf("failing RUN: exit %d, want 3", code)
 	}
@@ -249,8 +245,7 @@ func TestBuildGitContext(t *testing.T) {
 func TestBuildKilled(t *testing.T) {
 	e := newEnv(t, "")
 	e.foreignBusybox()
-	dir := t.TempDir()
-	must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM localhost/busybox\nRUN sleep 300\n"), 0o644))
+	dir := dockerfileDir(t, "FROM localhost/busybox\nRUN sleep 300\n")
 	cmd := e.command("build", dir)
 	must(t, cmd.Start())
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
@@ -297,8 +292,7 @@ func TestBuildOmitHistory(t *testing.T) {
 		{"runs-oci", "FROM localhost/busybox\nRUN echo hello > /h\n", "oci"},
 		{"from-only", "FROM localhost/busybox\n", "oci"},
 	} {
-		dir := t.TempDir()
-		must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(c.df), 0o644))
+		dir := dockerfileDir(t, c.df)
 		e.mustKiln("build", "-q", "--omit-history", "--format", c.format, "-t", c.name, dir)
 		got := e.mustKiln("inspect", "--format", "{{.Docker.History}} {{.OCIv1.History}} {{.History}} {{len .OCIv1.RootFS.DiffIDs}}", c.name)
 		want := fmt.Sprintf("[] [] [] %d", 1+strings.Count(c.df, "RUN"))
@@ -341,8 +335,7 @@ func TestBuildFromStageOnly(t *testing.T) {
 	e := newEnv(t, "")
 	e.foreignBusybox()
 	baseDigest := e.mustKiln("inspect", "--format", "{{.FromImageDigest}}", "localhost/busybox")
-	dir := t.TempDir()
-	must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM localhost/busybox AS base\nRUN pwd\nFROM base\n"), 0o644))
+	dir := dockerfileDir(t, "FROM localhost/busybox AS base\nRUN pwd\nFROM base\n")
 	e.mustKiln("build", "-q", "--format", "oci", "-t", "reused", dir)
 	got := e.mustKiln("inspect", "--format", `{{index .ImageAnnotations "org.opencontainers.image.base.digest"}} {{index .ImageAnnotations "org.opencontainers.image.base.name"}}`, "reused")
 	if want := baseDigest + " localhost/busybox:latest"; got != want {
@@ -369,8 +362,7 @@ func TestBuildFromStageOnly(t *testing.T) {
 func TestBuildFailedContainer(t *testing.T) {
 	e := newEnv(t, "")
 	e.foreignBusybox()
-	dir := t.TempDir()
-	must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM localhost/busybox\nRUN touch /x\nRUN exit 3\n"), 0o644))
+	dir := dockerfileDir(t, "FROM localhost/busybox\nRUN touch /x\nRUN exit 3\n")
 	for _, c := range []struct {
 		args []string
 		kept int
@@ -397,8 +389,7 @@ func TestBuildFailedContainer(t *testing.T) {
 func TestOCIDropWarnings(t *testing.T) {
 	e := newEnv(t, "")
 	e.foreignBusybox()
-	dir := t.TempDir()
-	must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM localhost/busybox\nSHELL [\"/bin/sh\", \"-e\", \"-c\"]\nHEALTHCHECK CMD true\nRUN true\n"), 0o644))
+	dir := dockerfileDir(t, "FROM localhost/busybox\nSHELL [\"/bin/sh\", \"-e\", \"-c\"]\nHEALTHCHECK CMD true\nRUN true\n")
 	_, errOut, code := e.kiln("build", "--format", "oci", "-t", "warned", dir)
 	if code != 0 {
 		t.Fatalf("build: exit %d: %s", code, errOut)
@@ -422,8 +413,7 @@ func TestOCIDropWarnings(t *testing.T) {
 func TestBuildArgWarningAndRunKeys(t *testing.T) {
 	e := newEnv(t, "")
 	e.foreignBusybox()
-	dir := t.TempDir()
-	must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM localhost/busybox\nARG foo\nARG TARGETARCH\nRUN echo \"foo=$foo\"; grep CapBnd /proc/self/status\n"), 0o644))
+	dir := dockerfileDir(t, "FROM localhost/busybox\nARG foo\nARG TARGETARCH\nRUN echo \"foo=$foo\"; grep CapBnd /proc/self/status\n")
 	_, errOut, code := e.kiln("build", "-t", "args", dir)
 	// In the log line's quoting, as Buildah's logrus line has it.
 	if want := `missing \"foo\" build argument. Try adding \"--build-arg foo=<VALUE>\" to the command line`; code != 0 || !strings.Contains(errOut, want) {
@@ -448,8 +438,7 @@ func TestBuildArgWarningAndRunKeys(t *testing.T) {
 func TestBuildLogRusage(t *testing.T) {
 	e := newEnv(t, "")
 	e.foreignBusybox()
-	dir := t.TempDir()
-	must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM localhost/busybox\nSHELL [\"/bin/sh\", \"-c\"]\nRUN true\n"), 0o644))
+	dir := dockerfileDir(t, "FROM localhost/busybox\nSHELL [\"/bin/sh\", \"-c\"]\nRUN true\n")
 	out, errOut, code := e.kiln("build", "--log-rusage", "--no-cache", "--format", "docker", dir)
 	re := regexp.MustCompile(`\(system\).*\(user\).*\(elapsed\).*input.*output`)
 	if n := len(re.FindAllString(out+errOut, -1)); code != 0 || n != 2 {
@@ -488,8 +477,7 @@ func TestBuildDevices(t *testing.T) {
 	e.foreignBusybox()
 	devs := t.TempDir()
 	must(t, unix.Mknod(filepath.Join(devs, "null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))))
-	dir := t.TempDir()
-	must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM localhost/busybox\nRUN ls /dev/fuse && echo hi > /dev/fuse/null && ls -l /dev/one\n"), 0o644))
+	dir := dockerfileDir(t, "FROM localhost/busybox\nRUN ls /dev/fuse && echo hi > /dev/fuse/null && ls -l /dev/one\n")
 	out, errOut, code := e.kiln("build", "--isolation", "oci", "--no-cache", "--device", devs+":/dev/fuse", "--device", "/dev/null:/dev/one", dir)
 	if code != 0 || !strings.Contains(out, "null") || !strings.Contains(out, "1,   3") {
 		t.Errorf("exit %d:\n%s\n%s", code, out, errOut)
@@ -498,4 +486,12 @@ func TestBuildDevices(t *testing.T) {
 	if code != 125 || !strings.Contains(errOut, "no devices in it") {
 		t.Errorf("a directory without devices: exit %d: %s", code, errOut)
 	}
+}
+
+// dockerfileDir is a new context directory holding Dockerfile df.
+func dockerfileDir(t *testing.T, df string) string {
+	t.Helper()
+	dir := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644))
+	return dir
 }
