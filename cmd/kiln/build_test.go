@@ -82,6 +82,7 @@ func TestBuildBadInput(t *testing.T) {
 		{"mount from empty", "FROM localhost/busybox\nRUN --mount=type=bind,source=.,from=,target=/test true\n", nil, 125, "from points to an empty value"},
 		{"no glob matches", "FROM localhost/busybox\nCOPY *.nomatch *.none /d/\n", nil, 125, `copy source "*.nomatch": no such file or directory`},
 		{"from this stage", "FROM localhost/busybox AS build\nCOPY --from=build /bin/sh /x\n", nil, 125, "COPY --from=build: no stage or image found with that name"},
+		{"copy of a URL", "FROM localhost/busybox\nCOPY https://example.com/index.html .\n", nil, 125, "source can't be a URL for COPY"},
 		{"bad tag", "FROM localhost/busybox\n", []string{"--tag", "TEST1"}, 125, "tag TEST1: invalid reference format: repository name must be lowercase"},
 	}
 	for _, tc := range cases {

@@ -60,6 +60,11 @@ func (r *stageRun) copyStep(ctx context.Context, c *instructions.CopyCommand) er
 	if err != nil {
 		return err
 	}
+	for _, src := range c.SourcePaths {
+		if from == "" && (strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://")) {
+			return fmt.Errorf("source can't be a URL for COPY: %s (ADD fetches URLs)", src) // Buildah's words
+		}
+	}
 	sp := copySpec{text: c.String(), sd: c.SourcesAndDest, from: from, chown: c.Chown, chmod: c.Chmod, excludes: c.ExcludePatterns, parents: c.Parents, link: c.Link}
 	if err := r.copyFiles(ctx, sp, used); err != nil {
 		if from == "" {
