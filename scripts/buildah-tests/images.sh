@@ -263,7 +263,8 @@ img_all() {
 	# Alpine's directory skeleton, which tests write into (/usr/local,
 	# /var/lib: bud 'copy to symlink', 'WORKDIR isa symlink').
 	mkdir -p "$r"/usr/local/bin "$r"/usr/local/lib "$r"/usr/local/share "$r"/var/lib "$r"/var/cache \
-		"$r"/var/log "$r"/var/spool "$r"/var/opt "$r"/home "$r"/root "$r"/mnt "$r"/media "$r"/opt "$r"/srv "$r"/run
+		"$r"/var/log "$r"/var/spool "$r"/var/opt "$r"/home "$r"/root "$r"/mnt "$r"/media "$r"/opt "$r"/srv "$r"/run \
+		"$r"/etc/ssl/certs
 	mkdir -p -m 1777 "$r"/tmp "$r"/var/tmp
 	printf '127.0.0.1\tlocalhost localhost.localdomain\n::1\t\tlocalhost localhost.localdomain\n' >"$r/etc/hosts"
 	echo 3.16.2 >"$r/etc/alpine-release"
