@@ -112,7 +112,7 @@ func (b *builder) runStage(ctx context.Context, s *stage, final bool, _ int) (im
 		b.out.step(s, len(b.df.stages), r.step, r.total, c.(fmt.Stringer).String())
 		usage := startUsage()
 		if err := r.exec(ctx, c); err != nil {
-			return store.Image{}, fmt.Errorf("building at STEP %q: %w", c.(fmt.Stringer).String(), err)
+			return store.Image{}, fmt.Errorf("building at STEP \"%s\": %w", stepText(c), err)
 		}
 		if b.o.Run.Rusage != nil {
 			// Each step's, as Buildah logs them.
@@ -454,4 +454,12 @@ func (r *stageRun) warnDockerOnly() {
 	for _, w := range r.config().OCIWarnings() {
 		r.b.o.Logger.Warn(w)
 	}
+}
+
+// stepText is an instruction as Buildah's "building at STEP" error shows
+// it: as written, its keyword in upper case, quotes unescaped.
+func stepText(c instructions.Command) string {
+	text := c.(fmt.Stringer).String()
+	word, rest, _ := strings.Cut(text, " ")
+	return strings.TrimSpace(strings.ToUpper(word) + " " + rest)
 }
