@@ -381,6 +381,9 @@ func buildDone(cmd *cobra.Command, o buildOptions, st *store.Store, bo dockerfil
 		}
 		id = images.ListID(ml)
 	}
+	if err := writeTransportTags(ctx, st, o, built); err != nil {
+		return err
+	}
 	if !bio.tarStdout {
 		fmt.Fprintln(bio.stdout, id)
 	}
@@ -634,4 +637,29 @@ func withBuildExit(err error) error {
 		return &exitError{code: ee.Code, err: err}
 	}
 	return err
+}
+
+// writeTransportTags writes the image to each -t that names a transport
+// ("dir:PATH", "oci:DIR:NAME", "docker://..."), as Buildah commits a build
+// there; the policy is not asked, as for any image kiln made.
+func writeTransportTags(ctx context.Context, st *store.Store, o buildOptions, built []builtImage) error {
+	for _, t := range o.Tags {
+		if !hasTransport(t) {
+			continue
+		}
+		if len(built) > 1 {
+			return usageErrorf("-t %s: several platforms are written to a transport with manifest push, not -t", t)
+		}
+		ref, err := transport.ParseReference(t)
+		if err != nil {
+			return usageErrorf("-t %s: %v", t, err)
+		}
+		po := images.PushOptions{System: o.registryFlags.systemContext()}
+		po.Copy.Logger = logger
+		o.retryFlags.apply(po.System, &po.Copy)
+		if _, err := images.Push(ctx, st, built[0].res.ImageID, ref, po); err != nil {
+			return fmt.Errorf("writing the image to %s: %w", t, err)
+		}
+	}
+	return nil
 }

@@ -131,6 +131,9 @@ func buildSpec(cmd *cobra.Command, o buildOptions) (dockerfile.Options, error) {
 		return bo, err
 	}
 	for _, t := range o.Tags {
+		if hasTransport(t) {
+			continue // written there once built (buildDone)
+		}
 		n, err := image.NormalizeName(t)
 		if bad := (*image.BadReferenceError)(nil); errors.As(err, &bad) {
 			return bo, usageErrorf("tag %s: invalid reference format: %s", t, bad.Why) // Buildah's words

@@ -497,3 +497,24 @@ func dockerfileDir(t *testing.T, df string) string {
 	must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644))
 	return dir
 }
+
+// TestBuildTransportTag: -t naming a transport writes the built image
+// there, as Buildah commits to it, also under a policy that rejects
+// every image (the policy is for what is pulled: buildah-bud-policy).
+func TestBuildTransportTag(t *testing.T) {
+	e := newEnv(t, "")
+	e.foreignBusybox()
+	deny := filepath.Join(t.TempDir(), "deny.json")
+	must(t, os.WriteFile(deny, []byte(`{"default":[{"type":"reject"}]}`), 0o644))
+	dir := dockerfileDir(t, "FROM localhost/busybox\nRUN echo built > /built\n")
+	out := t.TempDir()
+	e.mustKiln("build", "-q", "--signature-policy", deny, "-t", "dir:"+filepath.Join(out, "d"), "-t", "oci:"+filepath.Join(out, "layout")+":tagged", "-t", "named", dir)
+	for _, f := range []string{"d/manifest.json", "layout/index.json"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Errorf("-t transport: %v", err)
+		}
+	}
+	if got := e.mustKiln("images", "--format", "{{.Name}}"); !strings.Contains(got, "localhost/named") || strings.Contains(got, "dir") {
+		t.Errorf("images after the build:\n%s", got)
+	}
+}
