@@ -309,9 +309,11 @@ type matched struct {
 	path, name string
 }
 
-// expand resolves the sources' globs in the source root (expandSources).
+// expand resolves the sources' globs in the source root (expandSources,
+// whose rule for a pattern that matches nothing it follows).
 func (op copyOp) expand() ([]matched, error) {
 	var out []matched
+	unmatched := ""
 	for _, s := range op.sources {
 		full, err := op.src.rootPath(op.root, s)
 		if err != nil {
@@ -320,6 +322,12 @@ func (op copyOp) expand() ([]matched, error) {
 		matches, err := op.src.glob(full)
 		if err != nil {
 			return nil, fmt.Errorf("bad pattern %q: %w", s, err)
+		}
+		if len(matches) == 0 && container.HasGlobMeta(s) {
+			if unmatched == "" {
+				unmatched = s
+			}
+			continue
 		}
 		if len(matches) == 0 {
 			return nil, fmt.Errorf("%w: copy source %q matches nothing", errNoStream, s)
@@ -349,6 +357,9 @@ func (op copyOp) expand() ([]matched, error) {
 		if len(out) == before {
 			return nil, fmt.Errorf("%w: copy source %q matches nothing", errNoStream, s)
 		}
+	}
+	if len(out) == 0 && unmatched != "" {
+		return nil, fmt.Errorf("%w: copy source %q matches nothing", errNoStream, unmatched)
 	}
 	return out, nil
 }
