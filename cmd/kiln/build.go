@@ -182,6 +182,7 @@ func runBuild(cmd *cobra.Command, o buildOptions, args []string) error {
 	}
 	defer closeRusage()
 	bo.Run.Rusage = rusage
+	bo.Run.RuntimeLog = bio.errOut
 	built, err := buildEach(ctx, o, st, bo, bio, platforms, toStdout, cmd)
 	if ctx.Err() != nil && cmd.Context().Err() == nil {
 		return &exitError{code: 130, err: fmt.Errorf("build interrupted: %w", err)}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -261,6 +262,12 @@ func TestRunRuntimeDebug(t *testing.T) {
 	_, errOut, code := e.kiln("run", "--isolation", "oci", "--runtime", "runc", "--runtime-flag", "debug", c, "true")
 	if code != 0 || !strings.Contains(errOut, "level") {
 		t.Errorf("run --runtime-flag debug: exit %d, stderr %q; want runc's debug log", code, errOut)
+	}
+	// So does a quiet build's RUN (bud 'with --runtime and --runtime-flag').
+	dir := dockerfileDir(t, "FROM localhost/busybox\nRUN echo hello\n")
+	_, errOut, code = e.kiln("build", "--isolation", "oci", "--runtime", "runc", "--runtime-flag", "debug", "-q", dir)
+	if code != 0 || !regexp.MustCompile(`level=debug.*msg=.child process in init`).MatchString(errOut) {
+		t.Errorf("build -q --runtime-flag debug: exit %d, stderr %q; want runc's debug log", code, errOut)
 	}
 }
 

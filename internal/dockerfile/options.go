@@ -138,6 +138,10 @@ type RunOptions struct {
 	// processes it ran: none for a step that runs nothing), one line per
 	// step (--log-rusage).
 	Rusage io.Writer
+	// RuntimeLog receives the OCI runtime's own log when --runtime-flag
+	// debug asks for it, also when Out is discarded (-q), as Buildah
+	// shows it; nil sends it with the RUN's output.
+	RuntimeLog io.Writer
 }
 
 // Secret is the source of one --secret: a file, or an environment

@@ -200,7 +200,7 @@ func (r *stageRun) execRun(ctx context.Context, ctr *container.Container, rs run
 		Network: rs.network, Mounts: append(append(rm.specs, r.b.o.Run.Mounts...), rm.late...), KeepMountTargets: rm.targets(),
 		CapAdd: r.b.o.Run.CapAdd, CapDrop: r.b.o.Run.CapDrop, Security: r.b.o.Run.Security,
 		Settings: r.b.o.Run.Settings, Stdin: r.b.o.Run.Stdin, Stdout: r.b.out, Stderr: r.b.out, Isolation: r.b.o.Run.Isolation, Runtime: r.b.o.Run.Runtime,
-		Logger: r.b.o.Logger, Architecture: r.config().Architecture,
+		Logger: r.b.o.Logger, Architecture: r.config().Architecture, RuntimeLog: r.b.o.Run.RuntimeLog,
 		// Buildah's RUN has it; Docker's lacks it, which changes nothing
 		// but /proc's Groups line (the primary group grants the same).
 		PrimaryGroupInGroups: true,

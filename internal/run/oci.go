@@ -2,6 +2,7 @@ package run
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -100,9 +101,13 @@ func runOCI(ctx context.Context, p *plan) (int, error) {
 	kill()
 	// Asked for (--runtime-flag debug), the runtime's own log is shown,
 	// as Buildah shows it.
-	if slices.Contains(p.o.Settings.RuntimeArgs, "--debug") && p.o.Stderr != nil {
+	w := p.o.RuntimeLog
+	if w == nil {
+		w = p.o.Stderr
+	}
+	if slices.Contains(p.o.Settings.RuntimeArgs, "--debug") && w != nil {
 		if b, rerr := os.ReadFile(logFile); rerr == nil {
-			p.o.Stderr.Write(b)
+			w.Write(textLog(b))
 		}
 	}
 	if err != nil {
@@ -305,4 +310,21 @@ func runFileID(name string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// textLog turns the runtime's JSON log lines (kiln asks for JSON to read
+// its errors) into the text form runc writes by default and Buildah
+// shows: time="..." level=debug msg="...".
+func textLog(b []byte) []byte {
+	var out bytes.Buffer
+	for _, line := range bytes.Split(bytes.TrimRight(b, "\n"), []byte("\n")) {
+		var e struct{ Time, Level, Msg string }
+		if json.Unmarshal(line, &e) != nil || e.Level == "" {
+			out.Write(line)
+			out.WriteByte('\n')
+			continue
+		}
+		fmt.Fprintf(&out, "time=%q level=%s msg=%q\n", e.Time, e.Level, e.Msg)
+	}
+	return out.Bytes()
 }

@@ -244,6 +244,9 @@ type Options struct {
 	// means /dev/null.
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
+	// RuntimeLog receives the OCI runtime's own log when it was asked for
+	// (--runtime-flag debug); Stderr when nil.
+	RuntimeLog io.Writer
 	// Isolation selects the OCI runtime or the built-in chroot isolation.
 	Isolation Isolation
 	// Runtime is the OCI runtime's path or name; "" means "runc".
