@@ -192,8 +192,8 @@ func listRows(ctx context.Context, st *store.Store, o imagesOptions, args []stri
 		if err != nil {
 			return nil, nil, err
 		}
-		d := digest.FromBytes(ml.Index)
-		rows = append(rows, imageRows(store.Image{ID: d.Encoded(), Names: []string{ml.Name}, ManifestDigest: d, Created: ml.Created, Size: int64(len(ml.Index))}, o.JSON)...)
+		id := images.ListID(ml)
+		rows = append(rows, imageRows(store.Image{ID: id, Names: []string{ml.Name}, ManifestDigest: digest.NewDigestFromEncoded(digest.SHA256, id), Created: ml.Created, Size: int64(len(ml.Index))}, o.JSON)...)
 	}
 	return imgs, rows, nil
 }

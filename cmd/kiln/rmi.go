@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/internal/images"
+	"github.com/kiln-build/kiln/internal/store"
 )
 
 type rmiOptions struct {
@@ -43,7 +46,16 @@ func newRmiCommand() *cobra.Command {
 			if o.Prune {
 				removed, err = images.PruneDangling(ctx, st)
 			} else {
-				removed, err = images.Remove(ctx, st, args, o.RemoveOptions)
+				// Manifest lists are listed among images, as Buildah lists
+				// them: rmi takes them by name or ID too.
+				var lists []images.Removal
+				if args, lists, err = removeLists(ctx, st, args, o.All); err != nil {
+					return err
+				}
+				if len(args) > 0 || o.All {
+					removed, err = images.Remove(ctx, st, args, o.RemoveOptions)
+				}
+				removed = append(lists, removed...)
 			}
 			// Buildah's order: every name taken off, then every image deleted.
 			out := cmd.OutOrStdout()
@@ -74,4 +86,52 @@ func newRmiCommand() *cobra.Command {
 	f.BoolVarP(&o.Force, "force", "f", false, "also remove containers using the image, and every name of it")
 	f.BoolVarP(&o.Prune, "prune", "p", false, "remove the dangling images (unnamed, not a build's intermediate step, used by no container)")
 	return optionsFirst(cmd)
+}
+
+// removeLists removes the manifest lists refs name (by name or by a
+// prefix of the ID images shows), or every list with all, and returns
+// the refs that name none.
+func removeLists(ctx context.Context, st *store.Store, refs []string, all bool) ([]string, []images.Removal, error) {
+	names, err := st.ManifestListNames(ctx)
+	if err != nil || len(names) == 0 {
+		return refs, nil, err
+	}
+	var lists []store.ManifestList
+	for _, n := range names {
+		if ml, err := st.ManifestList(ctx, n); err == nil {
+			lists = append(lists, ml)
+		}
+	}
+	var rest []string
+	var doomed []store.ManifestList
+	for _, ref := range refs {
+		if ml, err := st.ManifestList(ctx, ref); err == nil {
+			doomed = append(doomed, ml)
+			continue
+		}
+		n := len(doomed)
+		for _, ml := range lists {
+			if len(ref) >= 3 && strings.HasPrefix(images.ListID(ml), strings.TrimPrefix(ref, "sha256:")) {
+				doomed = append(doomed, ml)
+			}
+		}
+		if len(doomed) == n {
+			rest = append(rest, ref)
+		}
+	}
+	if all {
+		doomed = lists
+	}
+	var out []images.Removal
+	for _, ml := range doomed {
+		if err := st.DeleteManifestList(ctx, ml.Name); err != nil && !errors.Is(err, store.ErrManifestListUnknown) {
+			return rest, out, err
+		}
+		r := images.Removal{Untagged: []string{ml.Name}}
+		if tagged, err := images.ListTagged(ctx, st, ml); err == nil && !tagged {
+			r.Deleted = images.ListID(ml)
+		}
+		out = append(out, r)
+	}
+	return rest, out, nil
 }

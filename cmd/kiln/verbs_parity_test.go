@@ -169,6 +169,18 @@ func TestImagesListsManifestLists(t *testing.T) {
 	if out := e.mustKiln("images", "--format", "{{.Name}}:{{.Tag}}"); !strings.Contains(out, "localhost/testlist:latest") {
 		t.Errorf("images --format:\n%s", out)
 	}
+	// rmi takes what images lists: a list by name, or by its ID.
+	e.mustKiln("manifest", "create", "otherlist")
+	e.mustKiln("rmi", "testlist")
+	id := e.mustKiln("images", "--format", "{{.ID}} {{.Name}}")
+	for _, line := range strings.Split(id, "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[1] == "localhost/otherlist" {
+			e.mustKiln("rmi", f[0])
+		}
+	}
+	if out := e.mustKiln("images"); strings.Contains(out, "list") || !strings.Contains(out, "localhost/busybox") {
+		t.Errorf("images after rmi of both lists:\n%s", out)
+	}
 }
 
 // TestCommitAgain: committing a container that changed nothing since its
