@@ -96,7 +96,7 @@ func TestBuildBadInput(t *testing.T) {
 		})
 	}
 	// A git context that cannot be cloned exits with git's status, as Buildah.
-	if _, errOut, code := e.kiln("build", "git:///nonexistent/no-such-repository"); code != 128 || !strings.Contains(errOut, "cloning git context") {
+	if _, errOut, code := e.kiln("build", "git:///nonexistent/no-such-repository"); code != 128 || !strings.Contains(errOut, "failed while performing `git clone`") || strings.Count(errOut, "exit status 128") != 1 {
 		t.Errorf("git context: exit %d: %s", code, errOut)
 	}
 	if out := e.mustKiln("containers", "-q"); out != "" {

@@ -236,9 +236,9 @@ func gitSource(ctx context.Context, spec, tmpDir string) (*Source, error) {
 		os.RemoveAll(tmp)
 		ee := (*exec.ExitError)(nil)
 		gitFailed := errors.As(err, &ee) && ee.ExitCode() > 0
-		err = fmt.Errorf("cloning git context %s: %v: %s", repo, err, strings.TrimSpace(string(out)))
+		err = fmt.Errorf("cloning git context %s: failed while performing `git clone`: %v: %s", repo, err, strings.TrimSpace(string(out)))
 		if gitFailed {
-			err = errors.Join(err, &ExitError{Code: ee.ExitCode()}) // git's status, as Buildah exits
+			err = &ExitError{Code: ee.ExitCode(), Err: err} // git's status, as Buildah exits
 		}
 		return nil, err
 	}

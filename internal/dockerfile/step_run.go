@@ -17,12 +17,22 @@ import (
 	"github.com/kiln-build/kiln/internal/run"
 )
 
-// ExitError is returned when a RUN step's process exits non-zero.
+// ExitError carries the exit status a build error gives kiln: a RUN
+// step's process's, or a git clone's.
 type ExitError struct {
 	Code int
+	// Err, when set, is what failed; its message is the error's.
+	Err error
 }
 
-func (e *ExitError) Error() string { return fmt.Sprintf("exit status %d", e.Code) }
+func (e *ExitError) Error() string {
+	if e.Err != nil {
+		return e.Err.Error()
+	}
+	return fmt.Sprintf("exit status %d", e.Code)
+}
+
+func (e *ExitError) Unwrap() error { return e.Err }
 
 // runStep runs a RUN instruction in the working container.
 func (r *stageRun) runStep(ctx context.Context, c *instructions.RunCommand) error {
