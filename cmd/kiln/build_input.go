@@ -76,7 +76,7 @@ func readDockerfile(cmd *cobra.Command, o buildOptions, src *dockerfile.Source, 
 			}
 		}
 		if len(files) > 1 {
-			if err := dockerfile.CheckFile(filepath.Base(f), b); err != nil {
+			if err := dockerfile.CheckFile(f, b); err != nil {
 				return "", err
 			}
 		}

@@ -133,7 +133,11 @@ func rewriteStageNames(root *parser.Node) map[string]string {
 // joined would be only a comment, is refused with its name.
 func CheckFile(name string, data []byte) error {
 	if _, err := parser.Parse(bytes.NewReader(data)); err != nil {
-		return locate(name, err)
+		if strings.Contains(err.Error(), "escape token") {
+			// Buildah's words, which scripts grep.
+			return fmt.Errorf("%w: parsing additional Dockerfile %s: invalid ESCAPE directive: %v", ErrSyntax, name, err)
+		}
+		return fmt.Errorf("parsing additional Dockerfile %s: %w", name, locate(name, err))
 	}
 	return nil
 }

@@ -142,7 +142,13 @@ func (r *stageRun) resolveBase(ctx context.Context) (store.Image, string, error)
 	if err := r.stagePlatform(); err != nil {
 		return store.Image{}, "", err
 	}
-	desc := "FROM " + name
+	shown := name
+	if v, named := r.b.o.Contexts[name]; named {
+		if ref, isImage := imageRef(v); isImage {
+			shown = ref // --build-context NAME=docker-image://REF, as Buildah shows it
+		}
+	}
+	desc := "FROM " + shown
 	if r.s.name != "" {
 		desc += " AS " + r.s.name
 	}
