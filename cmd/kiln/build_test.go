@@ -96,7 +96,7 @@ func TestBuildBadInput(t *testing.T) {
 		})
 	}
 	// A git context that cannot be cloned exits with git's status, as Buildah.
-	if _, errOut, code := e.kiln("build", "git:///nonexistent/no-such-repository"); code != 128 || !strings.Contains(errOut, "failed while performing `git clone`") || strings.Count(errOut, "exit status 128") != 1 {
+	if _, errOut, code := e.kiln("build", "git:///nonexistent/no-such-repository"); code != 128 || !strings.Contains(errOut, "failed while performing `git fetch`") || strings.Count(errOut, "exit status 128") != 1 {
 		t.Errorf("git context: exit %d: %s", code, errOut)
 	}
 	if out := e.mustKiln("containers", "-q"); out != "" {
@@ -231,6 +231,22 @@ func TestBuildGitContext(t *testing.T) {
 		t.Errorf("built from git at v1 = %q", got)
 	}
 	e.mustKiln("rm", c)
+	// At a commit, whole or short, and at the default branch's head.
+	out, err := exec.Command("git", "-C", repo, "rev-parse", "HEAD~1").Output()
+	must(t, err)
+	sha := strings.TrimSpace(string(out))
+	for _, ref := range []string{sha, sha[:10], ""} {
+		want := "release"
+		if ref == "" {
+			want = "later"
+		}
+		e.mustKiln("build", "-q", "-t", "fromgit", "--build-arg", "V=x", repo+"#"+ref+":app")
+		c := e.mustKiln("from", "fromgit")
+		if got := e.mustKiln("run", c, "--", "cat", "/v.txt"); got != want+"\nx" {
+			t.Errorf("built from git at %q = %q", ref, got)
+		}
+		e.mustKiln("rm", c)
+	}
 
 	dir := dockerfileDir(t, "FROM localhost/busybox\nRUN echo partial > /p && exit 3\n")
 	if _, _, code := e.kiln("build", "--force-rm=false", dir); code != 3 {

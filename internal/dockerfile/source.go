@@ -215,7 +215,11 @@ func isGitSource(spec string) bool {
 	return strings.HasSuffix(base, ".git") || strings.Contains(spec, "#")
 }
 
-// gitSource clones a repository (with the git binary) at "#ref[:subdir]".
+// gitSource fetches a repository (with the git binary) at "#ref[:subdir]"
+// as Buildah does: git init, remote add, a shallow fetch of the ref (HEAD
+// by default; whole when the server cannot serve part of it), a checkout,
+// then its submodules. A commit the server will not serve alone (a short
+// one) is found in a fetch of everything.
 func gitSource(ctx context.Context, spec, tmpDir string) (*Source, error) {
 	repo, frag, _ := strings.Cut(spec, "#")
 	ref, subdir, _ := strings.Cut(frag, ":")
@@ -227,26 +231,55 @@ func gitSource(ctx context.Context, spec, tmpDir string) (*Source, error) {
 		return nil, err
 	}
 	dir := filepath.Join(tmp, "repo")
-	args := []string{"clone", "--quiet", "--recurse-submodules"}
-	if ref != "" && !looksLikeCommit(ref) {
-		args = append(args, "--branch", ref)
-	}
-	args = append(args, "--", repo, dir)
-	if out, err := exec.CommandContext(ctx, "git", args...).CombinedOutput(); err != nil {
-		os.RemoveAll(tmp)
+	git := func(what string, args ...string) error {
+		out, err := exec.CommandContext(ctx, "git", append([]string{"-C", dir}, args...)...).CombinedOutput()
+		if err == nil {
+			return nil
+		}
 		ee := (*exec.ExitError)(nil)
 		gitFailed := errors.As(err, &ee) && ee.ExitCode() > 0
-		err = fmt.Errorf("cloning git context %s: failed while performing `git clone`: %v: %s", repo, err, strings.TrimSpace(string(out)))
+		err = fmt.Errorf("git context %s: failed while performing `git %s`: %v: %s", repo, what, err, strings.TrimSpace(string(out)))
 		if gitFailed {
 			err = &ExitError{Code: ee.ExitCode(), Err: err} // git's status, as Buildah exits
 		}
+		return err
+	}
+	fail := func(err error) (*Source, error) {
+		os.RemoveAll(tmp)
 		return nil, err
 	}
-	if looksLikeCommit(ref) {
-		if out, err := exec.CommandContext(ctx, "git", "-C", dir, "checkout", "--quiet", ref).CombinedOutput(); err != nil {
-			os.RemoveAll(tmp)
-			return nil, fmt.Errorf("checking out %s in %s: %v: %s", ref, repo, err, strings.TrimSpace(string(out)))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return fail(err)
+	}
+	want := ref
+	if want == "" {
+		want = "HEAD"
+	}
+	for _, step := range [][]string{{"init", "init", "--quiet"}, {"remote add", "remote", "add", "origin", repo}} {
+		if err := git(step[0], step[1:]...); err != nil {
+			return fail(err)
 		}
+	}
+	// Shallow where the server can (git's "dumb" HTTP cannot), else whole.
+	err = git("fetch", "fetch", "--quiet", "--depth=1", "origin", want)
+	if err != nil {
+		err = git("fetch", "fetch", "--quiet", "origin", want)
+	}
+	switch {
+	case err == nil:
+		want = "FETCH_HEAD"
+	case !looksLikeCommit(ref):
+		return fail(err)
+	default:
+		if err := git("fetch", "fetch", "--quiet", "origin"); err != nil {
+			return fail(err)
+		}
+	}
+	if err := git("checkout", "checkout", "--quiet", want); err != nil {
+		return fail(err)
+	}
+	if err := git("submodule update", "submodule", "update", "--quiet", "--init", "--recursive"); err != nil {
+		return fail(err)
 	}
 	ctxDir := dir
 	if subdir != "" {
