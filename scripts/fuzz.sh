@@ -28,6 +28,11 @@ for f in "${fuzzers[@]}"; do
 	if go test -run='^$' -fuzz="^$name\$" -fuzztime="$duration" -fuzzminimizetime=5s \
 		-parallel="${FUZZ_PARALLEL:-1}" "$pkg" >"$out" 2>&1; then
 		result=ok
+	elif grep -q 'context deadline exceeded' "$out" && ! grep -q -e 'Failing input written' -e 'panic:' "$out"; then
+		# Go 1.26's fuzz coordinator reports its own -fuzztime deadline as a
+		# failure now and then (golang/go#75804, fixed in Go 1.27): no input
+		# failed, nothing was written.
+		result="ok (go#75804)"
 	else
 		result=FAIL
 		status=1
