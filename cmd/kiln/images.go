@@ -152,7 +152,6 @@ func trunc(id string, noTrunc bool) string {
 	return id[:12]
 }
 
-// imageRows gives one row per name (one "<none>" row for a nameless image).
 // listRows are the images to list, and their rows: with no filter and no
 // name given, the manifest lists' rows follow, as Buildah lists them
 // among its images (ID and digest the index's digest).
@@ -180,24 +179,18 @@ func listRows(ctx context.Context, st *store.Store, o imagesOptions, args []stri
 	if len(args) > 0 || len(o.Filters) > 0 {
 		return imgs, rows, nil
 	}
-	names, err := st.ManifestListNames(ctx)
+	lists, err := images.StoredLists(ctx, st)
 	if err != nil {
 		return nil, nil, err
 	}
-	for _, n := range names {
-		ml, err := st.ManifestList(ctx, n)
-		if errors.Is(err, store.ErrManifestListUnknown) {
-			continue // removed meanwhile
-		}
-		if err != nil {
-			return nil, nil, err
-		}
+	for _, ml := range lists {
 		id := images.ListID(ml)
 		rows = append(rows, imageRows(store.Image{ID: id, Names: []string{ml.Name}, ManifestDigest: digest.NewDigestFromEncoded(digest.SHA256, id), Created: ml.Created, Size: int64(len(ml.Index))}, o.JSON)...)
 	}
 	return imgs, rows, nil
 }
 
+// imageRows gives one row per name (one "<none>" row for a nameless image).
 func imageRows(img store.Image, json bool) []imageRow {
 	base := imageRow{
 		ID: img.ID, Names: img.Names, Digest: string(img.ManifestDigest),

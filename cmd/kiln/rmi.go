@@ -92,15 +92,9 @@ func newRmiCommand() *cobra.Command {
 // prefix of the ID images shows), or every list with all, and returns
 // the refs that name none.
 func removeLists(ctx context.Context, st *store.Store, refs []string, all bool) ([]string, []images.Removal, error) {
-	names, err := st.ManifestListNames(ctx)
-	if err != nil || len(names) == 0 {
+	lists, err := images.StoredLists(ctx, st)
+	if err != nil || len(lists) == 0 {
 		return refs, nil, err
-	}
-	var lists []store.ManifestList
-	for _, n := range names {
-		if ml, err := st.ManifestList(ctx, n); err == nil {
-			lists = append(lists, ml)
-		}
 	}
 	var rest []string
 	var doomed []store.ManifestList

@@ -288,26 +288,37 @@ var ErrNotInList = errors.New("image not in the manifest list")
 // digest of its index as it is now.
 func ListID(ml store.ManifestList) string { return digest.FromBytes(ml.Index).Encoded() }
 
-// ListTagged reports whether another stored list than ml has its index:
-// ml tagged under another name (see Tag).
-func ListTagged(ctx context.Context, st *store.Store, ml store.ManifestList) (bool, error) {
+// StoredLists are the manifest lists in the store, by name; one removed
+// while they are read is left out.
+func StoredLists(ctx context.Context, st *store.Store) ([]store.ManifestList, error) {
 	names, err := st.ManifestListNames(ctx)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	id := ListID(ml)
+	var out []store.ManifestList
 	for _, n := range names {
-		if n == ml.Name {
-			continue
-		}
-		other, err := st.ManifestList(ctx, n)
+		ml, err := st.ManifestList(ctx, n)
 		if errors.Is(err, store.ErrManifestListUnknown) {
 			continue // removed meanwhile
 		}
 		if err != nil {
-			return false, err
+			return nil, err
 		}
-		if ListID(other) == id {
+		out = append(out, ml)
+	}
+	return out, nil
+}
+
+// ListTagged reports whether another stored list than ml has its index:
+// ml tagged under another name (see Tag).
+func ListTagged(ctx context.Context, st *store.Store, ml store.ManifestList) (bool, error) {
+	lists, err := StoredLists(ctx, st)
+	if err != nil {
+		return false, err
+	}
+	id := ListID(ml)
+	for _, other := range lists {
+		if other.Name != ml.Name && ListID(other) == id {
 			return true, nil
 		}
 	}

@@ -72,19 +72,12 @@ func SetBuiltList(ctx context.Context, st *store.Store, name string, built []Bui
 // image prune did, containers/podman#25525) and `images` shows every image
 // of a multi-platform build.
 func listedImages(ctx context.Context, st *store.Store) (map[string]bool, error) {
-	names, err := st.ManifestListNames(ctx)
+	lists, err := StoredLists(ctx, st)
 	if err != nil {
 		return nil, err
 	}
 	out := map[string]bool{}
-	for _, n := range names {
-		ml, err := st.ManifestList(ctx, n)
-		if errors.Is(err, store.ErrManifestListUnknown) {
-			continue // removed meanwhile
-		}
-		if err != nil {
-			return nil, err
-		}
+	for _, ml := range lists {
 		for _, where := range ml.Instances {
 			if isFullImageID(where) {
 				out[where] = true
