@@ -57,7 +57,7 @@ func parseDockerfile(name string, data []byte) (*dockerfile, error) {
 	if err != nil {
 		return nil, locate(name, err)
 	}
-	if err := checkCopyFlags(name, res.AST); err != nil {
+	if err := checkFlagValues(name, res.AST); err != nil {
 		return nil, err
 	}
 	extras := rewriteMountFlags(res.AST)
@@ -83,10 +83,10 @@ func parseDockerfile(name string, data []byte) (*dockerfile, error) {
 	return df, nil
 }
 
-// checkCopyFlags refuses COPY and ADD flags that need a value and have
+// checkFlagValues refuses COPY and ADD flags that need a value and have
 // none ("COPY --chown 1:1 a b") and a RUN --mount's empty from=, in
 // Buildah's words, which scripts grep.
-func checkCopyFlags(name string, root *parser.Node) error {
+func checkFlagValues(name string, root *parser.Node) error {
 	for _, n := range root.Children {
 		cmd := strings.ToUpper(n.Value)
 		for _, f := range n.Flags {
