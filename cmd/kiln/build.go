@@ -162,6 +162,14 @@ func runBuild(cmd *cobra.Command, o buildOptions, args []string) error {
 		eo := images.EnsureOptions{Policy: policy, Logger: bio.logger,
 			Pull: newPullOptions(o.registryFlags, o.retryFlags, transport.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant})}
 		eo.Pull.Progress = prog.progress()
+		if attempt != nil {
+			// A pull's progress is not held back: it is made in the
+			// user namespace, where the build then finds the image.
+			if policy != images.PullMissing && policy != images.PullNever {
+				return store.Image{}, fmt.Errorf("%s: pulling waits for the user namespace", ref)
+			}
+			eo.Policy = images.PullNever
+		}
 		return images.Ensure(ctx, st, ref, eo)
 	}
 	bases := newBaseRecorder()
@@ -340,8 +348,9 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 
 // buildDone makes the manifest lists of a build for several platforms
 // (each -t names one) and adds the images to --manifest, writes --iidfile
-// and --output, and prints the ID: the list's when there is one, as
-// Buildah prints it.
+// and --output, and prints the ID: the image's for one platform, even
+// with --manifest, as Buildah 1.28 prints it (bud '--manifest flag'); for
+// several, the list's (Buildah prints each image's).
 func buildDone(cmd *cobra.Command, o buildOptions, st *store.Store, bo dockerfile.Options, built []builtImage, outputs []outputSpec, bio buildIO) error {
 	ctx := cmd.Context()
 	if bio.out != nil {
@@ -375,12 +384,13 @@ func buildDone(cmd *cobra.Command, o buildOptions, st *store.Store, bo dockerfil
 				return err
 			}
 		}
-		// Buildah prints the list's ID.
-		ml, err := st.ManifestList(ctx, list)
-		if err != nil {
-			return err
+		if len(built) > 1 {
+			ml, err := st.ManifestList(ctx, list)
+			if err != nil {
+				return err
+			}
+			id = images.ListID(ml)
 		}
-		id = images.ListID(ml)
 	}
 	if err := writeTransportTags(ctx, st, o, built); err != nil {
 		return err

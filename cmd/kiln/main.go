@@ -68,6 +68,10 @@ func execute(args []string) int {
 	root := newRootCommand()
 	root.SetArgs(args)
 	err := root.Execute()
+	if a := attempt; a != nil {
+		attempt = nil
+		err = a.finish(err)
+	}
 	if err == nil {
 		return 0
 	}

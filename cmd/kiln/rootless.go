@@ -1,8 +1,11 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -45,6 +48,79 @@ func enterUserNamespace(cmd *cobra.Command, args []string) error {
 	if p.Note != "" {
 		logger.Warn(p.Note)
 	}
-	code, err := idmap.Enter(cmd.Context(), p, os.Args, os.Environ())
+	if tryAsUser(cmd, p) {
+		return nil
+	}
+	return enterPlanned(cmd.Context(), p)
+}
+
+// enterPlanned runs this command line again in the user namespace p
+// plans and returns an exitError with its status.
+func enterPlanned(ctx context.Context, p idmap.Plan) error {
+	code, err := idmap.Enter(ctx, p, os.Args, os.Environ())
 	return &exitError{code: code, err: err}
+}
+
+// asUserFirst lists the verbs a rootless kiln runs first as the user
+// itself, outside its user namespace. Entering the namespace costs two
+// process starts and the setuid ID mappers, as much again as a short
+// command; these verbs often need nothing only the namespace can do:
+// reading the store, tagging, a build whose every step is cached or
+// whose COPY layers exist only as blobs. They run with the store's
+// snapshots read-only (store.Options.SnapshotsReadOnly) and their output
+// held back; the first thing that needs the namespace (a RUN, a mount, a
+// pull, recovery after a killed process) fails, and then the output is
+// dropped and the whole command runs again in the namespace, finding
+// what the first run stored. Whatever the first run did is what the
+// second would have done first.
+var asUserFirst = map[string]bool{"build": true, "images": true, "inspect": true, "containers": true, "tag": true}
+
+// userAttempt is the run of a verb as the user (asUserFirst).
+type userAttempt struct {
+	plan idmap.Plan
+	out  *outputCapture
+}
+
+// attempt is this process's userAttempt, nil when there is none.
+var attempt *userAttempt
+
+// tryAsUser starts a userAttempt when cmd is one of asUserFirst and its
+// arguments read nothing that a second run could not read again (stdin,
+// a git repository fetched again, output streamed to stdout).
+func tryAsUser(cmd *cobra.Command, p idmap.Plan) bool {
+	if !asUserFirst[cmd.Name()] || cmd.Parent() != cmd.Root() || os.Getenv("KILN_USERNS_ALWAYS") != "" {
+		return false
+	}
+	for _, a := range os.Args[1:] {
+		if a == "-" || strings.HasSuffix(a, "=-") || strings.Contains(a, "/dev/stdin") || strings.Contains(a, "/proc/self/fd/") ||
+			strings.Contains(a, "://") || strings.HasPrefix(a, "git@") || a == "--logfile" || strings.HasPrefix(a, "--logfile=") {
+			return false
+		}
+	}
+	if !idmap.Assume(idmap.IDMap{UIDs: p.UIDs, GIDs: p.GIDs}) {
+		return false
+	}
+	out, err := captureOutput()
+	if err != nil {
+		logger.Debug("running in the user namespace", "reason", err)
+		return false
+	}
+	attempt = &userAttempt{plan: p, out: out}
+	logger.Debug("running as the user, outside the user namespace, until something needs it")
+	return true
+}
+
+// finish ends the attempt with the verb's result: its output is shown
+// and err returned when it succeeded or was interrupted; otherwise the
+// command runs again in the namespace and that run's result counts.
+func (a *userAttempt) finish(err error) error {
+	var ee *exitError
+	interrupted := errors.As(err, &ee) && (ee.code == 130 || ee.code == exitBrokenPipe)
+	if err == nil || interrupted {
+		_ = a.out.replay()
+		return err
+	}
+	a.out.drop()
+	logger.Debug("running in the user namespace", "reason", err)
+	return enterPlanned(context.Background(), a.plan)
 }

@@ -242,6 +242,60 @@ func TestRootlessWorkingContainer(t *testing.T) {
 	r.mustKiln(append(other, "storage", "check")...)
 }
 
+// TestRootlessAsUserFirst: what needs no user namespace runs without
+// one (store.Options.SnapshotsReadOnly, cmd/kiln/rootless.go), shown by
+// a $PATH without newuidmap, which entering it needs: a rebuild whose
+// steps are cached, a COPY whose layer is only a blob, images, inspect,
+// tag and containers work there; a build that must RUN fails with the
+// missing-newuidmap error and none of its first run's output. With
+// newuidmap back, the COPY layer made outside has the right files and
+// owners in a container, and a build that falls back to the namespace
+// prints each step once.
+func TestRootlessAsUserFirst(t *testing.T) {
+	r := newRootless(t, rootlessUser)
+	b := testbase.Push(t, plainRegistry(t), testbase.Spec{Kind: testbase.Busybox})
+	r.mustKiln("pull", "-q", "--tls-verify=false", b.Ref)
+	r.file("ctx/Dockerfile", "FROM "+b.Name+"\nRUN echo ran > /ran\nCOPY data /data\n")
+	r.file("ctx/data", "one\n")
+	ctx := filepath.Join(r.dir, "ctx")
+	first := r.mustKiln("build", "-q", "-t", "localhost/first", ctx)
+
+	bin := filepath.Join(r.dir, "bin-without-newuidmap")
+	must(t, os.Mkdir(bin, 0o755))
+	must(t, os.Symlink(testenv.NeedBinary(t, "runc"), filepath.Join(bin, "runc")))
+	r.path = bin
+	if again := r.mustKiln("build", "-q", "-t", "localhost/first", ctx); again != first {
+		t.Errorf("cached rebuild outside the namespace built %s, want %s", again, first)
+	}
+	r.file("ctx/data", "two\n")
+	second := r.mustKiln("build", "-q", "-t", "localhost/second", ctx)
+	r.mustKiln("tag", "localhost/second", "localhost/tagged")
+	if out := r.mustKiln("images", "--format", "{{.Name}}"); !strings.Contains(out, "localhost/tagged") {
+		t.Errorf("images outside the namespace: %q", out)
+	}
+	if got := r.mustKiln("inspect", "--format", "{{.FromImageID}}", "localhost/tagged"); got != second {
+		t.Errorf("inspect outside the namespace: %q, want %s", got, second)
+	}
+	r.mustKiln("containers")
+	out, errOut, code := r.kiln("build", "--no-cache", "-t", "localhost/third", ctx)
+	if code != 125 || out != "" || !strings.Contains(errOut, "newuidmap") || strings.Contains(errOut, "STEP") {
+		t.Errorf("a build that must RUN without newuidmap: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+
+	r.path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	c := r.mustKiln("from", "--pull=never", "localhost/tagged")
+	if got := r.mustKiln("run", c, "--", "sh", "-c", "cat /ran /data; stat -c %u:%g /data"); got != "ran\ntwo\n0:0" {
+		t.Errorf("the COPY layer made outside the namespace, in a container: %q", got)
+	}
+	r.file("ctx/Dockerfile", "FROM "+b.Name+"\nRUN echo ran > /ran\nCOPY data /data\nRUN cat /data\n")
+	out = r.mustKiln("build", "--log-level", "debug", "-t", "localhost/fourth", ctx)
+	for _, step := range []string{"STEP 1/4", "STEP 2/4", "STEP 3/4", "STEP 4/4", "two"} {
+		if n := strings.Count(out, step); n != 1 {
+			t.Errorf("%q %d times in the output of a build that fell back to the namespace:\n%s", step, n, out)
+		}
+	}
+}
+
 // TestRootlessBuildLikeRoot builds one Dockerfile (multi-stage, RUN that
 // chowns to other IDs, COPY --chown, USER) on a base umoci made, as
 // root and as the user, with --timestamp, and wants the same layers:
@@ -357,7 +411,7 @@ func TestRootlessBadInput(t *testing.T) {
 		must(t, os.Symlink(testenv.NeedBinary(t, "runc"), filepath.Join(bin, "runc")))
 		r.path = bin
 		defer func() { r.path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" }()
-		wantAll(t, "images' error", r.fails("images"), "newuidmap", "apt-get install uidmap")
+		wantAll(t, "from's error", r.fails("from", "scratch"), "newuidmap", "apt-get install uidmap")
 	})
 
 	t.Run("root's store", func(t *testing.T) {

@@ -33,7 +33,7 @@ func openStoreWith(ctx context.Context, ov storageconf.Overrides) (*store.Store,
 	if err != nil {
 		return nil, err
 	}
-	o := store.Options{Root: s.Root, RunRoot: s.RunRoot, Driver: s.Driver, DriverOpts: s.DriverOpts, Logger: logger}
+	o := store.Options{Root: s.Root, RunRoot: s.RunRoot, Driver: s.Driver, DriverOpts: s.DriverOpts, Logger: logger, SnapshotsReadOnly: attempt != nil}
 	st, err := store.Open(ctx, o)
 	// A size limit overlay cannot enforce here is an error, not a reason
 	// to drop the limit on vfs.
@@ -47,7 +47,10 @@ func openStoreWith(ctx context.Context, ov storageconf.Overrides) (*store.Store,
 	}
 	// The step containers of a build whose kiln was killed, and the
 	// processes still running in them, go at the next command.
-	if n, err := container.RemoveAbandoned(ctx, st); err != nil {
+	if n, err := container.RemoveAbandoned(ctx, st); errors.Is(err, store.ErrSnapshotsReadOnly) {
+		st.Close()
+		return nil, err
+	} else if err != nil {
 		logger.Warn("removing the containers of a killed build", "error", err)
 	} else if n > 0 {
 		logger.Debug("removed the containers of a killed build", "count", n)

@@ -176,6 +176,17 @@ func Current() (IDMap, error) {
 	return current.m, current.err
 }
 
+// Assume makes Current return m from now on, for a rootless kiln that
+// does the work of its user namespace as the user itself, outside it
+// (cmd/kiln): it checks layer owners against the mappings the namespace
+// would have, and takes the namespace's view (InUserNamespace). It
+// reports false, changing nothing, once Current has been read.
+func Assume(m IDMap) bool {
+	assumed := false
+	current.once.Do(func() { current.m, assumed = m, true })
+	return assumed
+}
+
 func readMappings(path string) (Mappings, error) {
 	f, err := os.Open(path)
 	if err != nil {

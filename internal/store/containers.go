@@ -48,6 +48,9 @@ func (s *Store) CreateContainer(ctx context.Context, name, imageID, layer string
 		return Container{}, err
 	}
 	id := hex.EncodeToString(b[:])
+	if s.snapshotsReadOnly {
+		return Container{}, fmt.Errorf("creating container %s: %w", name, refused("creating", id))
+	}
 	if err := s.EnsureSpace(ctx, 0); err != nil {
 		return Container{}, err
 	}

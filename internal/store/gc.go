@@ -21,6 +21,9 @@ const orphanLayersQuery = `SELECT id FROM layers l WHERE state='complete'
 // and their files removed after it commits; a crash in between is
 // finished by recovery.
 func (s *Store) GC(ctx context.Context) error {
+	if s.snapshotsReadOnly {
+		return nil // the next process that may remove files collects them
+	}
 	for {
 		var doomed []string
 		err := s.db.tx(ctx, func(tx *sql.Tx) error {

@@ -124,6 +124,9 @@ func (s *Store) EnsureFiles(ctx context.Context, id string) error {
 		if l.Files {
 			continue
 		}
+		if s.snapshotsReadOnly {
+			return refused("making the files of", l.ID)
+		}
 		if err := s.makeFiles(ctx, l); err != nil {
 			return fmt.Errorf("unpacking layer %s: %w", l.DiffID, err)
 		}

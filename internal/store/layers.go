@@ -108,6 +108,9 @@ func (s *Store) ApplyLayer(ctx context.Context, parent string, diffID digest.Dig
 		_, _ = io.Copy(io.Discard, r)
 		return l, nil
 	}
+	if s.snapshotsReadOnly {
+		return Layer{}, refused("making", id)
+	}
 	if err := s.EnsureFiles(ctx, parent); err != nil {
 		return Layer{}, err
 	}

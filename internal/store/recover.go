@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,9 @@ import (
 // being made or removed, containers being made, promoted or removed,
 // mount counts of mounts that are gone, and temp files.
 func (s *Store) recover(ctx context.Context) error {
+	if s.snapshotsReadOnly {
+		return s.recoveryDue(ctx)
+	}
 	type row struct{ id, state, own, extra string }
 	collect := func(q string) ([]row, error) {
 		rows, err := s.db.sql.QueryContext(ctx, q)
@@ -180,4 +184,28 @@ func (s *Store) removeStaleTemps() {
 		}
 		_ = os.RemoveAll(filepath.Join(dir, e.Name()))
 	}
+}
+
+// recoveryDue is recover for a store whose snapshots are read-only: it
+// changes nothing and fails with ErrSnapshotsReadOnly when a process
+// that is gone left work for recovery. Stale temp and lock files and
+// mount counts wait for the next full recovery.
+func (s *Store) recoveryDue(ctx context.Context) error {
+	for _, q := range []string{
+		`SELECT DISTINCT owner FROM layers WHERE state != 'complete'`,
+		`SELECT DISTINCT owner FROM containers WHERE state != 'complete' OR promoting LIKE '` + rebasePrefix + `%'`,
+		`SELECT DISTINCT files_owner FROM layers WHERE files='` + filesMaking + `'`,
+		`SELECT DISTINCT owner FROM layer_holds UNION SELECT DISTINCT owner FROM image_holds UNION SELECT DISTINCT owner FROM blob_pending`,
+	} {
+		owners, err := s.db.column(ctx, q)
+		if err != nil {
+			return err
+		}
+		for _, o := range owners {
+			if o != owner && !s.alive(o) {
+				return fmt.Errorf("%w: a process that is gone left work to finish", ErrSnapshotsReadOnly)
+			}
+		}
+	}
+	return nil
 }

@@ -31,6 +31,9 @@ var (
 	ErrImageInUse       = errors.New("image is in use by a container")
 	ErrDigestMismatch   = digestio.ErrDigestMismatch // the one sentinel, shared with transport
 	ErrAmbiguous        = errors.New("ambiguous ID prefix")
+	// ErrSnapshotsReadOnly: the store was opened with SnapshotsReadOnly
+	// and the work needs snapshot files made, mounted or removed.
+	ErrSnapshotsReadOnly = errors.New("the store was opened without the right to change snapshot files")
 )
 
 // Options say where the store lives and which driver it uses.
@@ -40,6 +43,14 @@ type Options struct {
 	Driver     string
 	DriverOpts map[string]string
 	Logger     *slog.Logger
+	// SnapshotsReadOnly opens an existing store for a process that
+	// cannot make, mount or remove snapshot files (a rootless kiln
+	// outside its user namespace, whose files belong to IDs only the
+	// namespace has): every such change fails with ErrSnapshotsReadOnly
+	// before it starts, and so does Open when the store is new or a
+	// killed process left work only recovery can finish. Metadata and
+	// blobs work as usual; GC leaves unused layers to a later process.
+	SnapshotsReadOnly bool
 }
 
 // Store is an open store. Its methods are safe for concurrent use, and
@@ -50,6 +61,8 @@ type Store struct {
 	driver        driver.Driver
 	log           *slog.Logger
 	minFreeSpace  string // storage.conf's min_free_space (see EnsureSpace)
+	// snapshotsReadOnly: Options.SnapshotsReadOnly.
+	snapshotsReadOnly bool
 }
 
 // Open opens (creating if needed) the store described by o and recovers
@@ -61,6 +74,11 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if o.Driver != "" {
 		if err := driver.Known(o.Driver); err != nil {
 			return nil, err
+		}
+	}
+	if o.SnapshotsReadOnly {
+		if _, err := os.Stat(filepath.Join(o.Root, "kiln.db")); err != nil {
+			return nil, fmt.Errorf("%w: opening store %s: %v", ErrSnapshotsReadOnly, o.Root, err)
 		}
 	}
 	for _, dir := range []string{o.Root, o.RunRoot, filepath.Join(o.Root, "blobs", "sha256"), filepath.Join(o.Root, "tmp"), filepath.Join(o.Root, "tarsplit")} {
@@ -84,9 +102,17 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	drv, err := driver.New(name, driver.Options{Home: filepath.Join(o.Root, name), Opts: o.DriverOpts, Logger: o.Logger})
 	if err != nil {
 		db.close()
+		if o.SnapshotsReadOnly {
+			// Not a verdict on the driver: its check may need the rights
+			// this process lacks.
+			return nil, fmt.Errorf("%w: opening the %s driver: %v", ErrSnapshotsReadOnly, name, err)
+		}
 		return nil, err
 	}
-	s := &Store{root: o.Root, runRoot: o.RunRoot, db: db, driver: drv, log: o.Logger, minFreeSpace: o.DriverOpts["min_free_space"]}
+	if o.SnapshotsReadOnly {
+		drv = readOnlySnapshots(drv)
+	}
+	s := &Store{root: o.Root, runRoot: o.RunRoot, db: db, driver: drv, log: o.Logger, minFreeSpace: o.DriverOpts["min_free_space"], snapshotsReadOnly: o.SnapshotsReadOnly}
 	if _, _, _, err := s.FreeSpace(); err != nil {
 		db.close()
 		return nil, err
