@@ -9,7 +9,9 @@ import (
 
 	"github.com/kiln-build/kiln/internal/container"
 	"github.com/kiln-build/kiln/internal/image"
+	"github.com/kiln-build/kiln/internal/images"
 	"github.com/kiln-build/kiln/internal/store"
+	"github.com/kiln-build/kiln/internal/transport"
 )
 
 type inspectOptions struct {
@@ -36,6 +38,11 @@ func newInspectCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if raw, ok := v.(listJSON); ok {
+				// Buildah prints a list as manifest inspect does,
+				// whatever --format says.
+				return printIndented(cmd.OutOrStdout(), raw, args[0])
+			}
 			format := o.Format
 			if format == "" {
 				format = "json"
@@ -43,7 +50,7 @@ func newInspectCommand() *cobra.Command {
 			return render(cmd.OutOrStdout(), format, []any{v}, true)
 		},
 	}
-	cmd.Flags().StringVarP(&o.Type, "type", "t", "container", "what to inspect: container or image")
+	cmd.Flags().StringVarP(&o.Type, "type", "t", "container", "what to inspect: container, image or manifest")
 	cmd.Flags().StringVarP(&o.Format, "format", "f", "", "format the output with a Go template")
 	return optionsFirst(cmd)
 }
@@ -63,6 +70,14 @@ type imageInspect struct {
 	History          []image.History   `json:"History"`
 }
 
+// listJSON is a manifest list to print as manifest inspect prints it.
+type listJSON []byte
+
+// inspectTarget finds what inspect describes, as Buildah looks: a
+// container, else an image, else a manifest list (in Buildah, an image
+// too): the list's stored image for this platform, or, when it has none,
+// the list itself. --type image takes an image or a list's image only;
+// --type manifest a list only.
 func inspectTarget(ctx context.Context, st *store.Store, typ, ref string) (any, error) {
 	switch typ {
 	case "container", "":
@@ -73,17 +88,49 @@ func inspectTarget(ctx context.Context, st *store.Store, typ, ref string) (any, 
 		if !errors.Is(err, store.ErrContainerUnknown) {
 			return nil, err
 		}
-		if typ == "container" {
-			if _, ierr := st.LookupImage(ctx, ref); ierr == nil {
-				return inspectImage(ctx, st, ref)
-			}
+		v, ierr := inspectImageOrList(ctx, st, ref, true)
+		if typ == "container" && (errors.Is(ierr, store.ErrImageUnknown) || errors.Is(ierr, store.ErrAmbiguous)) {
 			return nil, err
 		}
-		return inspectImage(ctx, st, ref)
+		return v, ierr
 	case "image":
+		return inspectImageOrList(ctx, st, ref, false)
+	case "manifest":
+		ml, err := images.LookupList(ctx, st, ref)
+		if err != nil {
+			return nil, listNotFound(ref, err)
+		}
+		return listJSON(ml.Index), nil
+	}
+	return nil, fmt.Errorf("unknown --type %q: use container, image or manifest", typ)
+}
+
+// inspectImageOrList inspects the image ref names or, when ref names a
+// manifest list, the list's image for this platform; with orList, a
+// list without one is returned as listJSON.
+func inspectImageOrList(ctx context.Context, st *store.Store, ref string, orList bool) (any, error) {
+	_, err := st.LookupImage(ctx, ref)
+	if err == nil {
 		return inspectImage(ctx, st, ref)
 	}
-	return nil, fmt.Errorf("unknown --type %q: use container or image", typ)
+	if !errors.Is(err, store.ErrImageUnknown) {
+		return nil, err
+	}
+	ml, lerr := images.LookupList(ctx, st, ref)
+	if errors.Is(lerr, store.ErrManifestListUnknown) {
+		return nil, err
+	}
+	if lerr != nil {
+		return nil, lerr
+	}
+	img, ierr := images.ListImage(ctx, st, ml, transport.Platform{})
+	if ierr == nil {
+		return inspectImage(ctx, st, img.ID)
+	}
+	if orList && errors.Is(ierr, store.ErrImageUnknown) {
+		return listJSON(ml.Index), nil
+	}
+	return nil, fmt.Errorf("importing settings: %w", ierr)
 }
 
 func inspectImage(ctx context.Context, st *store.Store, ref string) (any, error) {

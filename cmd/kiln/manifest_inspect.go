@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-build/kiln/internal/images"
 	"github.com/kiln-build/kiln/internal/store"
 	"github.com/kiln-build/kiln/internal/transport"
 )
@@ -31,24 +33,31 @@ func newManifestInspectCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var out bytes.Buffer
-			if err := json.Indent(&out, raw, "", "    "); err != nil {
-				return fmt.Errorf("formatting manifest of %s: %w", args[0], err)
-			}
-			out.WriteByte('\n')
-			_, err = cmd.OutOrStdout().Write(out.Bytes())
-			return err
+			return printIndented(cmd.OutOrStdout(), raw, args[0])
 		},
 	}
 	o.add(cmd.Flags())
 	return cmd
 }
 
-// manifestToInspect returns the stored list named name or, when there is
+// printIndented writes the manifest (or list) of name as manifest inspect
+// prints it: indented four spaces, one newline after.
+func printIndented(w io.Writer, raw []byte, name string) error {
+	var out bytes.Buffer
+	if err := json.Indent(&out, raw, "", "    "); err != nil {
+		return fmt.Errorf("formatting manifest of %s: %w", name, err)
+	}
+	out.WriteByte('\n')
+	_, err := w.Write(out.Bytes())
+	return err
+}
+
+// manifestToInspect returns the stored list named name (or with that
+// ID) or, when there is
 // none, the top-level manifest of name as a transport reference.
 func manifestToInspect(cmd *cobra.Command, st *store.Store, name string, o registryFlags) ([]byte, error) {
 	ctx := cmd.Context()
-	ml, err := st.ManifestList(ctx, name)
+	ml, err := images.LookupList(ctx, st, name)
 	if err == nil {
 		return ml.Index, nil
 	}

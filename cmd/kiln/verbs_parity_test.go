@@ -183,6 +183,60 @@ func TestImagesListsManifestLists(t *testing.T) {
 	}
 }
 
+// TestBuildManifestInspect: build -q --manifest prints the image's ID, as
+// Buildah 1.28 does (bud '--manifest flag new manifest'), and inspect
+// takes a manifest list's name or ID as Buildah takes it (a list is an
+// image in its store): the list's image for this platform, or, when it
+// has none, the list as manifest inspect prints it.
+func TestBuildManifestInspect(t *testing.T) {
+	e := newEnv(t, "")
+	e.foreignBusybox()
+	dir := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(dir, "Containerfile"), []byte("FROM localhost/busybox\nCOPY f /f\n"), 0o644))
+	must(t, os.WriteFile(filepath.Join(dir, "f"), []byte("hi\n"), 0o644))
+	e.mustKiln("manifest", "create", "existing")
+	for _, list := range []string{"testlist", "existing"} {
+		id := e.mustKiln("build", "-q", "--manifest", list, "-t", "arch-test", dir)
+		if want := e.mustKiln("inspect", "--format", "{{.FromImageID}}", "arch-test"); id != want {
+			t.Fatalf("build -q --manifest %s printed %q, want the image's ID %q", list, id, want)
+		}
+		digest := e.mustKiln("inspect", "--format", "{{.FromImageDigest}}", id)
+		if got := e.mustKiln("manifest", "inspect", list); !strings.Contains(got, digest) {
+			t.Errorf("manifest inspect %s lacks %s:\n%s", list, digest, got)
+		}
+		var listID string
+		for _, line := range strings.Split(e.mustKiln("images", "--no-trunc", "--format", "{{.ID}} {{.Name}}"), "\n") {
+			if f := strings.Fields(line); len(f) == 2 && f[1] == "localhost/"+list {
+				listID = strings.TrimPrefix(f[0], "sha256:")
+			}
+		}
+		if len(listID) != 64 {
+			t.Fatalf("images lists no ID for %s", list)
+		}
+		for _, a := range [][]string{{list}, {listID}, {listID[:12]}, {"sha256:" + listID}, {"--type", "image", list}} {
+			args := append([]string{"inspect", "--format", "{{.FromImageID}} {{.FromImageDigest}}"}, a...)
+			if got := e.mustKiln(args...); got != id+" "+digest {
+				t.Errorf("inspect %v: %q, want the list's image %q", a, got, id+" "+digest)
+			}
+		}
+		if got := e.mustKiln("inspect", "--type", "manifest", list); !strings.Contains(got, `"manifests"`) || !strings.Contains(got, digest) {
+			t.Errorf("inspect --type manifest %s:\n%s", list, got)
+		}
+	}
+	// A list with no image for this platform: the list itself, --format
+	// or not; an error with --type image.
+	e.mustKiln("manifest", "create", "empty")
+	if got := e.mustKiln("inspect", "--format", "{{.FromImageID}}", "empty"); !strings.Contains(got, `"schemaVersion": 2`) {
+		t.Errorf("inspect of an empty list:\n%s", got)
+	}
+	if errOut := e.fails("inspect", "--type", "image", "empty"); !strings.Contains(errOut, "no image found in manifest list for architecture") {
+		t.Errorf("inspect --type image of an empty list: %s", errOut)
+	}
+	if errOut := e.fails("inspect", "nosuchlist"); !strings.Contains(errOut, "container not known") {
+		t.Errorf("inspect of nothing: %s", errOut)
+	}
+}
+
 // TestCommitAgain: committing a container that changed nothing since its
 // last commit makes that image again (Buildah commits a container's whole
 // change each time: push 'push' compares two such commits); a change
