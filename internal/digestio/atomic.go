@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/sys/unix"
 )
 
 // File is a file written atomically: it is made under a temporary name
@@ -19,7 +20,15 @@ import (
 type File struct {
 	f    *os.File
 	done bool
+	// written and queued count bytes written and bytes whose writeback
+	// was started (Write).
+	written, queued int64
 }
+
+// writebackChunk is how much a File lets pile up in the page cache
+// before it starts writing it back: Commit's fsync then waits for the
+// last chunk, not for the whole file, which the disk wrote meanwhile.
+const writebackChunk = 8 << 20
 
 // CreateTemp starts a File in dir, named by pattern as os.CreateTemp
 // names files (mode 0600). dir must be on the filesystem of the final
@@ -36,11 +45,31 @@ func CreateTemp(dir, pattern string) (*File, error) {
 func (f *File) Name() string { return f.f.Name() }
 
 // Write implements io.Writer.
-func (f *File) Write(p []byte) (int, error) { return f.f.Write(p) }
+func (f *File) Write(p []byte) (int, error) {
+	n, err := f.f.Write(p)
+	f.written += int64(n)
+	if f.written-f.queued >= writebackChunk {
+		// Only a hint: Commit's fsync is what makes the file durable.
+		_ = unix.SyncFileRange(int(f.f.Fd()), f.queued, f.written-f.queued, unix.SYNC_FILE_RANGE_WRITE)
+		f.queued = f.written
+	}
+	return n, err
+}
 
 // ReadFrom implements io.ReaderFrom, so that io.Copy from a file can use
-// the kernel's copy.
-func (f *File) ReadFrom(r io.Reader) (int64, error) { return f.f.ReadFrom(r) }
+// the kernel's copy; from other readers it writes through Write.
+func (f *File) ReadFrom(r io.Reader) (int64, error) {
+	if _, ok := r.(*os.File); ok {
+		n, err := f.f.ReadFrom(r)
+		f.written += n
+		return n, err
+	}
+	buf := make([]byte, 256<<10)
+	return io.CopyBuffer(writerOnly{f}, r, buf)
+}
+
+// writerOnly hides File's ReadFrom from io.CopyBuffer.
+type writerOnly struct{ io.Writer }
 
 // Chmod sets the mode the file will have.
 func (f *File) Chmod(mode os.FileMode) error { return f.f.Chmod(mode) }
