@@ -36,7 +36,6 @@ type Reference struct {
 
 var (
 	pathComponent = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*$`)
-	tagPattern    = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
 	domainPattern = regexp.MustCompile(`^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]+)?$|^\[[0-9A-Fa-f:.]+\](?::[0-9]+)?$`)
 )
 
@@ -61,7 +60,7 @@ func ParseReference(s string) (Reference, error) {
 	}
 	if i := strings.LastIndex(rest, ":"); i >= 0 && !strings.Contains(rest[i+1:], "/") {
 		r.Tag = rest[i+1:]
-		if !tagPattern.MatchString(r.Tag) {
+		if !validTag(r.Tag) {
 			return bad("bad tag " + strconv(r.Tag))
 		}
 		rest = rest[:i]
@@ -223,4 +222,20 @@ func Namespaces(repo string) []string {
 		out = append(out, "*."+name)
 	}
 	return out
+}
+
+// validTag reports whether tag is a valid tag: [A-Za-z0-9_] then up to
+// 127 of [A-Za-z0-9_.-]. (As a regular expression, the 127 repeats
+// compile to a program that took 2 ms of every kiln start.)
+func validTag(tag string) bool {
+	if tag == "" || len(tag) > 128 || tag[0] == '.' || tag[0] == '-' {
+		return false
+	}
+	for i := 0; i < len(tag); i++ {
+		c := tag[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
 }

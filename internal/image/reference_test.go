@@ -2,6 +2,8 @@ package image
 
 import (
 	"errors"
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -86,6 +88,18 @@ func TestDockerNormalized(t *testing.T) {
 		}
 		if got := r.DockerNormalized().String(); got != tt.want {
 			t.Errorf("DockerNormalized(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestValidTag: validTag accepts exactly what the distribution
+// reference grammar's tag pattern accepts.
+func TestValidTag(t *testing.T) {
+	grammar := regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+	long := strings.Repeat("a", 128)
+	for _, tag := range []string{"", "latest", "v1.2.3", "_x", ".x", "-x", "x-", "x.", "A_b-C.d", "a:b", "a/b", "é", "a b", long, long + "a", "0"} {
+		if got, want := validTag(tag), grammar.MatchString(tag); got != want {
+			t.Errorf("validTag(%q) = %t, want %t", tag, got, want)
 		}
 	}
 }
