@@ -201,6 +201,14 @@ func makeData(dir string, count, size int) error {
 // makeSmallFiles writes count small text files (100–2,000 bytes) under
 // dir, once.
 func makeSmallFiles(dir string, count int) error {
+	return makeFiles(dir, count, 2000)
+}
+
+// makeFiles makes count files of 100 to maxSize bytes under dir, a
+// thousand to a directory, once (a marker beside dir says it is done).
+// Up to 2,000 bytes they are text; larger ones are random, as the
+// context of issue 16's first table (149 MB) was.
+func makeFiles(dir string, count, maxSize int) error {
 	marker := dir + ".complete"
 	if _, err := os.Stat(marker); err == nil {
 		return nil
@@ -213,8 +221,15 @@ func makeSmallFiles(dir string, count int) error {
 		if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
 			return err
 		}
-		n := 100 + rng.IntN(1900)
-		if err := os.WriteFile(name, []byte(fmt.Sprintf("%d\n%s", i, line[:n])), 0o644); err != nil {
+		n := 100 + rng.IntN(maxSize-100)
+		data := []byte(fmt.Sprintf("%d\n%s", i, line[:min(n, len(line))]))
+		if maxSize > len(line) {
+			data = make([]byte, n)
+			for j := range data {
+				data[j] = byte(rng.Uint32())
+			}
+		}
+		if err := os.WriteFile(name, data, 0o644); err != nil {
 			return err
 		}
 	}

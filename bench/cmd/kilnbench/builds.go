@@ -209,6 +209,14 @@ RUN ls /out | wc -l > /count
 				return writeContext(dir, "FROM localhost/busybox\nCOPY files/ /data/\n", nil)
 			},
 			floor: true, goals: func(docker bool) []goal { return smallFilesGoals(true, docker) }},
+		{name: "COPY 20,000 files, 149 MB", what: "one COPY of a context of 20,000 files of 100–15,000 bytes (149 MB), as in issue 16's first table", cold: true,
+			files: func(dir string) error {
+				if err := makeFiles(filepath.Join(dir, "files"), smallFiles, 15000); err != nil {
+					return err
+				}
+				return writeContext(dir, "FROM localhost/busybox\nCOPY files/ /data/\n", nil)
+			},
+			floor: true, goals: func(docker bool) []goal { return smallFilesGoals(true, docker) }},
 		{name: "COPY 20,000 files, one changed", what: "the same COPY again after one of the 20,000 files changed",
 			files: func(dir string) error {
 				if err := makeSmallFiles(filepath.Join(dir, "files"), smallFiles); err != nil {
