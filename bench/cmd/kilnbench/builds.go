@@ -217,6 +217,15 @@ RUN ls /out | wc -l > /count
 				return writeContext(dir, "FROM localhost/busybox\nCOPY files/ /data/\n", nil)
 			},
 			floor: true, goals: func(docker bool) []goal { return smallFilesGoals(true, docker) }},
+		{name: "COPY 20,000 files, 149 MB, one changed", what: "the 149 MB COPY again after one of its 20,000 files changed",
+			files: func(dir string) error {
+				if err := makeFiles(filepath.Join(dir, "files"), smallFiles, 15000); err != nil {
+					return err
+				}
+				return writeContext(dir, "FROM localhost/busybox\nCOPY files/ /data/\n", nil)
+			},
+			prep:  smallFilesChanged,
+			floor: true, goals: func(docker bool) []goal { return smallFilesGoals(false, docker) }},
 		{name: "COPY 20,000 files, one changed", what: "the same COPY again after one of the 20,000 files changed",
 			files: func(dir string) error {
 				if err := makeSmallFiles(filepath.Join(dir, "files"), smallFiles); err != nil {
