@@ -277,6 +277,13 @@ func TestRootlessAsUserFirst(t *testing.T) {
 		t.Errorf("inspect outside the namespace: %q, want %s", got, second)
 	}
 	r.mustKiln("containers")
+	// A Dockerfile on stdin cannot be read twice: that build starts in
+	// the namespace, which it cannot enter here.
+	stdin := r.command("build", "-q", "-f", "-", ctx)
+	stdin.Stdin = strings.NewReader("FROM " + b.Name + "\nCOPY data /data\n")
+	if out, err := stdin.CombinedOutput(); err == nil || !strings.Contains(string(out), "newuidmap") {
+		t.Errorf("build -f - without newuidmap: %v: %s", err, out)
+	}
 	out, errOut, code := r.kiln("build", "--no-cache", "-t", "localhost/third", ctx)
 	if code != 125 || out != "" || !strings.Contains(errOut, "newuidmap") || strings.Contains(errOut, "STEP") {
 		t.Errorf("a build that must RUN without newuidmap: exit %d, stdout %q, stderr %q", code, out, errOut)
