@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -19,6 +20,7 @@ type outputCapture struct {
 	wg     sync.WaitGroup
 	mu     sync.Mutex
 	chunks []outputChunk
+	closed bool // restored: later reads are dropped
 }
 
 type outputChunk struct {
@@ -60,7 +62,9 @@ func (c *outputCapture) read(fd int, r *os.File) {
 		n, err := r.Read(buf)
 		if n > 0 {
 			c.mu.Lock()
-			c.chunks = append(c.chunks, outputChunk{fd: fd, data: append([]byte(nil), buf[:n]...)})
+			if !c.closed {
+				c.chunks = append(c.chunks, outputChunk{fd: fd, data: append([]byte(nil), buf[:n]...)})
+			}
 			c.mu.Unlock()
 		}
 		if err != nil {
@@ -70,7 +74,9 @@ func (c *outputCapture) read(fd int, r *os.File) {
 }
 
 // restore points fds 1 and 2 back at the real stdout and stderr and
-// waits until everything written before is read.
+// waits until everything written before is read: until the pipes' last
+// writers are gone, or for a second when a process this one started
+// still holds them.
 func (c *outputCapture) restore() {
 	for i, fd := range []int{1, 2} {
 		if c.saved[i] >= 0 {
@@ -83,12 +89,22 @@ func (c *outputCapture) restore() {
 			c.writes[i] = nil
 		}
 	}
-	c.wg.Wait()
+	done := make(chan struct{})
+	go func() { c.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+	}
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
 }
 
 // replay restores fds 1 and 2 and writes what was held back to them.
 func (c *outputCapture) replay() error {
 	c.restore()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	var errs []error
 	for _, ch := range c.chunks {
 		f := os.Stdout
@@ -106,5 +122,7 @@ func (c *outputCapture) replay() error {
 // drop restores fds 1 and 2 and forgets what was held back.
 func (c *outputCapture) drop() {
 	c.restore()
+	c.mu.Lock()
 	c.chunks = nil
+	c.mu.Unlock()
 }
