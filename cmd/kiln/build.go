@@ -79,6 +79,41 @@ func openBuildIO(cmd *cobra.Command, o buildOptions, logfile string, toStdout bo
 	return bio, nil
 }
 
+// parseOutputs parses the --output values and reports whether one of
+// them is stdout.
+func parseOutputs(specs []string) (outputs []outputSpec, toStdout bool, err error) {
+	for _, spec := range specs {
+		out, err := parseOutput(spec)
+		if err != nil {
+			return nil, false, err
+		}
+		toStdout = toStdout || out.dest == "-"
+		outputs = append(outputs, out)
+	}
+	return outputs, toStdout, nil
+}
+
+// baseResolver finds a build's base images in st, pulling them as policy
+// says, with progress on bio's stderr.
+func baseResolver(o buildOptions, st *store.Store, bio buildIO, policy images.PullPolicy) func(context.Context, string, ocispec.Platform) (store.Image, error) {
+	return func(ctx context.Context, ref string, p ocispec.Platform) (store.Image, error) {
+		prog := newCopyProgress(bio.errOut, o.Quiet || bio.out == nil)
+		defer prog.finish()
+		eo := images.EnsureOptions{Policy: policy, Logger: bio.logger,
+			Pull: newPullOptions(o.registryFlags, o.retryFlags, transport.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant})}
+		eo.Pull.Progress = prog.progress()
+		if attempt != nil {
+			// A pull's progress is not held back: it is made in the
+			// user namespace, where the build then finds the image.
+			if policy != images.PullMissing && policy != images.PullNever {
+				return store.Image{}, fmt.Errorf("%s: pulling waits for the user namespace", ref)
+			}
+			eo.Policy = images.PullNever
+		}
+		return images.Ensure(ctx, st, ref, eo)
+	}
+}
+
 func runBuild(cmd *cobra.Command, o buildOptions, args []string) error {
 	// Ctrl-C or SIGTERM stops the build cleanly: its containers and
 	// mounts are removed before kiln exits.
@@ -88,15 +123,9 @@ func runBuild(cmd *cobra.Command, o buildOptions, args []string) error {
 	if err != nil {
 		return err
 	}
-	var outputs []outputSpec
-	toStdout := false
-	for _, spec := range o.Outputs {
-		out, err := parseOutput(spec)
-		if err != nil {
-			return err
-		}
-		toStdout = toStdout || out.dest == "-"
-		outputs = append(outputs, out)
+	outputs, toStdout, err := parseOutputs(o.Outputs)
+	if err != nil {
+		return err
 	}
 	platforms, err := buildPlatforms(o)
 	if err != nil {
@@ -122,15 +151,10 @@ func runBuild(cmd *cobra.Command, o buildOptions, args []string) error {
 	}
 	defer src.Close()
 	bo.ContextDir = src.Dir
-	for name, v := range bo.Contexts {
-		if strings.HasPrefix(v, "http://") || strings.HasPrefix(v, "https://") {
-			csrc, err := dockerfile.OpenSource(ctx, v, nil, st.RunRoot())
-			if err != nil {
-				return fmt.Errorf("--build-context %s: %w", name, err)
-			}
-			defer csrc.Close()
-			bo.Contexts[name] = csrc.Dir
-		}
+	closeContexts, err := fetchContexts(ctx, bo.Contexts, st.RunRoot())
+	defer closeContexts()
+	if err != nil {
+		return err
 	}
 	dfPath, err := readDockerfile(cmd, o, src, &bo, bio.logger)
 	if err != nil {
@@ -156,24 +180,8 @@ func runBuild(cmd *cobra.Command, o buildOptions, args []string) error {
 			}
 		}
 	}
-	bo.Resolve = func(ctx context.Context, ref string, p ocispec.Platform) (store.Image, error) {
-		prog := newCopyProgress(bio.errOut, o.Quiet || bio.out == nil)
-		defer prog.finish()
-		eo := images.EnsureOptions{Policy: policy, Logger: bio.logger,
-			Pull: newPullOptions(o.registryFlags, o.retryFlags, transport.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant})}
-		eo.Pull.Progress = prog.progress()
-		if attempt != nil {
-			// A pull's progress is not held back: it is made in the
-			// user namespace, where the build then finds the image.
-			if policy != images.PullMissing && policy != images.PullNever {
-				return store.Image{}, fmt.Errorf("%s: pulling waits for the user namespace", ref)
-			}
-			eo.Policy = images.PullNever
-		}
-		return images.Ensure(ctx, st, ref, eo)
-	}
 	bases := newBaseRecorder()
-	bo.Resolve = bases.wrap(bo.Resolve)
+	bo.Resolve = bases.wrap(baseResolver(o, st, bio, policy))
 	if o.retryFlags != (retryFlags{}) && cmd.Flags().Changed("retry") {
 		bio.logger.Debug(fmt.Sprintf("Setting MaxPullPushRetries to %d and PullPushRetryDelay to %s", o.Retry, o.RetryDelay))
 	}
@@ -199,16 +207,45 @@ func runBuild(cmd *cobra.Command, o buildOptions, args []string) error {
 		return withBuildExit(err)
 	}
 	for _, b := range built {
-		if o.repro.Verify {
-			if err := verifyReproducible(ctx, st, b.opts, b.res, bio.errOut); err != nil {
-				return err
-			}
-		}
-		if err := o.attest.attach(ctx, st, b.opts, b.res, bases); err != nil {
+		if err := verifyAndAttest(ctx, st, o, b, bio, bases); err != nil {
 			return err
 		}
 	}
 	return buildDone(cmd, o, st, bo, built, outputs, bio)
+}
+
+// fetchContexts replaces the URLs among the --build-context values with
+// the directories they are fetched into; the function it returns removes
+// those.
+func fetchContexts(ctx context.Context, contexts map[string]string, runRoot string) (func(), error) {
+	var srcs []*dockerfile.Source
+	closeAll := func() {
+		for _, s := range srcs {
+			s.Close()
+		}
+	}
+	for name, v := range contexts {
+		if strings.HasPrefix(v, "http://") || strings.HasPrefix(v, "https://") {
+			csrc, err := dockerfile.OpenSource(ctx, v, nil, runRoot)
+			if err != nil {
+				return closeAll, fmt.Errorf("--build-context %s: %w", name, err)
+			}
+			srcs = append(srcs, csrc)
+			contexts[name] = csrc.Dir
+		}
+	}
+	return closeAll, nil
+}
+
+// verifyAndAttest checks a built image with --verify-reproducible and
+// attaches what --attest asks for.
+func verifyAndAttest(ctx context.Context, st *store.Store, o buildOptions, b builtImage, bio buildIO, bases *baseRecorder) error {
+	if o.repro.Verify {
+		if err := verifyReproducible(ctx, st, b.opts, b.res, bio.errOut); err != nil {
+			return err
+		}
+	}
+	return o.attest.attach(ctx, st, b.opts, b.res, bases)
 }
 
 // contextSpec is the context argument; without one, the directory of
