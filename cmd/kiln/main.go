@@ -65,6 +65,16 @@ func (e *exitError) Unwrap() error { return e.err }
 // 0 on success, the carried code of an exitError, and 125 for every
 // other error, as Buildah does.
 func execute(args []string) int {
+	defer func() {
+		// A panic in a run as the user (rootless.go) must reach stderr.
+		if a := attempt; a != nil {
+			if r := recover(); r != nil {
+				attempt = nil
+				_ = a.out.replay()
+				panic(r)
+			}
+		}
+	}()
 	root := newRootCommand()
 	root.SetArgs(args)
 	err := root.Execute()

@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-build/kiln/internal/dockerfile"
 	"github.com/kiln-build/kiln/internal/idmap"
+	"github.com/kiln-build/kiln/internal/images"
 	"github.com/kiln-build/kiln/internal/storageconf"
 )
 
@@ -48,7 +51,7 @@ func enterUserNamespace(cmd *cobra.Command, args []string) error {
 	if p.Note != "" {
 		logger.Warn(p.Note)
 	}
-	if tryAsUser(cmd, p) {
+	if tryAsUser(cmd, args, p) {
 		return nil
 	}
 	return enterPlanned(cmd.Context(), p)
@@ -84,18 +87,31 @@ type userAttempt struct {
 // attempt is this process's userAttempt, nil when there is none.
 var attempt *userAttempt
 
-// tryAsUser starts a userAttempt when cmd is one of asUserFirst and its
-// arguments read nothing that a second run could not read again (stdin,
-// a git repository fetched again, output streamed to stdout).
-func tryAsUser(cmd *cobra.Command, p idmap.Plan) bool {
+// tryAsUser starts a userAttempt when cmd is one of asUserFirst and a
+// second run would do nothing twice: it reads nothing that cannot be read
+// again (stdin, a pipe or FIFO named as a file, a git or URL context) and
+// sends nothing out that a first run might send before it fails (an
+// --output, a cache pushed or pulled, a tag in another transport, a
+// --logfile).
+func tryAsUser(cmd *cobra.Command, args []string, p idmap.Plan) bool {
 	if !asUserFirst[cmd.Name()] || cmd.Parent() != cmd.Root() || os.Getenv("KILN_USERNS_ALWAYS") != "" {
 		return false
 	}
-	for _, a := range os.Args[1:] {
-		if a == "-" || strings.HasSuffix(a, "=-") || strings.Contains(a, "/dev/stdin") || strings.Contains(a, "/proc/self/fd/") ||
-			strings.Contains(a, "://") || strings.HasPrefix(a, "git@") || a == "--logfile" || strings.HasPrefix(a, "--logfile=") {
+	for _, f := range []string{"output", "cache-to", "cache-from", "logfile", "push"} {
+		if fl := cmd.Flags().Lookup(f); fl != nil && fl.Changed {
 			return false
 		}
+	}
+	if fl := cmd.Flags().Lookup("tag"); fl != nil {
+		if tags, err := cmd.Flags().GetStringArray("tag"); err == nil && slices.ContainsFunc(tags, func(t string) bool { return images.IsTransportRef(t) || strings.Contains(t, "://") }) {
+			return false
+		}
+	}
+	if cmd.Name() == "build" && len(args) > 0 && dockerfile.IsFetched(args[0]) {
+		return false
+	}
+	if slices.ContainsFunc(os.Args[1:], readOnce) {
+		return false
 	}
 	if !idmap.Assume(idmap.IDMap{UIDs: p.UIDs, GIDs: p.GIDs}) {
 		return false
@@ -108,6 +124,28 @@ func tryAsUser(cmd *cobra.Command, p idmap.Plan) bool {
 	attempt = &userAttempt{plan: p, out: out}
 	logger.Debug("running as the user, outside the user namespace, until something needs it")
 	return true
+}
+
+// readOnce reports whether a command-line argument names something that
+// cannot be read twice: stdin ("-"), a descriptor, or, in any of its
+// "=" or "," separated parts, a file that is a pipe, FIFO, socket or
+// device.
+func readOnce(arg string) bool {
+	if arg == "-" || strings.HasSuffix(arg, "=-") {
+		return true
+	}
+	for _, part := range strings.FieldsFunc(arg, func(r rune) bool { return r == '=' || r == ',' }) {
+		if strings.HasPrefix(part, "/dev/") || strings.HasPrefix(part, "/proc/") {
+			return true
+		}
+		if !strings.ContainsRune(part, '/') {
+			continue
+		}
+		if fi, err := os.Stat(part); err == nil && !fi.Mode().IsRegular() && !fi.IsDir() {
+			return true
+		}
+	}
+	return false
 }
 
 // finish ends the attempt with the verb's result: its output is shown

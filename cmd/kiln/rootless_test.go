@@ -301,6 +301,44 @@ func TestRootlessAsUserFirst(t *testing.T) {
 			t.Errorf("%q %d times in the output of a build that fell back to the namespace:\n%s", step, n, out)
 		}
 	}
+
+	// Outside the namespace the base's files show host owners: a COPY
+	// made there takes the owners of the directories it copies up, and of
+	// those it makes, from the image (the same layer as one made in the
+	// namespace), not from the disk; the directories COPY --from makes
+	// are root's, as in the namespace. The base's layers have files now
+	// (they ran).
+	r.file("owners/Dockerfile", "FROM "+b.Name+" AS src\nFROM "+b.Name+"\nCOPY f /etc/kiln/f\nCOPY f /bin/f\nCOPY --from=src /etc/passwd /deep/er/passwd\n")
+	r.file("owners/f", "f\n")
+	owners := filepath.Join(r.dir, "owners")
+	r.path = bin
+	r.mustKiln("build", "-q", "--timestamp", "0", "-t", "localhost/owners-user", owners)
+	r.path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	ns := r.command("build", "-q", "--no-cache", "--timestamp", "0", "-t", "localhost/owners-ns", owners)
+	ns.Env = append(ns.Env, "KILN_USERNS_ALWAYS=1")
+	if out, err := ns.CombinedOutput(); err != nil {
+		t.Fatalf("build in the namespace: %v: %s", err, out)
+	}
+	// A Dockerfile in a FIFO can be read once: the build goes to the
+	// namespace at once, and its RUN runs.
+	fifo := filepath.Join(r.dir, "Dockerfile.fifo")
+	must(t, syscall.Mkfifo(fifo, 0o600))
+	must(t, os.Lchown(fifo, r.uid, r.gid))
+	go func() {
+		if f, err := os.OpenFile(fifo, os.O_WRONLY, 0); err == nil {
+			f.WriteString("FROM " + b.Name + "\nRUN echo from-fifo\n")
+			f.Close()
+		}
+	}()
+	if out := r.mustKiln("build", "--no-cache", "-f", fifo, owners); !strings.Contains(out, "from-fifo") {
+		t.Errorf("build -f FIFO printed %q", out)
+	}
+	diffIDs := func(ref string) string {
+		return r.mustKiln("inspect", "--type", "image", "--format", "{{json .OCIv1.RootFS.DiffIDs}}", ref)
+	}
+	if user, inside := diffIDs("localhost/owners-user"), diffIDs("localhost/owners-ns"); user != inside {
+		t.Errorf("COPY layers made outside the namespace %s, inside %s", user, inside)
+	}
 }
 
 // TestRootlessBuildLikeRoot builds one Dockerfile (multi-stage, RUN that

@@ -192,7 +192,7 @@ func listXattrs(path string) (map[string]string, error) {
 	}
 	var out map[string]string
 	for _, name := range strings.Split(string(buf[:n]), "\x00") {
-		if name == "" || strings.HasPrefix(name, "trusted.overlay.") || strings.HasPrefix(name, userOverlayPrefix) && idmap.InUserNamespace() {
+		if name == "" || OverlayXattr(name) {
 			continue
 		}
 		v, err := getxattr(path, name)
@@ -258,6 +258,14 @@ type ApplyOptions struct {
 }
 
 const userOverlayPrefix = "user.overlay."
+
+// OverlayXattr reports whether an extended attribute of a file in an
+// overlay upper directory is overlayfs's own, not the file's:
+// trusted.overlay.*, and in a user namespace (where kiln mounts overlay
+// with "userxattr") user.overlay.*.
+func OverlayXattr(name string) bool {
+	return strings.HasPrefix(name, "trusted.overlay.") || strings.HasPrefix(name, userOverlayPrefix) && idmap.InUserNamespace()
+}
 
 // OpaqueXattr is the attribute that marks an overlay directory opaque:
 // trusted.overlay.opaque, or in a user namespace, where kiln mounts

@@ -169,6 +169,10 @@ func RemoveAbandoned(ctx context.Context, st *store.Store) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if len(ids) > 0 && st.SnapshotsReadOnly() {
+		// Their runs' state and files need the rights this process lacks.
+		return 0, fmt.Errorf("%w: removing the containers of a killed build", store.ErrSnapshotsReadOnly)
+	}
 	n := 0
 	for _, id := range ids {
 		c, err := Open(ctx, st, id)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/kiln-build/kiln/internal/archive"
 	"github.com/kiln-build/kiln/internal/container"
+	"github.com/kiln-build/kiln/internal/idmap"
 	"github.com/kiln-build/kiln/internal/store"
 )
 
@@ -76,8 +77,9 @@ type upper struct {
 
 func newUpper(lower *store.PathView, now time.Time) *upper {
 	root := &unode{mode: fs.ModeDir | 0o755, kids: map[string]*unode{}}
+	euid, egid := idmap.EffectiveIDs()
 	return &upper{lower: lower, root: root, dirs: map[string]*unode{"/": root}, now: now,
-		umask: processUmask(), euid: os.Geteuid(), egid: os.Getegid()}
+		umask: processUmask(), euid: euid, egid: egid}
 }
 
 // dentry is what the merged tree holds at a path.

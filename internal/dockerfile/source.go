@@ -205,6 +205,12 @@ func isTarStream(br *bufio.Reader) bool {
 }
 
 // isGitSource reports whether spec names a git repository.
+// IsFetched reports whether a build context spec names something
+// OpenSource fetches (a git repository, a URL) or reads from stdin.
+func IsFetched(spec string) bool {
+	return spec == "-" || isGitSource(spec) || strings.HasPrefix(spec, "http://") || strings.HasPrefix(spec, "https://")
+}
+
 func isGitSource(spec string) bool {
 	for _, p := range []string{"git://", "git@", "ssh://", "github.com/"} {
 		if strings.HasPrefix(spec, p) {

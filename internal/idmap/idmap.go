@@ -158,9 +158,10 @@ type IDMap struct {
 }
 
 var current struct {
-	once sync.Once
-	m    IDMap
-	err  error
+	once    sync.Once
+	m       IDMap
+	err     error
+	assumed bool // set by Assume
 }
 
 // Current returns the mappings of the user namespace this process runs
@@ -183,8 +184,26 @@ func Current() (IDMap, error) {
 // reports false, changing nothing, once Current has been read.
 func Assume(m IDMap) bool {
 	assumed := false
-	current.once.Do(func() { current.m, assumed = m, true })
+	current.once.Do(func() { current.m, current.assumed, assumed = m, true, true })
 	return assumed
+}
+
+// Assumed reports whether Assume took effect: this process works for a
+// user namespace it is not in. It is then root there (EffectiveIDs),
+// and files it reads show host IDs, which only the namespace would show
+// as the image's.
+func Assumed() bool {
+	Current()
+	return current.assumed
+}
+
+// EffectiveIDs are the uid and gid this process creates files as, in its
+// user namespace, or the one it Assumed (whose root it works as).
+func EffectiveIDs() (uid, gid int) {
+	if Assumed() {
+		return 0, 0
+	}
+	return os.Geteuid(), os.Getegid()
 }
 
 func readMappings(path string) (Mappings, error) {

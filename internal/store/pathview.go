@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/internal/archive"
+	"github.com/kiln-build/kiln/internal/idmap"
 	"github.com/kiln-build/kiln/internal/store/driver"
 )
 
@@ -158,6 +159,9 @@ func (v *PathView) get(i int, p string, meta bool) (entryKind, PathEntry, error)
 		return kindWhiteout, PathEntry{}, nil
 	}
 	e, err := statEntry(full, &st, meta)
+	if err == nil && v.s.snapshotsReadOnly {
+		err = imageOwners(&e, full)
+	}
 	return kindPresent, e, err
 }
 
@@ -172,7 +176,7 @@ func (v *PathView) opaque(i int, dir string) bool {
 		return l.idx.opaque[dir]
 	}
 	buf := make([]byte, 8)
-	n, err := unix.Lgetxattr(filepath.Join(l.content, dir), "trusted.overlay.opaque", buf)
+	n, err := unix.Lgetxattr(filepath.Join(l.content, dir), archive.OpaqueXattr(), buf)
 	return err == nil && string(buf[:n]) == "y"
 }
 
@@ -315,6 +319,9 @@ func (v *PathView) rootEntry() (int, PathEntry, error) {
 			return -1, PathEntry{}, err
 		}
 		e, err := statEntry(l.content, &st, true)
+		if err == nil && v.s.snapshotsReadOnly {
+			err = imageOwners(&e, l.content)
+		}
 		return i, e, err
 	}
 	return -1, PathEntry{Mode: fs.ModeDir | 0o755, Nlink: 1}, nil
@@ -451,6 +458,30 @@ func statEntry(full string, st *unix.Stat_t, meta bool) (PathEntry, error) {
 	return e, nil
 }
 
+// imageOwners gives e, read from snapshot file full by a process outside
+// the user namespace that owns the store's files (SnapshotsReadOnly), the
+// owners the namespace shows: the disk holds host IDs. What the kernel
+// translates inside the file's attributes (ACLs, namespaced file
+// capabilities) is left to the namespace: ErrSnapshotsReadOnly.
+func imageOwners(e *PathEntry, full string) error {
+	m, err := idmap.Current()
+	if err != nil {
+		return err
+	}
+	uid, uok := m.UIDs.ToContainer(uint32(e.UID))
+	gid, gok := m.GIDs.ToContainer(uint32(e.GID))
+	if !uok || !gok {
+		return fmt.Errorf("%w: %s is owned by host IDs %d:%d, which the user namespace does not map", ErrSnapshotsReadOnly, full, e.UID, e.GID)
+	}
+	e.UID, e.GID = int(uid), int(gid)
+	for name := range e.Xattrs {
+		if strings.HasPrefix(name, "system.posix_acl_") || name == "security.capability" {
+			return fmt.Errorf("%w: %s has %s, which only the user namespace reads as the image has it", ErrSnapshotsReadOnly, full, name)
+		}
+	}
+	return nil
+}
+
 // listXattrs reads a file's extended attributes, overlay's own excepted.
 func listXattrs(full string) (map[string]string, error) {
 	sz, err := unix.Llistxattr(full, nil)
@@ -467,7 +498,7 @@ func listXattrs(full string) (map[string]string, error) {
 	}
 	var out map[string]string
 	for _, name := range strings.Split(string(buf[:n]), "\x00") {
-		if name == "" || strings.HasPrefix(name, "trusted.overlay.") {
+		if name == "" || archive.OverlayXattr(name) {
 			continue
 		}
 		vsz, err := unix.Lgetxattr(full, name, nil)

@@ -143,5 +143,9 @@ func (s *Store) Root() string { return s.root }
 // RunRoot is the store's run root.
 func (s *Store) RunRoot() string { return s.runRoot }
 
+// SnapshotsReadOnly reports whether the store was opened with
+// Options.SnapshotsReadOnly.
+func (s *Store) SnapshotsReadOnly() bool { return s.snapshotsReadOnly }
+
 // Driver is the store's storage driver.
 func (s *Store) Driver() driver.Driver { return s.driver }
