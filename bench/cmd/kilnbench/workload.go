@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"os"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -102,6 +105,10 @@ func (v *variant) iterate(ctx context.Context, i int) (sample, error) {
 	// tool before it wrote (20,000 files written by a peer made the next
 	// kiln COPY, which fsyncs its blob, 0.3–0.5 s slower).
 	syscall.Sync()
+	// Nor for what a daemon still does after its command returned
+	// (dockerd removing the snapshot a rebuild replaced: 20,000 unlinks
+	// whose journal commits a kiln fsync then waits behind).
+	waitDiskIdle(ctx, 300*time.Millisecond, 15*time.Second)
 	var total sample
 	for _, argv := range v.steps(i) {
 		s, _, err := runTimed(ctx, v.env, argv)
@@ -179,4 +186,43 @@ func memoryGoal(limit int64) goal {
 			return peak < limit, fmtMiB(peak), true
 		},
 	}
+}
+
+// waitDiskIdle waits until no disk has written a sector for quiet (per
+// /proc/diskstats), or until limit has passed.
+func waitDiskIdle(ctx context.Context, quiet, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	last, still := diskWrites(), time.Now()
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(50 * time.Millisecond)
+		if n := diskWrites(); n != last {
+			last, still = n, time.Now()
+			continue
+		}
+		if time.Since(still) >= quiet {
+			return
+		}
+	}
+}
+
+// diskWrites is the sum of sectors written and writes in progress over
+// the machine's whole disks.
+func diskWrites() uint64 {
+	b, err := os.ReadFile("/proc/diskstats")
+	if err != nil {
+		return 0
+	}
+	var sum uint64
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		// major minor name reads ... writes merged sectors ms in-progress
+		if len(f) < 12 || strings.HasPrefix(f[2], "loop") || strings.HasPrefix(f[2], "ram") {
+			continue
+		}
+		for _, i := range []int{9, 11} {
+			n, _ := strconv.ParseUint(f[i], 10, 64)
+			sum += n
+		}
+	}
+	return sum
 }
