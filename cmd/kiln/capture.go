@@ -33,7 +33,7 @@ type outputChunk struct {
 
 // captureOutput points fds 1 and 2 at pipes that this process reads.
 func captureOutput() (*outputCapture, error) {
-	c := &outputCapture{saved: [2]int{-1, -1}, reads: [2]int{-1, -1}, writes: [2]int{-1, -1}, done: make(chan struct{})}
+	c := &outputCapture{saved: [2]int{-1, -1}, reads: [2]int{-1, -1}, writes: [2]int{-1, -1}}
 	for i, fd := range []int{1, 2} {
 		var p [2]int
 		err := unix.Pipe2(p[:], unix.O_CLOEXEC)
@@ -50,6 +50,7 @@ func captureOutput() (*outputCapture, error) {
 			return nil, fmt.Errorf("holding back output: %w", err)
 		}
 	}
+	c.done = make(chan struct{}) // restore waits for the reader from now on
 	go c.read()
 	return c, nil
 }

@@ -97,7 +97,7 @@ func tryAsUser(cmd *cobra.Command, args []string, p idmap.Plan) bool {
 	if !asUserFirst[cmd.Name()] || cmd.Parent() != cmd.Root() || os.Getenv("KILN_USERNS_ALWAYS") != "" {
 		return false
 	}
-	for _, f := range []string{"output", "cache-to", "cache-from", "logfile", "push"} {
+	for _, f := range []string{"output", "cache-to", "cache-from", "logfile"} {
 		if fl := cmd.Flags().Lookup(f); fl != nil && fl.Changed {
 			return false
 		}
