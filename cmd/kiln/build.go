@@ -18,6 +18,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-build/kiln/internal/container"
 	"github.com/kiln-build/kiln/internal/dockerfile"
 	"github.com/kiln-build/kiln/internal/images"
 	"github.com/kiln-build/kiln/internal/store"
@@ -225,7 +226,7 @@ func fetchContexts(ctx context.Context, contexts map[string]string, runRoot stri
 		}
 	}
 	for name, v := range contexts {
-		if strings.HasPrefix(v, "http://") || strings.HasPrefix(v, "https://") {
+		if container.IsURL(v) {
 			csrc, err := dockerfile.OpenSource(ctx, v, nil, runRoot)
 			if err != nil {
 				return closeAll, fmt.Errorf("--build-context %s: %w", name, err)
@@ -255,7 +256,7 @@ func contextSpec(o buildOptions, args []string) string {
 		return args[0]
 	}
 	for _, f := range o.Files {
-		if f == "-" || strings.HasPrefix(f, "http://") || strings.HasPrefix(f, "https://") {
+		if f == "-" || container.IsURL(f) {
 			continue
 		}
 		if abs, err := filepath.Abs(f); err == nil {

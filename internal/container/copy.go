@@ -132,7 +132,7 @@ func expandSources(o CopyOptions) ([]source, error) {
 	var out []source
 	var unmatched error
 	for _, s := range o.Sources {
-		if (o.Add || o.FetchURLs) && (strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://")) {
+		if (o.Add || o.FetchURLs) && IsURL(s) {
 			out = append(out, source{path: s})
 			continue
 		}
@@ -247,7 +247,7 @@ type linkedCopy struct {
 // and link entries.
 func (cp copier) copySource(ctx context.Context, src, name, dest string, intoDir bool) error {
 	cp.links = map[fileID]linkedCopy{}
-	if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
+	if IsURL(src) {
 		return cp.fetch(ctx, src, dest, intoDir)
 	}
 	fi, err := os.Stat(src)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
@@ -17,6 +18,12 @@ import (
 // ErrChecksum is wrapped when downloaded content does not match the
 // checksum asked for.
 var ErrChecksum = fmt.Errorf("checksum mismatch")
+
+// IsURL reports whether s is an http or https URL: what ADD and a build
+// context download (Download) rather than read from a path.
+func IsURL(s string) bool {
+	return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://")
+}
 
 // Download fetches an http(s) URL into dir as ADD does: the file is named
 // after the URL's last path element, has mode 0600 and the modification

@@ -50,7 +50,7 @@ func OpenSource(ctx context.Context, spec string, stdin io.Reader, tmpDir string
 		return sourceFromStream(ctx, stdin, tmpDir)
 	case isGitSource(spec):
 		return gitSource(ctx, spec, tmpDir)
-	case strings.HasPrefix(spec, "http://") || strings.HasPrefix(spec, "https://"):
+	case container.IsURL(spec):
 		tmp, err := os.MkdirTemp(tmpDir, "context-")
 		if err != nil {
 			return nil, err
@@ -204,13 +204,13 @@ func isTarStream(br *bufio.Reader) bool {
 	return n >= 262 && string(buf[257:262]) == "ustar"
 }
 
-// isGitSource reports whether spec names a git repository.
 // IsFetched reports whether a build context spec names something
 // OpenSource fetches (a git repository, a URL) or reads from stdin.
 func IsFetched(spec string) bool {
-	return spec == "-" || isGitSource(spec) || strings.HasPrefix(spec, "http://") || strings.HasPrefix(spec, "https://")
+	return spec == "-" || isGitSource(spec) || container.IsURL(spec)
 }
 
+// isGitSource reports whether spec names a git repository.
 func isGitSource(spec string) bool {
 	for _, p := range []string{"git://", "git@", "ssh://", "github.com/"} {
 		if strings.HasPrefix(spec, p) {

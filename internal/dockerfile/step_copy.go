@@ -61,7 +61,7 @@ func (r *stageRun) copyStep(ctx context.Context, c *instructions.CopyCommand) er
 		return err
 	}
 	for _, src := range c.SourcePaths {
-		if from == "" && (strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://")) {
+		if from == "" && container.IsURL(src) {
 			return fmt.Errorf("source can't be a URL for COPY: %s (ADD fetches URLs)", src) // Buildah's words
 		}
 	}
@@ -265,7 +265,7 @@ func (r *stageRun) excluder(root string, excludes []string) (func(string, string
 func (r *stageRun) sourceDigest(ctx context.Context, from string, srcs []string) (string, error) {
 	if from == "" {
 		for _, s := range srcs {
-			if strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") || isGitURL(s) {
+			if container.IsURL(s) || isGitURL(s) {
 				continue
 			}
 			if err := checkSource(s); err != nil {
@@ -288,7 +288,7 @@ func (r *stageRun) sourceDigest(ctx context.Context, from string, srcs []string)
 func localOnly(srcs []string) []string {
 	var out []string
 	for _, s := range srcs {
-		if !strings.HasPrefix(s, "http://") && !strings.HasPrefix(s, "https://") && !isGitURL(s) {
+		if !container.IsURL(s) && !isGitURL(s) {
 			out = append(out, s)
 		}
 	}
@@ -303,7 +303,7 @@ func (r *stageRun) stageExtraSources(ctx context.Context, sp *copySpec) (string,
 		switch {
 		case sp.add && isGitURL(s):
 			repos = append(repos, s)
-		case sp.add && (strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://")):
+		case sp.add && container.IsURL(s):
 			urls = append(urls, s)
 		default:
 			local = append(local, s)
