@@ -12,7 +12,8 @@ import (
 
 // recover finishes or undoes what processes that died left behind: layers
 // being made or removed, containers being made, promoted or removed,
-// mount counts of mounts that are gone, and temp files.
+// mount counts of mounts that are gone, and temp files. (recoveryDue
+// must know every kind of work it finishes.)
 func (s *Store) recover(ctx context.Context) error {
 	if s.snapshotsReadOnly {
 		return s.recoveryDue(ctx)
@@ -189,7 +190,8 @@ func (s *Store) removeStaleTemps() {
 // recoveryDue is recover for a store whose snapshots are read-only: it
 // changes nothing and fails with ErrSnapshotsReadOnly when a process
 // that is gone left work for recovery. Stale temp and lock files and
-// mount counts wait for the next full recovery.
+// mount counts wait for the next full recovery. Its queries are recover's
+// sources of work: a kind of recovery added there belongs here too.
 func (s *Store) recoveryDue(ctx context.Context) error {
 	for _, q := range []string{
 		`SELECT DISTINCT owner FROM layers WHERE state != 'complete'`,
